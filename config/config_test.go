@@ -1,0 +1,226 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func parseValid(t *testing.T, doc string) *Cluster {
+	t.Helper()
+	c, err := Parse("kforge.yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if err := c.Validate("kforge.yaml"); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	return c
+}
+
+// same compares two clusters, ignoring where hosts sat in a file and the
+// difference between an empty and a missing list.
+func same(a, b *Cluster) bool {
+	norm := func(c *Cluster) Cluster {
+		n := *c
+		n.Hosts = append([]Host(nil), c.Hosts...)
+		for i := range n.Hosts {
+			n.Hosts[i].line = 0
+		}
+		if len(n.Certs.ExtraSANs) == 0 {
+			n.Certs.ExtraSANs = nil
+		}
+		return n
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func TestPrintedDefaultsAreCompleteAndValid(t *testing.T) {
+	c := parseValid(t, string(DefaultsYAML()))
+	if !same(c, Default()) {
+		t.Fatalf("defaults.yaml decodes to\n%#v\nbut Default() is\n%#v", c, Default())
+	}
+	// Every field of the schema appears in the printed file (commented
+	// host fields included), so users can discover all of them.
+	var walk func(reflect.Type)
+	walk = func(ty reflect.Type) {
+		for i := 0; i < ty.NumField(); i++ {
+			f := ty.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if !strings.Contains(string(DefaultsYAML()), name+":") {
+				t.Errorf("print-defaults does not mention field %s (%s.%s)", name, ty.Name(), f.Name)
+			}
+			ft := f.Type
+			if ft.Kind() == reflect.Slice {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				walk(ft)
+			}
+		}
+	}
+	walk(reflect.TypeOf(Cluster{}))
+}
+
+func TestDefaults(t *testing.T) {
+	c := Default()
+	if c.KubernetesVersion != "v1.35.4" || c.Networking.PodSubnet != "10.244.0.0/16" ||
+		c.Networking.ServiceSubnet != "10.96.0.0/12" || c.Networking.DNSDomain != "cluster.local" ||
+		c.Certs.Algorithm != AlgorithmECDSAP256 || c.CNI.Plugin != "bridge" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if err := c.Validate("(defaults)"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnknownFieldNamesFileAndLine(t *testing.T) {
+	doc := `apiVersion: kforge.dev/v1alpha1
+kind: Cluster
+networking:
+  podSubnet: 10.244.0.0/16
+  podSubent: 10.245.0.0/16
+`
+	_, err := Parse("/tmp/kforge.yaml", []byte(doc))
+	if err == nil {
+		t.Fatal("unknown field accepted")
+	}
+	if !strings.Contains(err.Error(), `/tmp/kforge.yaml:5: unknown field "podSubent" in Networking`) {
+		t.Fatalf("error does not name file, line and field: %v", err)
+	}
+}
+
+func TestMistypedFieldNamesLine(t *testing.T) {
+	doc := "apiVersion: kforge.dev/v1alpha1\nkind: Cluster\nhosts:\n- address: 10.0.0.1\n  role: control-plane\n  ssh:\n    port: twenty-two\n"
+	_, err := Parse("c.yaml", []byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:7:") || !strings.Contains(err.Error(), "twenty-two") {
+		t.Fatalf("want an error at c.yaml:7 naming the value, got %v", err)
+	}
+}
+
+func TestSecondDocumentRejected(t *testing.T) {
+	_, err := Parse("c.yaml", []byte("apiVersion: kforge.dev/v1alpha1\nkind: Cluster\n---\nkind: Cluster\n"))
+	if err == nil || !strings.Contains(err.Error(), "second YAML document") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	base := "apiVersion: kforge.dev/v1alpha1\nkind: Cluster\n"
+	cases := []struct {
+		name, doc, want string
+	}{
+		{"overlap", base + "networking: {podSubnet: 10.96.0.0/16, serviceSubnet: 10.96.0.0/12}\nhosts: [{local: true, role: control-plane}]\n",
+			"overlaps networking.serviceSubnet"},
+		{"host bits", base + "networking: {podSubnet: 10.244.1.0/16}\nhosts: [{local: true, role: control-plane}]\n",
+			"did you mean 10.244.0.0/16"},
+		{"no control plane", base + "hosts:\n- {address: 10.0.0.2, role: worker}\n", "no host has role control-plane"},
+		{"duplicate", base + "hosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: worker}\n- {address: 10.0.0.2, role: worker}\n",
+			"kforge.yaml:6: hosts[2] (10.0.0.2): address 10.0.0.2 is listed twice (also hosts[1])"},
+		{"bad version", base + "kubernetesVersion: 1.35\nhosts: [{local: true, role: control-plane}]\n", `kubernetesVersion "1.35" is not a version`},
+		{"old version", base + "kubernetesVersion: v1.20.0\nhosts: [{local: true, role: control-plane}]\n", "older than kforge supports"},
+		{"role", base + "hosts:\n- {address: 10.0.0.1, role: master}\n", `role "master": use control-plane or worker`},
+		{"algorithm", base + "certs: {algorithm: DSA}\nhosts: [{local: true, role: control-plane}]\n", `certs.algorithm "DSA"`},
+		{"validity", base + "certs: {caValidity: 24h, validity: 48h}\nhosts: [{local: true, role: control-plane}]\n", "outlasts certs.caValidity"},
+		{"bridge multi", base + "cni: {plugin: bridge}\nhosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: worker}\n", "use kube-router for 2 hosts"},
+		{"secret", base + "hosts:\n- address: 10.0.0.1\n  role: control-plane\n  ssh: {passwordFrom: hunter2}\n", `ssh.passwordFrom "hunter2": use env:NAME or file:PATH`},
+		{"jump", base + "hosts:\n- address: 10.0.0.1\n  role: control-plane\n  ssh: {jumpHost: 'bastion:99999'}\n", "ssh.jumpHost"},
+		{"two cps", base + "hosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: control-plane}\n", "exactly one"},
+		{"no address", base + "hosts:\n- {role: control-plane}\n", "address is empty"},
+		{"endpoint", base + "controlPlaneEndpoint: 'bad host:1'\nhosts: [{local: true, role: control-plane}]\n", "controlPlaneEndpoint"},
+		{"small svc", base + "networking: {serviceSubnet: 10.96.0.0/30}\nhosts: [{local: true, role: control-plane}]\n", "too small"},
+		{"big svc", base + "networking: {serviceSubnet: 10.0.0.0/8}\nhosts: [{local: true, role: control-plane}]\n", "2^20"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("kforge.yaml", []byte(tc.doc))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			err = c.Validate("kforge.yaml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestMultiHostDefaults(t *testing.T) {
+	c := parseValid(t, `apiVersion: kforge.dev/v1alpha1
+kind: Cluster
+hosts:
+- {address: 10.0.0.1, role: control-plane}
+- {address: 10.0.0.2, role: worker, ssh: {user: kforge, port: 2222}}
+`)
+	if c.CNI.Plugin != "kube-router" {
+		t.Errorf("cni for two hosts = %q, want kube-router", c.CNI.Plugin)
+	}
+	if c.Hosts[0].SSH.User != "root" || c.Hosts[0].SSH.Port != 22 || c.Hosts[1].SSH.Port != 2222 {
+		t.Errorf("ssh defaults wrong: %+v", c.Hosts)
+	}
+	if c.Hosts[1].Line() != 5 {
+		t.Errorf("hosts[1] line = %d, want 5", c.Hosts[1].Line())
+	}
+	cp, ok := c.ControlPlane()
+	if !ok || cp.Address != "10.0.0.1" || len(c.Workers()) != 1 {
+		t.Errorf("ControlPlane/Workers wrong")
+	}
+}
+
+func TestServiceIP(t *testing.T) {
+	n := Networking{ServiceSubnet: "10.96.0.0/12"}
+	for i, want := range map[int]string{1: "10.96.0.1", 10: "10.96.0.10"} {
+		ip, err := n.ServiceIP(i)
+		if err != nil || ip.String() != want {
+			t.Errorf("ServiceIP(%d) = %v, %v; want %s", i, ip, err, want)
+		}
+	}
+	if _, err := (Networking{ServiceSubnet: "10.0.0.0/30"}).ServiceIP(10); err == nil {
+		t.Error("ServiceIP beyond the subnet accepted")
+	}
+	ip, err := (Networking{ServiceSubnet: "fd00:10::/108"}).ServiceIP(10)
+	if err != nil || ip.String() != "fd00:10::a" {
+		t.Errorf("IPv6 ServiceIP = %v, %v", ip, err)
+	}
+}
+
+func TestSecret(t *testing.T) {
+	t.Setenv("KFORGE_TEST_SECRET", "s3cret")
+	if v, err := Secret("env:KFORGE_TEST_SECRET"); err != nil || v != "s3cret" {
+		t.Errorf("env secret = %q, %v", v, err)
+	}
+	f := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(f, []byte("filepw\n"), 0o600)
+	if v, err := Secret("file:" + f); err != nil || v != "filepw" {
+		t.Errorf("file secret = %q, %v", v, err)
+	}
+	if _, err := Secret("env:KFORGE_TEST_UNSET_XYZ"); err == nil || !strings.Contains(err.Error(), "not set") {
+		t.Errorf("unset env secret: %v", err)
+	}
+}
+
+func TestLoadMissingFileSaysWhatToDo(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "print-defaults") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	c := Default()
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := parseValid(t, string(out))
+	if !same(c, back) {
+		t.Fatalf("round trip changed the config:\n%s", out)
+	}
+}

@@ -1,0 +1,141 @@
+// Package config is kforge's cluster file: kforge.yaml, apiVersion
+// kforge.dev/v1alpha1, kind Cluster. It decodes strictly (an unknown or
+// mistyped key is an error naming the file and line), fills in defaults and
+// validates the result.
+package config
+
+// APIVersion and Kind identify a kforge cluster file.
+const (
+	APIVersion = "kforge.dev/v1alpha1"
+	Kind       = "Cluster"
+)
+
+// Role of a host in the cluster.
+const (
+	RoleControlPlane = "control-plane"
+	RoleWorker       = "worker"
+)
+
+// Certificate key algorithms.
+const (
+	AlgorithmECDSAP256 = "ECDSA-P256"
+	AlgorithmRSA2048   = "RSA-2048"
+)
+
+// Cluster is the whole cluster file.
+type Cluster struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	// Name is the cluster's name in kubeconfigs.
+	Name string `yaml:"name,omitempty"`
+	// KubernetesVersion is the version to install, e.g. v1.35.4.
+	KubernetesVersion string `yaml:"kubernetesVersion"`
+	// ControlPlaneEndpoint is host[:port] that clients and workers use to
+	// reach the API server. Empty means the control-plane host's address
+	// and port 6443.
+	ControlPlaneEndpoint string     `yaml:"controlPlaneEndpoint,omitempty"`
+	Networking           Networking `yaml:"networking"`
+	Hosts                []Host     `yaml:"hosts"`
+	Certs                Certs      `yaml:"certs"`
+	CNI                  CNI        `yaml:"cni"`
+	Artifacts            Artifacts  `yaml:"artifacts"`
+}
+
+// Networking holds the cluster's address ranges.
+type Networking struct {
+	PodSubnet     string `yaml:"podSubnet"`
+	ServiceSubnet string `yaml:"serviceSubnet"`
+	DNSDomain     string `yaml:"dnsDomain"`
+}
+
+// Host is one machine of the cluster.
+type Host struct {
+	// Address is how kforge reaches the host: an IP or a DNS name.
+	Address string `yaml:"address"`
+	// Name is the Kubernetes node name; empty means the host's hostname.
+	Name string `yaml:"name,omitempty"`
+	// Role is control-plane or worker.
+	Role string `yaml:"role"`
+	// NodeIP is the address the kubelet advertises; empty means Address
+	// when it is an IP.
+	NodeIP string `yaml:"nodeIP,omitempty"`
+	// Local marks the host kforge runs on: no SSH.
+	Local bool `yaml:"local,omitempty"`
+	SSH   SSH  `yaml:"ssh,omitempty"`
+	Sudo  Sudo `yaml:"sudo,omitempty"`
+
+	line int // line of the host's entry in the file, for messages
+}
+
+// SSH is how kforge connects to a host.
+type SSH struct {
+	User string `yaml:"user,omitempty"`
+	Port int    `yaml:"port,omitempty"`
+	// KeyPath is a private key file; an encrypted key's passphrase comes
+	// from KeyPassphraseFrom.
+	KeyPath           string `yaml:"keyPath,omitempty"`
+	KeyPassphraseFrom string `yaml:"keyPassphraseFrom,omitempty"`
+	// PasswordFrom is where a login password comes from: env:NAME or
+	// file:PATH. Passwords never appear in the cluster file itself.
+	PasswordFrom string `yaml:"passwordFrom,omitempty"`
+	// UseAgent uses the ssh-agent at $SSH_AUTH_SOCK.
+	UseAgent bool `yaml:"useAgent,omitempty"`
+	// KnownHosts is the known_hosts file to verify host keys against;
+	// empty means ~/.ssh/known_hosts.
+	KnownHosts string `yaml:"knownHosts,omitempty"`
+	// JumpHost is [user@]host[:port] of a bastion to connect through.
+	JumpHost string `yaml:"jumpHost,omitempty"`
+}
+
+// Sudo is how a non-root SSH user becomes root.
+type Sudo struct {
+	// PasswordFrom is where the sudo password comes from (env:NAME or
+	// file:PATH); empty means passwordless sudo.
+	PasswordFrom string `yaml:"passwordFrom,omitempty"`
+}
+
+// Certs configures the cluster's PKI.
+type Certs struct {
+	Algorithm string `yaml:"algorithm"`
+	// CAValidity and Validity are Go durations (87600h, 8760h).
+	CAValidity string   `yaml:"caValidity"`
+	Validity   string   `yaml:"validity"`
+	ExtraSANs  []string `yaml:"extraSANs,omitempty"`
+}
+
+// CNI picks the pod network.
+type CNI struct {
+	// Plugin is bridge (one node) or kube-router (any number of nodes);
+	// empty picks bridge for one host and kube-router otherwise.
+	Plugin string `yaml:"plugin,omitempty"`
+}
+
+// Artifacts says where binaries and images come from.
+type Artifacts struct {
+	// Bundle is a kforge bundle file to install from.
+	Bundle string `yaml:"bundle,omitempty"`
+}
+
+// Line is the line of the host's entry in its cluster file, or 0.
+func (h Host) Line() int { return h.line }
+
+// ControlPlane returns the first control-plane host.
+func (c *Cluster) ControlPlane() (Host, bool) {
+	for _, h := range c.Hosts {
+		if h.Role == RoleControlPlane {
+			return h, true
+		}
+	}
+	return Host{}, false
+}
+
+// Workers returns the worker hosts in file order.
+func (c *Cluster) Workers() []Host {
+	var ws []Host
+	for _, h := range c.Hosts {
+		if h.Role == RoleWorker {
+			ws = append(ws, h)
+		}
+	}
+	return ws
+}

@@ -1,0 +1,246 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	versionRe   = regexp.MustCompile(`^v1\.(\d+)\.(\d+)$`)
+	dnsLabelRe  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	secretRefRe = regexp.MustCompile(`^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$`)
+)
+
+// Validate checks the cluster for mistakes and returns every one it finds,
+// each naming file (and line, for hosts) and saying what to do.
+func (c *Cluster) Validate(file string) error {
+	var errs []string
+	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+
+	if c.APIVersion != APIVersion {
+		add("%s: apiVersion is %q; use %q", file, c.APIVersion, APIVersion)
+	}
+	if c.Kind != Kind {
+		add("%s: kind is %q; use %q", file, c.Kind, Kind)
+	}
+	if g := versionRe.FindStringSubmatch(c.KubernetesVersion); g == nil {
+		add("%s: kubernetesVersion %q is not a version like v1.35.4", file, c.KubernetesVersion)
+	} else if minor, _ := strconv.Atoi(g[1]); minor < 32 {
+		add("%s: kubernetesVersion %s is older than kforge supports (v1.32 or newer)", file, c.KubernetesVersion)
+	}
+	if c.ControlPlaneEndpoint != "" {
+		if err := checkEndpoint(c.ControlPlaneEndpoint); err != nil {
+			add("%s: controlPlaneEndpoint %q: %v", file, c.ControlPlaneEndpoint, err)
+		}
+	}
+
+	pod, perr := parseCIDR(c.Networking.PodSubnet)
+	if perr != nil {
+		add("%s: networking.podSubnet: %v", file, perr)
+	}
+	svc, serr := parseCIDR(c.Networking.ServiceSubnet)
+	if serr != nil {
+		add("%s: networking.serviceSubnet: %v", file, serr)
+	} else if ones, bits := svc.Mask.Size(); bits-ones > 20 {
+		add("%s: networking.serviceSubnet %s is larger than a /%d; the API server allows at most 2^20 service IPs", file, svc, bits-20)
+	} else if bits-ones < 4 {
+		add("%s: networking.serviceSubnet %s is too small: CoreDNS needs its tenth address", file, svc)
+	}
+	if pod != nil && svc != nil && (pod.Contains(svc.IP) || svc.Contains(pod.IP)) {
+		add("%s: networking.podSubnet %s overlaps networking.serviceSubnet %s; pick ranges that do not overlap", file, pod, svc)
+	}
+	if pod != nil {
+		if ones, bits := pod.Mask.Size(); bits == 32 && ones > 24 {
+			add("%s: networking.podSubnet %s is smaller than a /24; every node takes a /24 from it", file, pod)
+		}
+	}
+	if d := c.Networking.DNSDomain; d == "" || !validDomain(d) {
+		add("%s: networking.dnsDomain %q is not a DNS domain like cluster.local", file, d)
+	}
+
+	c.validateHosts(file, add)
+
+	switch c.Certs.Algorithm {
+	case AlgorithmECDSAP256, AlgorithmRSA2048:
+	default:
+		add("%s: certs.algorithm %q: use %s or %s", file, c.Certs.Algorithm, AlgorithmECDSAP256, AlgorithmRSA2048)
+	}
+	caV, err1 := positiveDuration(c.Certs.CAValidity)
+	if err1 != nil {
+		add("%s: certs.caValidity: %v", file, err1)
+	}
+	v, err2 := positiveDuration(c.Certs.Validity)
+	if err2 != nil {
+		add("%s: certs.validity: %v", file, err2)
+	}
+	if err1 == nil && err2 == nil && v > caV {
+		add("%s: certs.validity %s outlasts certs.caValidity %s; certificates cannot outlive their CA", file, c.Certs.Validity, c.Certs.CAValidity)
+	}
+	for _, san := range c.Certs.ExtraSANs {
+		if net.ParseIP(san) == nil && !validDomain(strings.TrimPrefix(san, "*.")) {
+			add("%s: certs.extraSANs: %q is neither an IP nor a DNS name", file, san)
+		}
+	}
+
+	switch c.CNI.Plugin {
+	case "bridge":
+		if len(c.Hosts) > 1 {
+			add("%s: cni.plugin bridge only connects pods on one node; use kube-router for %d hosts", file, len(c.Hosts))
+		}
+	case "kube-router":
+	default:
+		add("%s: cni.plugin %q: use bridge or kube-router", file, c.CNI.Plugin)
+	}
+
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+func (c *Cluster) validateHosts(file string, add func(string, ...any)) {
+	if len(c.Hosts) == 0 {
+		add("%s: hosts is empty; list at least one host with role control-plane", file)
+		return
+	}
+	cps, locals := 0, 0
+	seenAddr := map[string]int{}
+	seenName := map[string]int{}
+	for i, h := range c.Hosts {
+		at := c.where(file, i)
+		switch h.Role {
+		case RoleControlPlane:
+			cps++
+		case RoleWorker:
+		default:
+			add("%s: role %q: use %s or %s", at, h.Role, RoleControlPlane, RoleWorker)
+		}
+		if h.Local {
+			locals++
+		} else if h.Address == "" {
+			add("%s: address is empty; give the host's IP or DNS name, or set local: true for this machine", at)
+		}
+		if h.Address != "" {
+			if j, dup := seenAddr[h.Address]; dup {
+				add("%s: address %s is listed twice (also hosts[%d]); list each host once", at, h.Address, j)
+			}
+			seenAddr[h.Address] = i
+		}
+		if h.Name != "" {
+			if !dnsLabelName(h.Name) {
+				add("%s: name %q is not a valid node name (lower-case letters, digits, '-' and '.')", at, h.Name)
+			}
+			if j, dup := seenName[h.Name]; dup {
+				add("%s: name %s is used twice (also hosts[%d]); node names must be unique", at, h.Name, j)
+			}
+			seenName[h.Name] = i
+		}
+		if h.NodeIP != "" && net.ParseIP(h.NodeIP) == nil {
+			add("%s: nodeIP %q is not an IP address", at, h.NodeIP)
+		}
+		if h.Local {
+			continue
+		}
+		if h.SSH.Port < 1 || h.SSH.Port > 65535 {
+			add("%s: ssh.port %d is not a TCP port", at, h.SSH.Port)
+		}
+		for _, f := range [][2]string{
+			{"ssh.passwordFrom", h.SSH.PasswordFrom},
+			{"ssh.keyPassphraseFrom", h.SSH.KeyPassphraseFrom},
+			{"sudo.passwordFrom", h.Sudo.PasswordFrom},
+		} {
+			if f[1] != "" && !secretRefRe.MatchString(f[1]) {
+				add("%s: %s %q: use env:NAME or file:PATH", at, f[0], f[1])
+			}
+		}
+		if h.SSH.JumpHost != "" {
+			if _, _, _, err := ParseUserHostPort(h.SSH.JumpHost); err != nil {
+				add("%s: ssh.jumpHost %q: %v", at, h.SSH.JumpHost, err)
+			}
+		}
+	}
+	if cps == 0 {
+		add("%s: no host has role control-plane; mark one host `role: control-plane`", file)
+	} else if cps > 1 {
+		add("%s: %d control-plane hosts; kforge v1alpha1 builds clusters with exactly one", file, cps)
+	}
+	if locals > 1 {
+		add("%s: %d hosts are marked local; only the machine kforge runs on can be", file, locals)
+	}
+}
+
+// ParseUserHostPort splits [user@]host[:port].
+func ParseUserHostPort(s string) (user, host string, port int, err error) {
+	if at := strings.LastIndex(s, "@"); at >= 0 {
+		user, s = s[:at], s[at+1:]
+	}
+	host, port = s, 0
+	if h, p, e := net.SplitHostPort(s); e == nil {
+		n, perr := strconv.Atoi(p)
+		if perr != nil || n < 1 || n > 65535 {
+			return "", "", 0, fmt.Errorf("port %q is not a TCP port", p)
+		}
+		host, port = h, n
+	}
+	if host == "" {
+		return "", "", 0, errors.New("no host name; write [user@]host[:port]")
+	}
+	return user, host, port, nil
+}
+
+func checkEndpoint(ep string) error {
+	host, port := ep, ""
+	if h, p, err := net.SplitHostPort(ep); err == nil {
+		host, port = h, p
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a TCP port", port)
+		}
+	}
+	if net.ParseIP(host) == nil && !validDomain(host) {
+		return errors.New("write host[:port], e.g. 192.0.2.10:6443 or k8s.example.com")
+	}
+	return nil
+}
+
+func parseCIDR(s string) (*net.IPNet, error) {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a CIDR like 10.96.0.0/12", s)
+	}
+	if !ip.Equal(n.IP) {
+		return nil, fmt.Errorf("%q has host bits set; did you mean %s?", s, n)
+	}
+	return n, nil
+}
+
+func positiveDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 8760h", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q must be positive", s)
+	}
+	return d, nil
+}
+
+func validDomain(d string) bool {
+	if len(d) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if !dnsLabelRe.MatchString(l) || len(l) > 63 {
+			return false
+		}
+	}
+	return true
+}
+
+func dnsLabelName(s string) bool { return validDomain(s) }
