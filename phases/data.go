@@ -1,0 +1,92 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/facts"
+	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/reporter"
+)
+
+// Well-known paths on a kforge host, as kubeadm lays them out.
+const (
+	KubernetesDir   = "/etc/kubernetes"
+	PKIDir          = "/etc/kubernetes/pki"
+	ManifestsDir    = "/etc/kubernetes/manifests"
+	KubeletDir      = "/var/lib/kubelet"
+	EtcdDataDir     = "/var/lib/etcd"
+	CNIConfDir      = "/etc/cni/net.d"
+	ContainerdDir   = "/etc/containerd"
+	BinDir          = "/usr/local/bin"
+	KforgeStateDir  = "/var/lib/kforge"
+	KforgeLogDir    = "/var/log/kforge"
+	APIServerPort   = 6443
+	KubeletUnitPath = "/etc/systemd/system/kubelet.service"
+)
+
+// Data is what the phases of one run share: the cluster, the host they act
+// on, its facts, and values derived once from them.
+type Data struct {
+	Cluster *config.Cluster
+	// Node is the cluster file's entry for the host.
+	Node  config.Host
+	Host  host.Host
+	Facts facts.Facts
+	Out   *reporter.Reporter
+	Now   func() time.Time
+
+	// NodeName is the Kubernetes node name: Node.Name, or the hostname.
+	NodeName string
+	// AdvertiseAddress is the IP the API server and etcd advertise.
+	AdvertiseAddress string
+	// Endpoint is the control plane's host:port for clients.
+	Endpoint string
+}
+
+// Prepare gathers the host's facts and derives the run's values. Commands
+// call it once before Execute.
+func (d *Data) Prepare(ctx context.Context) error {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	f, err := facts.Gather(ctx, d.Host)
+	if err != nil {
+		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
+	}
+	d.Facts = f
+	d.NodeName = d.Node.Name
+	if d.NodeName == "" {
+		d.NodeName = f.Hostname
+	}
+	if d.NodeName == "" {
+		return fmt.Errorf("host %s: no hostname; set the host's name in the cluster file or pass --node-name", d.Host.Name())
+	}
+	switch {
+	case d.Node.NodeIP != "":
+		d.AdvertiseAddress = d.Node.NodeIP
+	case net.ParseIP(d.Node.Address) != nil:
+		d.AdvertiseAddress = d.Node.Address
+	default:
+		d.AdvertiseAddress = f.DefaultIP
+	}
+	if net.ParseIP(d.AdvertiseAddress) == nil {
+		return fmt.Errorf("host %s: no IPv4 address to advertise (no default route); pass --apiserver-advertise-address or set nodeIP in the cluster file", d.Host.Name())
+	}
+	d.Endpoint = d.Cluster.ControlPlaneEndpoint
+	if d.Endpoint == "" {
+		d.Endpoint = net.JoinHostPort(d.AdvertiseAddress, strconv.Itoa(APIServerPort))
+	} else if _, _, err := net.SplitHostPort(d.Endpoint); err != nil {
+		d.Endpoint = net.JoinHostPort(d.Endpoint, strconv.Itoa(APIServerPort))
+	}
+	return nil
+}
+
+// LocalAPIServer is the URL of this host's own API server.
+func (d *Data) LocalAPIServer() string {
+	return "https://" + net.JoinHostPort(d.AdvertiseAddress, strconv.Itoa(APIServerPort))
+}

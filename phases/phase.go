@@ -1,0 +1,134 @@
+// Package phases holds the steps kforge runs on hosts and the runner that
+// executes them. A command (init, join, reset, up) is a plain list of
+// phases read top to bottom; `kforge init phase NAME`, `--skip-phases` and
+// the phase tree in `--help` all come from that list.
+package phases
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Phase is one step of a command. A phase has either a Run function or
+// children, which run in order.
+type Phase struct {
+	Name     string
+	Short    string
+	Run      func(ctx context.Context, d *Data) error
+	Children []Phase
+}
+
+// Options select which phases Execute runs.
+type Options struct {
+	// Only runs the named phase (and its children) and nothing else.
+	Only string
+	// Skip leaves out the named phases; a parent's name skips its children.
+	Skip []string
+}
+
+// Error is a failed phase. Its message names the phase and the host.
+type Error struct {
+	Phase string
+	Host  string
+	Err   error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("phase %s on %s: %v", e.Phase, e.Host, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Names lists every phase as a path ("control-plane/apiserver"), parents
+// before their children.
+func Names(list []Phase) []string {
+	var out []string
+	var walk func(prefix string, ps []Phase)
+	walk = func(prefix string, ps []Phase) {
+		for _, p := range ps {
+			out = append(out, prefix+p.Name)
+			walk(prefix+p.Name+"/", p.Children)
+		}
+	}
+	walk("", list)
+	return out
+}
+
+// Tree renders the phase list for --help.
+func Tree(list []Phase) string {
+	var b strings.Builder
+	var walk func(depth int, ps []Phase)
+	walk = func(depth int, ps []Phase) {
+		for _, p := range ps {
+			fmt.Fprintf(&b, "%s%-*s %s\n", strings.Repeat("  ", depth+1), 22-2*depth, p.Name, p.Short)
+			walk(depth+1, p.Children)
+		}
+	}
+	walk(0, list)
+	return b.String()
+}
+
+// Check returns an error naming flag when a phase name in names is not in
+// list.
+func Check(list []Phase, flag string, names ...string) error {
+	known := map[string]bool{}
+	for _, n := range Names(list) {
+		known[n] = true
+	}
+	var bad []string
+	for _, n := range names {
+		if n != "" && !known[n] {
+			bad = append(bad, n)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	all := Names(list)
+	sort.Strings(all)
+	return fmt.Errorf("%s: unknown phase %s; phases are: %s", flag, strings.Join(bad, ", "), strings.Join(all, ", "))
+}
+
+// Execute runs the selected phases in order, reporting each one. It stops at
+// the first failure and returns it as an *Error.
+func Execute(ctx context.Context, list []Phase, d *Data, opt Options) error {
+	if err := Check(list, "--skip-phases", opt.Skip...); err != nil {
+		return err
+	}
+	if err := Check(list, "phase", opt.Only); err != nil {
+		return err
+	}
+	skip := map[string]bool{}
+	for _, s := range opt.Skip {
+		skip[s] = true
+	}
+	var run func(prefix string, ps []Phase, selected bool) error
+	run = func(prefix string, ps []Phase, selected bool) error {
+		for _, p := range ps {
+			name := prefix + p.Name
+			if skip[name] {
+				d.Out.Logf("skipping phase %s (--skip-phases)", name)
+				continue
+			}
+			sel := selected || opt.Only == "" || opt.Only == name
+			if !sel && !strings.HasPrefix(opt.Only, name+"/") {
+				continue
+			}
+			if p.Run != nil && sel {
+				done := d.Out.Step(name)
+				err := p.Run(ctx, d)
+				done(err)
+				if err != nil {
+					return &Error{Phase: name, Host: d.Host.Name(), Err: err}
+				}
+			}
+			if err := run(name+"/", p.Children, sel); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return run("", list, false)
+}

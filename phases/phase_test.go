@@ -1,0 +1,97 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"kforge.dev/kforge/host/fake"
+	"kforge.dev/kforge/reporter"
+)
+
+func recorder(ran *[]string, name string, err error) func(context.Context, *Data) error {
+	return func(context.Context, *Data) error {
+		*ran = append(*ran, name)
+		return err
+	}
+}
+
+func testList(ran *[]string, failAt string) []Phase {
+	mk := func(n string) func(context.Context, *Data) error {
+		var err error
+		if n == failAt {
+			err = errors.New("disk full")
+		}
+		return recorder(ran, n, err)
+	}
+	return []Phase{
+		{Name: "preflight", Short: "checks", Run: mk("preflight")},
+		{Name: "control-plane", Short: "manifests", Children: []Phase{
+			{Name: "apiserver", Run: mk("control-plane/apiserver")},
+			{Name: "scheduler", Run: mk("control-plane/scheduler")},
+		}},
+		{Name: "kubelet", Run: mk("kubelet")},
+	}
+}
+
+func testData() *Data {
+	return &Data{Host: fake.New("node1"), Out: reporter.Discard()}
+}
+
+func TestExecuteAllSkipAndOnly(t *testing.T) {
+	cases := []struct {
+		opt  Options
+		want string
+	}{
+		{Options{}, "preflight control-plane/apiserver control-plane/scheduler kubelet"},
+		{Options{Skip: []string{"control-plane"}}, "preflight kubelet"},
+		{Options{Skip: []string{"control-plane/scheduler", "preflight"}}, "control-plane/apiserver kubelet"},
+		{Options{Only: "control-plane"}, "control-plane/apiserver control-plane/scheduler"},
+		{Options{Only: "control-plane/scheduler"}, "control-plane/scheduler"},
+		{Options{Only: "kubelet"}, "kubelet"},
+	}
+	for _, tc := range cases {
+		var ran []string
+		if err := Execute(context.Background(), testList(&ran, ""), testData(), tc.opt); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(ran, " "); got != tc.want {
+			t.Errorf("%+v ran %q, want %q", tc.opt, got, tc.want)
+		}
+	}
+}
+
+func TestExecuteStopsAtFailureNamingPhaseAndHost(t *testing.T) {
+	var ran []string
+	err := Execute(context.Background(), testList(&ran, "control-plane/apiserver"), testData(), Options{})
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Phase != "control-plane/apiserver" {
+		t.Fatalf("got %v", err)
+	}
+	if err.Error() != "phase control-plane/apiserver on node1: disk full" {
+		t.Fatalf("message: %s", err)
+	}
+	if strings.Join(ran, " ") != "preflight control-plane/apiserver" {
+		t.Fatalf("ran past the failure: %v", ran)
+	}
+}
+
+func TestUnknownPhaseNamesFlag(t *testing.T) {
+	var ran []string
+	err := Execute(context.Background(), testList(&ran, ""), testData(), Options{Skip: []string{"certz"}})
+	if err == nil || !strings.Contains(err.Error(), "--skip-phases: unknown phase certz; phases are: control-plane,") {
+		t.Fatalf("got %v", err)
+	}
+	if len(ran) != 0 {
+		t.Fatal("phases ran despite a bad flag")
+	}
+}
+
+func TestTree(t *testing.T) {
+	var ran []string
+	tree := Tree(testList(&ran, ""))
+	if !strings.Contains(tree, "  preflight ") || !strings.Contains(tree, "    apiserver") {
+		t.Fatalf("tree:\n%s", tree)
+	}
+}
