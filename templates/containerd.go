@@ -1,0 +1,120 @@
+package templates
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Defaults for Containerd fields left empty.
+const (
+	DefaultContainerdConfigPath = "/etc/containerd/config.toml"
+	DefaultContainerdRoot       = "/var/lib/containerd"
+	DefaultContainerdState      = "/run/containerd"
+	DefaultContainerdAddress    = "/run/containerd/containerd.sock"
+	DefaultCNIConfDir           = "/etc/cni/net.d"
+	DefaultSnapshotter          = "overlayfs"
+)
+
+// Where CNI plugins live: Debian's containernetworking-plugins package
+// installs them in /usr/lib/cni, a kforge bundle in /opt/cni/bin.
+const (
+	DebianCNIBinDir = "/usr/lib/cni"
+	BundleCNIBinDir = "/opt/cni/bin"
+)
+
+// Containerd is the data of containerd's config.toml.
+type Containerd struct {
+	// ConfigVersion is 2 for containerd 1.6 and 1.7, 3 for containerd 2.x;
+	// 0 means 2.
+	ConfigVersion int
+	// ConfigPath is where the file goes; empty means
+	// /etc/containerd/config.toml.
+	ConfigPath string
+	// Root, State and Address default to containerd's own; a containerd
+	// running beside docker's needs all three of its own.
+	Root    string
+	State   string
+	Address string
+	// SandboxImage is the pause image, e.g. registry.k8s.io/pause:3.10.1.
+	SandboxImage string
+	// SystemdCgroup makes runc use systemd's cgroup driver: true exactly
+	// when the kubelet's CgroupDriver is systemd.
+	SystemdCgroup bool
+	// RestrictOOMScoreAdj is a host fact: true when the host lacks
+	// CAP_SYS_RESOURCE, so that containers never ask for an
+	// oom_score_adj below containerd's own.
+	RestrictOOMScoreAdj bool
+	// CNIBinDir is required: DebianCNIBinDir or BundleCNIBinDir.
+	CNIBinDir string
+	// CNIConfDir defaults to /etc/cni/net.d.
+	CNIConfDir string
+	// Snapshotter defaults to overlayfs.
+	Snapshotter string
+	// RuntimeBinary, when set, is the OCI runtime runc.v2 shims call
+	// instead of runc on $PATH, e.g. /usr/bin/crun.
+	RuntimeBinary string
+}
+
+// RenderContainerd renders containerd's config.toml.
+func RenderContainerd(c Containerd) ([]File, error) {
+	c = c.withDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	data, err := Render(fmt.Sprintf("containerd/config-v%d.toml", c.ConfigVersion), c)
+	if err != nil {
+		return nil, err
+	}
+	return []File{{Path: c.ConfigPath, Data: data, Mode: 0o644}}, nil
+}
+
+func (c Containerd) withDefaults() Containerd {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	if c.ConfigVersion == 0 {
+		c.ConfigVersion = 2
+	}
+	def(&c.ConfigPath, DefaultContainerdConfigPath)
+	def(&c.Root, DefaultContainerdRoot)
+	def(&c.State, DefaultContainerdState)
+	def(&c.Address, DefaultContainerdAddress)
+	def(&c.CNIConfDir, DefaultCNIConfDir)
+	def(&c.Snapshotter, DefaultSnapshotter)
+	return c
+}
+
+func (c Containerd) validate() error {
+	var errs []error
+	if c.ConfigVersion != 2 && c.ConfigVersion != 3 {
+		errs = append(errs, fmt.Errorf("ConfigVersion %d: use 2 for containerd 1.6/1.7, 3 for containerd 2.x", c.ConfigVersion))
+	}
+	if c.SandboxImage == "" {
+		errs = append(errs, errors.New("SandboxImage is empty"))
+	}
+	if c.CNIBinDir == "" {
+		errs = append(errs, fmt.Errorf("CNIBinDir is empty: %s for Debian's containernetworking-plugins, %s for a bundle", DebianCNIBinDir, BundleCNIBinDir))
+	}
+	for field, p := range map[string]string{
+		"ConfigPath": c.ConfigPath, "Root": c.Root, "State": c.State, "Address": c.Address,
+		"CNIBinDir": c.CNIBinDir, "CNIConfDir": c.CNIConfDir,
+	} {
+		if p != "" && !path.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("%s %q is not an absolute path", field, p))
+		}
+	}
+	if c.RuntimeBinary != "" && !path.IsAbs(c.RuntimeBinary) {
+		errs = append(errs, fmt.Errorf("RuntimeBinary %q is not an absolute path", c.RuntimeBinary))
+	}
+	if strings.TrimSpace(c.Snapshotter) != c.Snapshotter {
+		errs = append(errs, fmt.Errorf("Snapshotter %q has spaces", c.Snapshotter))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("containerd config: %w", err)
+	}
+	return nil
+}
