@@ -385,8 +385,10 @@ func TestKubeletFilesParse(t *testing.T) {
 			if kc.APIVersion != "kubelet.config.k8s.io/v1beta1" || kc.Kind != "KubeletConfiguration" {
 				t.Errorf("apiVersion/kind %s/%s", kc.APIVersion, kc.Kind)
 			}
-			if kc.FailCgroupV1 == nil || *kc.FailCgroupV1 == gc.kubelet.CgroupV1 {
-				t.Errorf("failCgroupV1 %v on a host with cgroup v1 %v", kc.FailCgroupV1, gc.kubelet.CgroupV1)
+			if kc.FailCgroupV1 == nil {
+				t.Errorf("failCgroupV1 is unset; kubelet v1.35 defaults it to true")
+			} else if *kc.FailCgroupV1 == gc.kubelet.CgroupV1 {
+				t.Errorf("failCgroupV1: %v on a host where cgroup v1 is %v", *kc.FailCgroupV1, gc.kubelet.CgroupV1)
 			}
 			if kc.CgroupDriver != k.CgroupDriver {
 				t.Errorf("cgroupDriver %q, want %q", kc.CgroupDriver, k.CgroupDriver)
