@@ -8,6 +8,16 @@ packages=(
   openssh-client # ssh-keygen, ssh-agent
   sudo           # non-root SSH users with sudo
   openssl        # openssl verify on the generated PKI
+  containerd     # the container runtime of single-node clusters (1.6.x)
+  runc
+  containernetworking-plugins # bridge, host-local, loopback, portmap in /usr/lib/cni
+  iptables       # kube-proxy and the CNI
+  conntrack
+  socat          # kubectl port-forward
+  ethtool
+  ebtables
+  debootstrap    # the Debian minbase layer of kube-proxy and kube-router images
+  ca-certificates
 )
 
 missing=()
