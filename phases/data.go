@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/facts"
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/reporter"
+	"kforge.dev/kforge/templates"
 )
 
 // Well-known paths on a kforge host, as kubeadm lays them out.
@@ -46,6 +49,18 @@ type Data struct {
 	AdvertiseAddress string
 	// Endpoint is the control plane's host:port for clients.
 	Endpoint string
+	// CACertDirs are the host's CA certificate directories that the
+	// control-plane pods mount read-only.
+	CACertDirs []string
+	// CNIBinDir is where the host's CNI plugins are: /opt/cni/bin when
+	// kforge installs them from a bundle or they are already there, else
+	// Debian's /usr/lib/cni when the OS package provides them.
+	CNIBinDir string
+}
+
+// Images returns the upstream names of the cluster's images.
+func (d *Data) Images() (images.Set, error) {
+	return images.For(d.Cluster.KubernetesVersion)
 }
 
 // Prepare gathers the host's facts and derives the run's values. Commands
@@ -76,6 +91,18 @@ func (d *Data) Prepare(ctx context.Context) error {
 	}
 	if net.ParseIP(d.AdvertiseAddress) == nil {
 		return fmt.Errorf("host %s: no IPv4 address to advertise (no default route); pass --apiserver-advertise-address or set nodeIP in the cluster file", d.Host.Name())
+	}
+	argv := append([]string{"sh", "-c", `for d in "$@"; do [ -d "$d" ] && echo "$d"; done; true`, "sh"}, templates.CACertDirCandidates()...)
+	dirs, err := host.Probe(ctx, d.Host, argv...)
+	if err != nil {
+		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
+	}
+	d.CACertDirs = strings.Fields(dirs)
+	d.CNIBinDir = templates.BundleCNIBinDir
+	if ok, err := host.Exists(ctx, d.Host, templates.DebianCNIBinDir+"/bridge"); err != nil {
+		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
+	} else if ok && d.Cluster.Artifacts.Bundle == "" {
+		d.CNIBinDir = templates.DebianCNIBinDir
 	}
 	d.Endpoint = d.Cluster.ControlPlaneEndpoint
 	if d.Endpoint == "" {

@@ -1,0 +1,76 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/providers/ssh"
+)
+
+// sshConfig turns a cluster file entry into the SSH provider's settings,
+// resolving the env:/file: secret references it names.
+func sshConfig(n config.Host, o ConnectOptions) (ssh.Config, error) {
+	s := n.SSH
+	c := ssh.Config{
+		Address:           n.Address,
+		Port:              s.Port,
+		User:              s.User,
+		KnownHostsPath:    config.ExpandHome(s.KnownHosts),
+		AcceptNewHostKeys: o.AcceptNewHostKeys,
+		NoAgent:           !s.UseAgent,
+		Progress:          o.Progress,
+	}
+	if s.KeyPath != "" {
+		c.KeyPaths = []string{config.ExpandHome(s.KeyPath)}
+	}
+	if s.KeyPassphraseFrom != "" {
+		ref := s.KeyPassphraseFrom
+		c.Passphrase = func(string) ([]byte, error) {
+			p, err := config.Secret(ref)
+			return []byte(p), err
+		}
+	}
+	var err error
+	if c.Password, err = config.Secret(s.PasswordFrom); err != nil {
+		return c, fmt.Errorf("host %s: ssh.passwordFrom: %w", n.Address, err)
+	}
+	if c.SudoPassword, err = config.Secret(n.Sudo.PasswordFrom); err != nil {
+		return c, fmt.Errorf("host %s: sudo.passwordFrom: %w", n.Address, err)
+	}
+	if s.JumpHost != "" {
+		user, addr, port, err := config.ParseUserHostPort(s.JumpHost)
+		if err != nil {
+			return c, fmt.Errorf("host %s: ssh.jumpHost: %w", n.Address, err)
+		}
+		jump := c
+		jump.Address, jump.Port, jump.Jump = addr, port, nil
+		if user != "" {
+			jump.User = user
+		}
+		c.Jump = &jump
+	}
+	return c, nil
+}
+
+// connectSSH dials the host, through the options' pool when there is one.
+func connectSSH(ctx context.Context, n config.Host, o ConnectOptions) (host.Host, error) {
+	c, err := sshConfig(n, o)
+	if err != nil {
+		return nil, err
+	}
+	if o.Pool != nil {
+		h, err := o.Pool.Get(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return noClose{h}, nil
+	}
+	return ssh.Dial(ctx, c)
+}
+
+// noClose is a pooled Host: closing it leaves the pool's connection open.
+type noClose struct{ host.Host }
+
+func (noClose) Close() error { return nil }

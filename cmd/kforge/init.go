@@ -1,0 +1,82 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"kforge.dev/kforge/cluster"
+	"kforge.dev/kforge/phases"
+)
+
+func newInit(g *globalOptions) *cobra.Command {
+	o := cluster.InitOptions{}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Build a control plane on this machine or on the cluster file's control-plane host",
+		Long: "Build a Kubernetes control plane. Without -f, this machine becomes a single control-plane node.\n\nPhases:\n" +
+			phases.Tree(phases.Init()) +
+			"\nRun one phase with `kforge init phase NAME`; leave some out with --skip-phases a,b.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Out = g.reporter(cmd)
+			return cluster.Init(cmd.Context(), o)
+		},
+	}
+	addInitFlags(cmd, &o)
+	cmd.Flags().StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases to leave out, e.g. preflight,addons/coredns")
+	cmd.AddCommand(newPhaseCommands(g, &o))
+	return cmd
+}
+
+// addInitFlags registers the flags shared by init and its phase commands.
+// Names follow kubeadm where kubeadm has the same setting.
+func addInitFlags(cmd *cobra.Command, o *cluster.InitOptions) {
+	f := cmd.PersistentFlags()
+	f.StringVarP(&o.ConfigFile, "config", "f", "", "cluster file (kforge.yaml); default: this machine as a single node")
+	f.BoolVar(&o.DryRun, "dry-run", false, "write every file under --output-dir and print the plan; change nothing on the host")
+	f.StringVar(&o.OutputDir, "output-dir", "", "where --dry-run writes files, mirroring host paths (default: a new temporary directory)")
+	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version (default from the cluster file, else v1.35.4)")
+	f.StringVar(&o.Overrides.PodSubnet, "pod-network-cidr", "", "pod subnet")
+	f.StringVar(&o.Overrides.ServiceSubnet, "service-cidr", "", "service subnet")
+	f.StringVar(&o.Overrides.DNSDomain, "service-dns-domain", "", "cluster DNS domain")
+	f.StringVar(&o.Overrides.AdvertiseAddress, "apiserver-advertise-address", "", "IP the API server advertises (default: the address of the default route)")
+	f.StringVar(&o.Overrides.ControlPlaneEndpoint, "control-plane-endpoint", "", "host[:port] clients use to reach the API server")
+	f.StringVar(&o.Overrides.NodeName, "node-name", "", "node name (default: the hostname)")
+	f.StringSliceVar(&o.Overrides.CertSANs, "apiserver-cert-extra-sans", nil, "extra names and IPs for the API server certificate")
+	f.StringVar(&o.Overrides.CertAlgorithm, "cert-algorithm", "", "ECDSA-P256 or RSA-2048")
+	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time (a changed key is always refused)")
+}
+
+// newPhaseCommands builds `kforge init phase NAME [CHILD]` from the phase
+// list, so the commands and the list cannot drift apart.
+func newPhaseCommands(g *globalOptions, o *cluster.InitOptions) *cobra.Command {
+	parent := &cobra.Command{
+		Use:   "phase",
+		Short: "Run one phase of init",
+	}
+	var add func(cmd *cobra.Command, prefix string, list []phases.Phase)
+	add = func(cmd *cobra.Command, prefix string, list []phases.Phase) {
+		for _, p := range list {
+			name := prefix + p.Name
+			sub := &cobra.Command{
+				Use:   p.Name,
+				Short: p.Short,
+				Args:  cobra.NoArgs,
+				RunE: func(cmd *cobra.Command, _ []string) error {
+					o.Out = g.reporter(cmd)
+					o.Phase = name
+					return cluster.Init(cmd.Context(), *o)
+				},
+			}
+			if len(p.Children) > 0 {
+				sub.Long = p.Short + "\n\nPhases:\n" + phases.Tree(p.Children)
+			}
+			add(sub, name+"/", p.Children)
+			cmd.AddCommand(sub)
+		}
+	}
+	add(parent, "", phases.Init())
+	parent.Long = "Run one phase of init:\n\n" + strings.TrimRight(phases.Tree(phases.Init()), "\n")
+	return parent
+}

@@ -1,0 +1,46 @@
+package phases
+
+import (
+	"context"
+	"net"
+
+	"kforge.dev/kforge/certs"
+)
+
+// certsPhase creates the control plane's PKI under /etc/kubernetes/pki:
+// the cluster, front-proxy and etcd CAs, the serving and client
+// certificates kubeadm makes, and the service-account key pair. Valid
+// existing files are reused; missing ones are filled in.
+func certsPhase(ctx context.Context, d *Data) error {
+	spec, err := d.certSpec()
+	if err != nil {
+		return err
+	}
+	r, err := certs.Ensure(ctx, d.Host, spec)
+	if err != nil {
+		return err
+	}
+	d.Out.Logf("certs on %s: created %v, reused %v", d.Host.Name(), r.Created(), r.Reused())
+	return nil
+}
+
+func (d *Data) certSpec() (certs.Spec, error) {
+	c := d.Cluster
+	caValidity, validity, err := c.Certs.Durations()
+	if err != nil {
+		return certs.Spec{}, err
+	}
+	return certs.Spec{
+		Dir:                  PKIDir,
+		NodeName:             d.NodeName,
+		DNSDomain:            c.Networking.DNSDomain,
+		AdvertiseAddress:     net.ParseIP(d.AdvertiseAddress),
+		ServiceSubnet:        c.Networking.ServiceSubnet,
+		ControlPlaneEndpoint: c.ControlPlaneEndpoint,
+		ExtraSANs:            c.Certs.ExtraSANs,
+		Algorithm:            c.Certs.Algorithm,
+		CAValidity:           caValidity,
+		Validity:             validity,
+		Now:                  d.Now,
+	}, nil
+}

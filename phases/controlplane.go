@@ -1,0 +1,52 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"path"
+
+	"kforge.dev/kforge/templates"
+)
+
+// controlPlaneManifest returns a phase function that writes one static pod
+// manifest (etcd.yaml, kube-apiserver.yaml, ...) into
+// /etc/kubernetes/manifests, where the kubelet picks it up.
+func controlPlaneManifest(file string) func(context.Context, *Data) error {
+	return func(ctx context.Context, d *Data) error {
+		files, err := renderControlPlane(d)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if path.Base(f.Path) == file {
+				return d.Host.WriteFile(ctx, f.Path, f.Data, f.Mode)
+			}
+		}
+		return fmt.Errorf("no rendered manifest %s", file)
+	}
+}
+
+func renderControlPlane(d *Data) ([]templates.File, error) {
+	imgs, err := d.Images()
+	if err != nil {
+		return nil, err
+	}
+	c := d.Cluster
+	return templates.RenderControlPlane(templates.ControlPlane{
+		Images: templates.ControlPlaneImages{
+			Etcd:              imgs.Etcd,
+			APIServer:         imgs.APIServer,
+			ControllerManager: imgs.ControllerManager,
+			Scheduler:         imgs.Scheduler,
+		},
+		EtcdVersion:      imgs.Versions.Etcd,
+		NodeName:         d.NodeName,
+		AdvertiseAddress: d.AdvertiseAddress,
+		BindPort:         APIServerPort,
+		ServiceSubnet:    c.Networking.ServiceSubnet,
+		PodSubnet:        c.Networking.PodSubnet,
+		ClusterName:      c.Name,
+		DNSDomain:        c.Networking.DNSDomain,
+		CACertDirs:       d.CACertDirs,
+	})
+}

@@ -1,0 +1,18 @@
+package phases
+
+// Init is the phase list of `kforge init`, in order.
+func Init() []Phase {
+	return []Phase{
+		{Name: "preflight", Short: "Check that the host can run a control plane", Run: preflight},
+		{Name: "runtime", Short: "Configure containerd", Run: runtimeConfig},
+		{Name: "certs", Short: "Create or reuse the PKI under /etc/kubernetes/pki", Run: certsPhase},
+		{Name: "kubeconfig", Short: "Write the admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs", Run: kubeconfigPhase},
+		{Name: "etcd", Short: "Write etcd's static pod manifest", Run: controlPlaneManifest("etcd.yaml")},
+		{Name: "control-plane", Short: "Write the control plane's static pod manifests", Children: []Phase{
+			{Name: "apiserver", Short: "kube-apiserver", Run: controlPlaneManifest("kube-apiserver.yaml")},
+			{Name: "controller-manager", Short: "kube-controller-manager", Run: controlPlaneManifest("kube-controller-manager.yaml")},
+			{Name: "scheduler", Short: "kube-scheduler", Run: controlPlaneManifest("kube-scheduler.yaml")},
+		}},
+		{Name: "kubelet", Short: "Write the kubelet's configuration", Run: kubeletConfig},
+	}
+}

@@ -1,0 +1,37 @@
+package phases
+
+import (
+	"context"
+	"net"
+
+	"kforge.dev/kforge/kubeconfig"
+)
+
+// kubeconfigPhase writes admin.conf, super-admin.conf, kubelet.conf,
+// controller-manager.conf and scheduler.conf under /etc/kubernetes, each
+// 0600 with a client certificate signed by the cluster CA. Valid existing
+// files are reused.
+func kubeconfigPhase(ctx context.Context, d *Data) error {
+	r, err := kubeconfig.Ensure(ctx, d.Host, d.kubeconfigSpec())
+	if err != nil {
+		return err
+	}
+	d.Out.Logf("kubeconfig on %s: created %v, reused %v", d.Host.Name(), r.Created(), r.Reused())
+	return nil
+}
+
+func (d *Data) kubeconfigSpec() kubeconfig.Spec {
+	_, validity, _ := d.Cluster.Certs.Durations()
+	return kubeconfig.Spec{
+		Dir:                  KubernetesDir,
+		PKIDir:               PKIDir,
+		ClusterName:          d.Cluster.Name,
+		NodeName:             d.NodeName,
+		AdvertiseAddress:     net.ParseIP(d.AdvertiseAddress),
+		BindPort:             APIServerPort,
+		ControlPlaneEndpoint: d.Cluster.ControlPlaneEndpoint,
+		Algorithm:            d.Cluster.Certs.Algorithm,
+		Validity:             validity,
+		Now:                  d.Now,
+	}
+}
