@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,7 +23,10 @@ import (
 )
 
 // The integration tests start real OpenSSH sshd processes on 127.0.0.1 and
-// log in as root and as these local users, which they create if missing.
+// log in as root and as these local users. Every test that calls setup
+// creates them and a sudoers file, and removes both when it ends: the names
+// belong to these tests, so users left by an interrupted run are reused and
+// then removed too.
 const (
 	userKey  = "kforge-ssh-key"  // key and password login, no sudo
 	userSudo = "kforge-ssh-sudo" // sudo with a password
@@ -31,6 +35,8 @@ const (
 	loginPassword = "kforge-login-Pw1"
 	sudoPass      = "kforge-sudo-Pw2"
 	keyPassphrase = "kforge-key-phrase"
+
+	sudoersFile = "/etc/sudoers.d/kforge-ssh-test"
 )
 
 // testEnv is what every test shares: users, keys and a directory sshd's
@@ -59,7 +65,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// setup returns the shared test environment, creating it on first use. Not
+// setup returns the shared test environment (keys), creating it on first
+// use, and adds the test users and their sudoers rules until t ends. Not
 // being root skips the test, unless CI=true, where it fails.
 func setup(t *testing.T) *testEnv {
 	t.Helper()
@@ -83,7 +90,51 @@ func setup(t *testing.T) *testEnv {
 	if envErr != nil {
 		t.Fatal(envErr)
 	}
+	addUsers(t)
 	return envVal
+}
+
+// addUsers creates the test users, gives them passwords (sshd refuses
+// locked accounts) and installs their sudoers rules; all of it is removed
+// when t ends.
+func addUsers(t *testing.T) {
+	t.Helper()
+	users := []string{userKey, userSudo, userNoPw}
+	// Registered first, so it runs after the test's connections and sshd
+	// are gone. -f: a session process may still be exiting.
+	t.Cleanup(func() {
+		if err := os.Remove(sudoersFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("removing %s: %v", sudoersFile, err)
+		}
+		for _, u := range users {
+			if exec.Command("id", u).Run() != nil {
+				continue
+			}
+			if out, err := exec.Command("userdel", "-r", "-f", u).CombinedOutput(); err != nil {
+				t.Errorf("userdel %s: %v: %s", u, err, out)
+			}
+		}
+	})
+	for _, u := range users {
+		if exec.Command("id", u).Run() == nil {
+			continue
+		}
+		if out, err := exec.Command("useradd", "-m", "-s", "/bin/bash", u).CombinedOutput(); err != nil {
+			t.Fatalf("useradd %s: %v: %s", u, err, out)
+		}
+	}
+	chpw := exec.Command("chpasswd")
+	chpw.Stdin = strings.NewReader(fmt.Sprintf("%s:%s\n%s:%s\n%s:%s\n", userKey, loginPassword, userSudo, sudoPass, userNoPw, loginPassword))
+	if out, err := chpw.CombinedOutput(); err != nil {
+		t.Fatalf("chpasswd: %v: %s", err, out)
+	}
+	sudoers := fmt.Sprintf("Defaults:%s !lecture\n%s ALL=(ALL:ALL) ALL\n%s ALL=(ALL:ALL) NOPASSWD: ALL\n", userSudo, userSudo, userNoPw)
+	if err := os.WriteFile(sudoersFile, []byte(sudoers), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("visudo", "-cf", sudoersFile).CombinedOutput(); err != nil {
+		t.Fatalf("visudo: %v: %s", err, out)
+	}
 }
 
 func newTestEnv() (*testEnv, error) {
@@ -102,27 +153,6 @@ func newTestEnv() (*testEnv, error) {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		return fail(err)
 	}
-	for _, u := range []string{userKey, userSudo, userNoPw} {
-		if err := exec.Command("id", u).Run(); err != nil {
-			if out, err := exec.Command("useradd", "-m", "-s", "/bin/bash", u).CombinedOutput(); err != nil {
-				return fail(fmt.Errorf("useradd %s: %v: %s", u, err, out))
-			}
-		}
-	}
-	// sshd refuses locked accounts, so every user gets a password.
-	chpw := exec.Command("chpasswd")
-	chpw.Stdin = strings.NewReader(fmt.Sprintf("%s:%s\n%s:%s\n%s:%s\n", userKey, loginPassword, userSudo, sudoPass, userNoPw, loginPassword))
-	if out, err := chpw.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("chpasswd: %v: %s", err, out))
-	}
-	sudoers := fmt.Sprintf("Defaults:%s !lecture\n%s ALL=(ALL:ALL) ALL\n%s ALL=(ALL:ALL) NOPASSWD: ALL\n", userSudo, userSudo, userNoPw)
-	if err := os.WriteFile("/etc/sudoers.d/kforge-ssh-test", []byte(sudoers), 0o440); err != nil {
-		return fail(err)
-	}
-	if out, err := exec.Command("visudo", "-cf", "/etc/sudoers.d/kforge-ssh-test").CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("visudo: %v: %s", err, out))
-	}
-
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return fail(err)
@@ -240,6 +270,10 @@ func startSSHD(t *testing.T, e *testEnv, extra ...string) *sshd {
 			"MaxSessions 100",
 			"LogLevel DEBUG1",
 			"Subsystem sftp internal-sftp",
+			// bash started by sshd sources ~/.bashrc only as a top-level
+			// shell; SHLVL=1 makes it a second-level one, so the tests do not
+			// depend on (or wait for) this machine's startup files.
+			"SetEnv SHLVL=1",
 		}, extra...), "\n") + "\n"
 		confPath := filepath.Join(dir, "sshd_config")
 		if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
