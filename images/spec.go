@@ -1,0 +1,97 @@
+package images
+
+import "strings"
+
+// Echo is the small web server image kforge's tests run as a workload: it
+// answers every HTTP request on port 8080 with the pod's hostname. Its
+// source is scripts/artifacts/echo.
+const Echo = "kforge.dev/echo:v1"
+
+// EchoVersion is the cache version directory of the echo binary.
+const EchoVersion = "v1"
+
+// Spec describes one image kforge builds from local binaries.
+type Spec struct {
+	Ref        string   // upstream name and tag
+	Debian     bool     // on the Debian base layer instead of an empty one
+	Files      []File   // one layer above the base
+	Entrypoint []string // as upstream's image, where it matters
+	Cmd        []string
+	Env        []string
+	User       string
+	WorkingDir string
+	Ports      []string // exposed ports, e.g. "53/udp"
+}
+
+// DefaultPath is the PATH of every image; kubeadm's static pods name their
+// binaries without a directory (command: [kube-apiserver, ...]).
+const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Specs are the images of a cluster, made from the binaries in c. Paths and
+// entrypoints follow the upstream images: Kubernetes and etcd binaries in
+// /usr/local/bin, /coredns, /pause.
+func Specs(s Set, c Cache) []Spec {
+	v := s.Versions
+	k8s := func(ref, name string) Spec {
+		bin := "/usr/local/bin/" + name
+		return Spec{
+			Ref:        ref,
+			Files:      []File{{Src: c.Binary("kubernetes", v.Kubernetes, name), Dst: bin}},
+			Entrypoint: []string{bin},
+		}
+	}
+	etcd := Spec{Ref: s.Etcd, Cmd: []string{"/usr/local/bin/etcd"}}
+	for _, b := range []string{"etcd", "etcdctl", "etcdutl"} {
+		etcd.Files = append(etcd.Files, File{Src: c.Binary("etcd", v.Etcd, b), Dst: "/usr/local/bin/" + b})
+	}
+	proxy := k8s(s.Proxy, "kube-proxy")
+	proxy.Debian = true
+	return []Spec{
+		k8s(s.APIServer, "kube-apiserver"),
+		k8s(s.ControllerManager, "kube-controller-manager"),
+		k8s(s.Scheduler, "kube-scheduler"),
+		proxy,
+		etcd,
+		{
+			// Upstream runs CoreDNS as a non-root user with a file
+			// capability to bind port 53; kforge's image runs it as root,
+			// which needs neither.
+			Ref:        s.CoreDNS,
+			Files:      []File{{Src: c.Binary("coredns", v.CoreDNS, "coredns"), Dst: "/coredns"}},
+			Entrypoint: []string{"/coredns"},
+			Ports:      []string{"53/tcp", "53/udp"},
+		},
+		{
+			Ref:        s.Pause,
+			Files:      []File{{Src: c.Binary("pause", v.Pause, "pause"), Dst: "/pause"}},
+			Entrypoint: []string{"/pause"},
+			User:       "65535:65535",
+		},
+		{
+			Ref:        s.KubeRouter,
+			Debian:     true,
+			Files:      []File{{Src: c.Binary("kube-router", v.KubeRouter, "kube-router"), Dst: "/usr/local/bin/kube-router"}},
+			Entrypoint: []string{"/usr/local/bin/kube-router"},
+			WorkingDir: "/root",
+		},
+	}
+}
+
+// EchoSpec is the echo test image, from c's bin/echo/v1/echo.
+func EchoSpec(c Cache) Spec {
+	return Spec{
+		Ref:        Echo,
+		Files:      []File{{Src: c.Binary("echo", EchoVersion, "echo"), Dst: "/echo"}},
+		Entrypoint: []string{"/echo"},
+		Ports:      []string{"8080/tcp"},
+	}
+}
+
+func (s Spec) env() []string {
+	for _, e := range s.Env {
+		if strings.HasPrefix(e, "PATH=") {
+			return s.Env
+		}
+	}
+	return append([]string{DefaultPath}, s.Env...)
+}
