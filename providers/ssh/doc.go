@@ -48,6 +48,8 @@
 //     then, through sudo, copies it to a temporary name next to the target,
 //     sets the mode and renames it into place, and removes the /tmp file.
 //     Files over 1 MiB show a progress bar on Config.Progress.
+//   - A directory where WriteFile or Upload is to put a file is an error;
+//     nothing is moved into it.
 //
 // # Host keys
 //

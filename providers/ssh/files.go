@@ -85,8 +85,10 @@ func (h *Host) Remove(ctx context.Context, p string) error {
 }
 
 // writeScript writes stdin to a temporary file next to $2, sets mode $3 and
-// renames it to $2, creating the directory $1 first.
+// renames it to $2, creating the directory $1 first. A directory at $2 is
+// an error: mv would move the file into it and succeed.
 const writeScript = `set -e
+if [ -d "$2" ]; then echo "$2 is a directory" >&2; exit 1; fi
 mkdir -p -- "$1"
 t=$(mktemp "$1/.kforge-XXXXXXXX")
 trap 'rm -f -- "$t"' EXIT

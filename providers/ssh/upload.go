@@ -23,7 +23,10 @@ import (
 const progressMin = 1 << 20
 
 // remoteSumScript prints the mode and sha256 of $1 when it is a regular file.
-const remoteSumScript = `[ -f "$1" ] || exit 0; stat -L -c %a -- "$1" && sha256sum -- "$1"`
+// A directory at $1 is an error, found before any data is sent: renaming
+// a file over it fails, and installScript's mv would move the file into it.
+const remoteSumScript = `if [ -d "$1" ]; then echo "$1 is a directory" >&2; exit 1; fi
+[ -f "$1" ] || exit 0; stat -L -c %a -- "$1" && sha256sum -- "$1"`
 
 // installScript copies $1 to a temporary file next to $3, sets mode $4 and
 // renames it to $3, creating the directory $2 first.
