@@ -31,6 +31,7 @@ type Host struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closed    atomic.Bool // set by Close, before dead is closed
 
 	// transfers counts uploads that sent data (not skipped ones).
 	transfers atomic.Int64
@@ -191,8 +192,12 @@ func (h *Host) Config() Config { return h.cfg }
 // Client returns the underlying SSH client.
 func (h *Host) Client() *ssh.Client { return h.client }
 
-// alive reports whether the connection is still up.
+// alive reports whether the connection is still up. A Host is dead as soon
+// as Close is called, not only once the connection's reader has noticed.
 func (h *Host) alive() bool {
+	if h.closed.Load() {
+		return false
+	}
 	select {
 	case <-h.dead:
 		return false
@@ -205,6 +210,7 @@ func (h *Host) alive() bool {
 // it. Closing twice is harmless.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
+		h.closed.Store(true)
 		h.sftpMu.Lock()
 		if h.sftp != nil {
 			_ = h.sftp.Close()

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -230,7 +232,8 @@ func (s *syncBuffer) String() string {
 }
 
 // startSSHD runs sshd on a free port of 127.0.0.1 until the test ends.
-// extra lines are appended to its configuration.
+// extra lines come first in its configuration, so they override the
+// defaults below: sshd keeps the first value it reads for a keyword.
 func startSSHD(t *testing.T, e *testEnv, extra ...string) *sshd {
 	t.Helper()
 	dir := t.TempDir()
@@ -251,12 +254,12 @@ func startSSHD(t *testing.T, e *testEnv, extra ...string) *sshd {
 	const attempts = 3 // a port taken between choosing and binding is retried
 	for attempt := 1; ; attempt++ {
 		s.port = freePort(t)
-		conf := strings.Join(append([]string{
-			"Port " + strconv.Itoa(s.port),
+		conf := strings.Join(append(append([]string{}, extra...),
+			"Port "+strconv.Itoa(s.port),
 			"ListenAddress 127.0.0.1",
-			"HostKey " + hostKeyPath,
-			"PidFile " + filepath.Join(dir, "sshd.pid"),
-			"AuthorizedKeysFile " + filepath.Join(e.dir, "authorized_keys", "%u"),
+			"HostKey "+hostKeyPath,
+			"PidFile "+filepath.Join(dir, "sshd.pid"),
+			"AuthorizedKeysFile "+filepath.Join(e.dir, "authorized_keys", "%u"),
 			"StrictModes no",
 			"UsePAM no",
 			"PermitRootLogin yes",
@@ -274,7 +277,7 @@ func startSSHD(t *testing.T, e *testEnv, extra ...string) *sshd {
 			// shell; SHLVL=1 makes it a second-level one, so the tests do not
 			// depend on (or wait for) this machine's startup files.
 			"SetEnv SHLVL=1",
-		}, extra...), "\n") + "\n"
+		), "\n") + "\n"
 		confPath := filepath.Join(dir, "sshd_config")
 		if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
@@ -356,3 +359,127 @@ func (s *sshd) config(e *testEnv, user string) Config {
 
 // count returns how many times sub occurs in the server's log.
 func (s *sshd) count(sub string) int { return strings.Count(s.log.String(), sub) }
+
+// proxy forwards TCP connections from a loopback port to an sshd and counts
+// them, so a test knows how many connections kforge opened, and can cut
+// them all as a network failure would.
+type proxy struct {
+	port       int
+	knownHosts string // knows the sshd's host key under the proxy's port
+	sshd       *sshd
+	accepted   atomic.Int64
+
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// startProxy runs a proxy to s until the test ends.
+func startProxy(t *testing.T, s *sshd) *proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := &proxy{port: l.Addr().(*net.TCPAddr).Port, sshd: s}
+	px.knownHosts = filepath.Join(t.TempDir(), "known_hosts")
+	line := knownhosts.Line([]string{knownhosts.Normalize(net.JoinHostPort("127.0.0.1", strconv.Itoa(px.port)))}, s.hostKey)
+	if err := os.WriteFile(px.knownHosts, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		px.drop()
+		wg.Wait()
+	})
+	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			px.accepted.Add(1)
+			up, err := net.DialTimeout("tcp", target, 5*time.Second)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			px.mu.Lock()
+			px.conns = append(px.conns, c, up)
+			px.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				defer wg.Done()
+				_, _ = io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			wg.Add(2)
+			go pipe(up, c)
+			go pipe(c, up)
+		}
+	}()
+	return px
+}
+
+// drop closes every connection through the proxy.
+func (px *proxy) drop() {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	for _, c := range px.conns {
+		c.Close()
+	}
+	px.conns = nil
+}
+
+// config is a Config for user on the proxied sshd, through the proxy.
+func (px *proxy) config(e *testEnv, user string) Config {
+	cfg := px.sshd.config(e, user)
+	cfg.Port = px.port
+	cfg.KnownHostsPath = px.knownHosts
+	return cfg
+}
+
+// connectedTo counts this process's established TCP connections to port on
+// 127.0.0.1 (from /proc/self/fd and /proc/self/net/tcp).
+func connectedTo(t *testing.T, port int) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockets := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
+			sockets[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	table, err := os.ReadFile("/proc/self/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := fmt.Sprintf("0100007F:%04X", port)
+	n := 0
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		// sl local_address rem_address st ... uid timeout inode
+		f := strings.Fields(line)
+		if len(f) >= 10 && f[2] == remote && f[3] == "01" && sockets[f[9]] {
+			n++
+		}
+	}
+	return n
+}
+
+// eventually polls cond every 20 ms for up to 5 s.
+func eventually(cond func() bool) bool {
+	for range 250 {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cond()
+}
