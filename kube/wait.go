@@ -1,0 +1,154 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+)
+
+// PollInterval is how often WaitAPIServer asks /readyz.
+const PollInterval = 200 * time.Millisecond
+
+// WaitError is a wait that ran out of time. It says what was awaited, for
+// how long, and the last thing seen, so that the message tells what is
+// wrong rather than only that time is up.
+type WaitError struct {
+	// What was awaited, e.g. "API server https://10.0.0.5:6443 /readyz".
+	What   string
+	Waited time.Duration
+	// Last is the last answer or error seen; empty when none came.
+	Last string
+	// Err is the context's error: DeadlineExceeded or Canceled.
+	Err error
+}
+
+func (e *WaitError) Error() string {
+	verb := "not ready after"
+	if errors.Is(e.Err, context.Canceled) {
+		verb = "cancelled while waiting, after"
+	}
+	last := e.Last
+	if last == "" {
+		last = "no answer"
+	}
+	return fmt.Sprintf("%s %s %s; last seen: %s", e.What, verb, e.Waited.Round(100*time.Millisecond), last)
+}
+
+func (e *WaitError) Unwrap() error { return e.Err }
+
+// WaitAPIServer polls the API server's /readyz every PollInterval until it
+// answers ok or timeout passes. On timeout the error is a *WaitError
+// carrying the last transport error or the checks /readyz reported failed.
+func (c *Client) WaitAPIServer(ctx context.Context, timeout time.Duration) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rc := c.Kube.Discovery().RESTClient()
+	var last string
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
+	for {
+		attempt, stop := context.WithTimeout(ctx, 5*time.Second)
+		var code int
+		body, err := rc.Get().AbsPath("/readyz").Param("verbose", "").Do(attempt).StatusCode(&code).Raw()
+		stop()
+		if err == nil && code == http.StatusOK {
+			return nil
+		}
+		if ctx.Err() == nil || last == "" {
+			last = readyzFailure(code, body, err)
+		}
+		select {
+		case <-ctx.Done():
+			return &WaitError{What: "API server " + c.Server() + " /readyz", Waited: time.Since(start), Last: last, Err: ctx.Err()}
+		case <-tick.C:
+		}
+	}
+}
+
+// readyzFailure sums up a failed /readyz: the failed checks when the API
+// server answered, else the request's error.
+func readyzFailure(code int, body []byte, err error) string {
+	var failed []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "[-]") {
+			failed = append(failed, strings.TrimPrefix(l, "[-]"))
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return fmt.Sprintf("HTTP %d, failed checks: %s", code, strings.Join(failed, "; "))
+	case err != nil:
+		return err.Error()
+	}
+	return fmt.Sprintf("HTTP %d: %s", code, strings.TrimSpace(string(body)))
+}
+
+// WaitNodeReady watches the Node called name until its Ready condition is
+// True or timeout passes. On timeout the error is a *WaitError saying
+// whether the node never registered or what its Ready condition says.
+func (c *Client) WaitNodeReady(ctx context.Context, name string, timeout time.Duration) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	nodes := c.Kube.CoreV1().Nodes()
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return nodes.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return nodes.Watch(ctx, o)
+		},
+	}
+	last := "the node has not registered (no Node object yet; is the kubelet running?)"
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {
+		n, ok := ev.Object.(*corev1.Node)
+		if !ok {
+			return false, nil
+		}
+		if ev.Type == watch.Deleted {
+			last = "the Node object was deleted"
+			return false, nil
+		}
+		ready, why := NodeReady(n)
+		last = why
+		return ready, nil
+	})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil {
+		return fmt.Errorf("watch node %s on %s: %w", name, c.Server(), err)
+	}
+	return &WaitError{What: "node " + name, Waited: time.Since(start), Last: last, Err: ctx.Err()}
+}
+
+// NodeReady reports whether n's Ready condition is True, and describes the
+// condition either way.
+func NodeReady(n *corev1.Node) (bool, string) {
+	for _, c := range n.Status.Conditions {
+		if c.Type != corev1.NodeReady {
+			continue
+		}
+		why := "Ready=" + string(c.Status)
+		if c.Reason != "" || c.Message != "" {
+			why += fmt.Sprintf(" (%s: %s)", c.Reason, c.Message)
+		}
+		return c.Status == corev1.ConditionTrue, why
+	}
+	return false, "registered, no Ready condition reported yet"
+}
