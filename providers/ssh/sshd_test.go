@@ -369,8 +369,9 @@ type proxy struct {
 	sshd       *sshd
 	accepted   atomic.Int64
 
-	mu    sync.Mutex
-	conns []net.Conn
+	mu      sync.Mutex
+	conns   []net.Conn
+	stopped bool
 }
 
 // startProxy runs a proxy to s until the test ends.
@@ -389,6 +390,9 @@ func startProxy(t *testing.T, s *sshd) *proxy {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		l.Close()
+		px.mu.Lock()
+		px.stopped = true
+		px.mu.Unlock()
 		px.drop()
 		wg.Wait()
 	})
@@ -408,8 +412,16 @@ func startProxy(t *testing.T, s *sshd) *proxy {
 				continue
 			}
 			px.mu.Lock()
-			px.conns = append(px.conns, c, up)
+			stopped := px.stopped
+			if !stopped {
+				px.conns = append(px.conns, c, up)
+			}
 			px.mu.Unlock()
+			if stopped { // accepted while the test was ending
+				c.Close()
+				up.Close()
+				continue
+			}
 			pipe := func(dst, src net.Conn) {
 				defer wg.Done()
 				_, _ = io.Copy(dst, src)
