@@ -1,0 +1,116 @@
+package templates
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+)
+
+// Addon names, in the order RenderAddons returns them.
+const (
+	AddonKubeProxy = "kube-proxy"
+	AddonCoreDNS   = "coredns"
+)
+
+// DefaultCoreDNSReplicas is how many CoreDNS pods run, as kubeadm's.
+const DefaultCoreDNSReplicas = 2
+
+// DefaultBootstrapGroup is the group of nodes joining with a bootstrap
+// token.
+const DefaultBootstrapGroup = "system:bootstrappers:kubeadm:default-node-token"
+
+// Addons is the data of the cluster's addons: kube-proxy and CoreDNS.
+type Addons struct {
+	// ProxyImage and CoreDNSImage are image references (images.Set's Proxy
+	// and CoreDNS).
+	ProxyImage   string
+	CoreDNSImage string
+	// APIServerURL is where kube-proxy reaches the API server: the
+	// control-plane endpoint, https://host:port.
+	APIServerURL string
+	// PodSubnet is kube-proxy's clusterCIDR (a comma-separated dual-stack
+	// pair is allowed).
+	PodSubnet string
+	// DNSDomain is the cluster's DNS domain; cluster.local when empty.
+	DNSDomain string
+	// DNSServiceIP is the kube-dns Service's ClusterIP: the tenth address
+	// of the service subnet.
+	DNSServiceIP string
+	// CoreDNSReplicas is 2 when zero.
+	CoreDNSReplicas int
+	// LibModules mounts the host's /lib/modules into kube-proxy; set it
+	// only when the host has that directory.
+	LibModules bool
+	// BootstrapGroup may read kube-proxy's ConfigMap while joining;
+	// DefaultBootstrapGroup when empty.
+	BootstrapGroup string
+}
+
+// Addon is one addon's manifest: multi-document YAML to apply.
+type Addon struct {
+	Name string
+	Data []byte
+}
+
+// RenderAddons renders kube-proxy's and CoreDNS's manifests.
+func RenderAddons(a Addons) ([]Addon, error) {
+	a = a.withDefaults()
+	if err := a.validate(); err != nil {
+		return nil, err
+	}
+	var out []Addon
+	for _, name := range []string{AddonKubeProxy, AddonCoreDNS} {
+		data, err := Render("addons/"+name+".yaml", a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Addon{Name: name, Data: data})
+	}
+	return out, nil
+}
+
+func (a Addons) withDefaults() Addons {
+	if a.DNSDomain == "" {
+		a.DNSDomain = DefaultDNSDomain
+	}
+	if a.CoreDNSReplicas == 0 {
+		a.CoreDNSReplicas = DefaultCoreDNSReplicas
+	}
+	if a.BootstrapGroup == "" {
+		a.BootstrapGroup = DefaultBootstrapGroup
+	}
+	return a
+}
+
+var dnsDomain = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
+func (a Addons) validate() error {
+	var errs []error
+	if a.ProxyImage == "" {
+		errs = append(errs, errors.New("ProxyImage is empty"))
+	}
+	if a.CoreDNSImage == "" {
+		errs = append(errs, errors.New("CoreDNSImage is empty"))
+	}
+	if u, err := url.Parse(a.APIServerURL); err != nil || u.Scheme != "https" || u.Host == "" || u.Port() == "" || u.Path != "" {
+		errs = append(errs, fmt.Errorf("APIServerURL %q is not https://host:port", a.APIServerURL))
+	}
+	if err := checkCIDRs("PodSubnet", a.PodSubnet, true); err != nil {
+		errs = append(errs, err)
+	}
+	if !dnsDomain.MatchString(a.DNSDomain) {
+		errs = append(errs, fmt.Errorf("DNSDomain %q is not a DNS domain", a.DNSDomain))
+	}
+	if net.ParseIP(a.DNSServiceIP) == nil {
+		errs = append(errs, fmt.Errorf("DNSServiceIP %q is not an IP address", a.DNSServiceIP))
+	}
+	if a.CoreDNSReplicas < 1 {
+		errs = append(errs, fmt.Errorf("CoreDNSReplicas %d is below 1", a.CoreDNSReplicas))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("addons: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,315 @@
+package templates
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+)
+
+func testAddons() Addons {
+	return Addons{
+		ProxyImage:   "registry.k8s.io/kube-proxy:v1.35.4",
+		CoreDNSImage: "registry.k8s.io/coredns/coredns:v1.13.1",
+		APIServerURL: "https://192.0.2.10:6443",
+		PodSubnet:    "10.244.0.0/16",
+		DNSServiceIP: "10.96.0.10",
+	}
+}
+
+// objects parses a multi-document manifest strictly into typed objects.
+func objects(t *testing.T, name string, data []byte) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for i, doc := range bytes.Split(data, []byte("\n---\n")) {
+		var meta struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatalf("%s document %d: %v", name, i+1, err)
+		}
+		var obj any
+		switch meta.Kind {
+		case "ServiceAccount":
+			obj = &corev1.ServiceAccount{}
+		case "ConfigMap":
+			obj = &corev1.ConfigMap{}
+		case "Service":
+			obj = &corev1.Service{}
+		case "ClusterRole":
+			obj = &rbacv1.ClusterRole{}
+		case "ClusterRoleBinding":
+			obj = &rbacv1.ClusterRoleBinding{}
+		case "Role":
+			obj = &rbacv1.Role{}
+		case "RoleBinding":
+			obj = &rbacv1.RoleBinding{}
+		case "DaemonSet":
+			obj = &appsv1.DaemonSet{}
+		case "Deployment":
+			obj = &appsv1.Deployment{}
+		default:
+			t.Fatalf("%s document %d: unexpected kind %q", name, i+1, meta.Kind)
+		}
+		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+			t.Fatalf("%s document %d (%s): %v", name, i+1, meta.Kind, err)
+		}
+		key := meta.Kind + "/" + meta.Metadata.Name
+		if _, dup := out[key]; dup {
+			t.Fatalf("%s: two %s", name, key)
+		}
+		out[key] = obj
+	}
+	return out
+}
+
+func renderAddons(t *testing.T, a Addons) map[string]map[string]any {
+	t.Helper()
+	addons, err := RenderAddons(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for _, ad := range addons {
+		out[ad.Name] = objects(t, ad.Name, ad.Data)
+	}
+	if len(out) != 2 || out[AddonKubeProxy] == nil || out[AddonCoreDNS] == nil {
+		t.Fatalf("rendered %v", addons)
+	}
+	return out
+}
+
+func TestAddonsGolden(t *testing.T) {
+	a := testAddons()
+	a.LibModules = true
+	addons, err := RenderAddons(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("testdata", "addons")
+	for _, ad := range addons {
+		golden := filepath.Join(dir, ad.Name+".yaml")
+		if *update {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(golden, ad.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test ./templates -update)", err)
+		}
+		if !bytes.Equal(ad.Data, want) {
+			t.Errorf("%s differs from %s (run go test ./templates -update and review the diff)\n--- got\n%s", ad.Name, golden, ad.Data)
+		}
+	}
+}
+
+func TestKubeProxyManifest(t *testing.T) {
+	for _, libModules := range []bool{false, true} {
+		t.Run(fmt.Sprint("libModules=", libModules), func(t *testing.T) {
+			a := testAddons()
+			a.LibModules = libModules
+			objs := renderAddons(t, a)[AddonKubeProxy]
+
+			crb := objs["ClusterRoleBinding/kubeadm:node-proxier"].(*rbacv1.ClusterRoleBinding)
+			if crb.RoleRef.Name != "system:node-proxier" || len(crb.Subjects) != 1 || crb.Subjects[0].Kind != "ServiceAccount" || crb.Subjects[0].Name != "kube-proxy" || crb.Subjects[0].Namespace != "kube-system" {
+				t.Errorf("ClusterRoleBinding %+v", crb)
+			}
+			if _, ok := objs["ServiceAccount/kube-proxy"]; !ok {
+				t.Error("no ServiceAccount kube-proxy")
+			}
+			rb := objs["RoleBinding/kube-proxy"].(*rbacv1.RoleBinding)
+			if rb.Subjects[0].Name != DefaultBootstrapGroup {
+				t.Errorf("RoleBinding kube-proxy binds %v", rb.Subjects)
+			}
+
+			ds := objs["DaemonSet/kube-proxy"].(*appsv1.DaemonSet)
+			spec := ds.Spec.Template.Spec
+			c := spec.Containers[0]
+			if !spec.HostNetwork || spec.PriorityClassName != "system-node-critical" || spec.ServiceAccountName != "kube-proxy" {
+				t.Errorf("pod spec: hostNetwork %v, priority class %q, service account %q", spec.HostNetwork, spec.PriorityClassName, spec.ServiceAccountName)
+			}
+			if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
+				t.Error("kube-proxy is not privileged")
+			}
+			if c.Image != a.ProxyImage {
+				t.Errorf("image %q", c.Image)
+			}
+			if len(spec.Tolerations) != 1 || spec.Tolerations[0].Operator != corev1.TolerationOpExists || spec.Tolerations[0].Key != "" {
+				t.Errorf("tolerations %+v do not tolerate every taint", spec.Tolerations)
+			}
+			if ds.Spec.Selector.MatchLabels["k8s-app"] != ds.Spec.Template.Labels["k8s-app"] {
+				t.Error("the selector does not match the pod template")
+			}
+			mounts := map[string]string{}
+			for _, m := range c.VolumeMounts {
+				mounts[m.Name] = m.MountPath
+			}
+			hostPaths := map[string]string{}
+			for _, v := range spec.Volumes {
+				if v.HostPath != nil {
+					hostPaths[v.Name] = v.HostPath.Path
+				}
+			}
+			if mounts["xtables-lock"] != "/run/xtables.lock" || hostPaths["xtables-lock"] != "/run/xtables.lock" {
+				t.Errorf("xtables lock: mounts %v, host paths %v", mounts, hostPaths)
+			}
+			_, mounted := mounts["lib-modules"]
+			_, volume := hostPaths["lib-modules"]
+			if mounted != libModules || volume != libModules {
+				t.Errorf("LibModules %v: /lib/modules mounted %v, volume %v", libModules, mounted, volume)
+			}
+			if !slices.Contains(c.Command, "--config="+mounts["kube-proxy"]+"/config.conf") {
+				t.Errorf("command %q does not read the mounted config", c.Command)
+			}
+
+			cm := objs["ConfigMap/kube-proxy"].(*corev1.ConfigMap)
+			var cfg struct {
+				Kind             string `json:"kind"`
+				Mode             string `json:"mode"`
+				ClusterCIDR      string `json:"clusterCIDR"`
+				ClientConnection struct {
+					Kubeconfig string `json:"kubeconfig"`
+				} `json:"clientConnection"`
+				Conntrack struct {
+					MaxPerCore *int32 `json:"maxPerCore"`
+				} `json:"conntrack"`
+			}
+			if err := yaml.Unmarshal([]byte(cm.Data["config.conf"]), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Kind != "KubeProxyConfiguration" || cfg.Mode != "iptables" || cfg.ClusterCIDR != a.PodSubnet {
+				t.Errorf("KubeProxyConfiguration %+v", cfg)
+			}
+			if cfg.Conntrack.MaxPerCore == nil || *cfg.Conntrack.MaxPerCore != 0 {
+				t.Error("conntrack.maxPerCore is not 0: kube-proxy would set nf_conntrack_max on the host")
+			}
+			if cfg.ClientConnection.Kubeconfig != mounts["kube-proxy"]+"/kubeconfig.conf" {
+				t.Errorf("kubeconfig %q is not the mounted ConfigMap's kubeconfig.conf", cfg.ClientConnection.Kubeconfig)
+			}
+			kc, err := clientcmd.Load([]byte(cm.Data["kubeconfig.conf"]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := kc.Clusters[kc.Contexts[kc.CurrentContext].Cluster].Server; s != a.APIServerURL {
+				t.Errorf("kube-proxy's kubeconfig points at %q", s)
+			}
+		})
+	}
+}
+
+func TestCoreDNSManifest(t *testing.T) {
+	a := testAddons()
+	a.DNSDomain = "prod.internal"
+	objs := renderAddons(t, a)[AddonCoreDNS]
+
+	cr := objs["ClusterRole/system:coredns"].(*rbacv1.ClusterRole)
+	if len(cr.Rules) != 2 || !slices.Contains(cr.Rules[1].Resources, "endpointslices") {
+		t.Errorf("ClusterRole %+v", cr.Rules)
+	}
+	crb := objs["ClusterRoleBinding/system:coredns"].(*rbacv1.ClusterRoleBinding)
+	if crb.RoleRef.Name != "system:coredns" || crb.Subjects[0].Name != "coredns" {
+		t.Errorf("ClusterRoleBinding %+v", crb)
+	}
+	corefile := objs["ConfigMap/coredns"].(*corev1.ConfigMap).Data["Corefile"]
+	for _, s := range []string{"kubernetes prod.internal in-addr.arpa ip6.arpa {", "forward . /etc/resolv.conf", "ready\n", "health {", "disable success prod.internal"} {
+		if !strings.Contains(corefile, s) {
+			t.Errorf("Corefile lacks %q:\n%s", s, corefile)
+		}
+	}
+	if strings.Count(corefile, "{") != strings.Count(corefile, "}") {
+		t.Errorf("Corefile braces do not balance:\n%s", corefile)
+	}
+
+	dep := objs["Deployment/coredns"].(*appsv1.Deployment)
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
+		t.Errorf("replicas %v", dep.Spec.Replicas)
+	}
+	spec := dep.Spec.Template.Spec
+	c := spec.Containers[0]
+	if c.Image != a.CoreDNSImage || spec.ServiceAccountName != "coredns" || spec.PriorityClassName != "system-cluster-critical" {
+		t.Errorf("image %q, service account %q, priority class %q", c.Image, spec.ServiceAccountName, spec.PriorityClassName)
+	}
+	ports := map[string]corev1.ContainerPort{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p
+	}
+	probe := func(kind string, p *corev1.Probe, port int32, path string) {
+		t.Helper()
+		if p == nil || p.HTTPGet == nil {
+			t.Fatalf("no %s probe", kind)
+		}
+		if got := ports[p.HTTPGet.Port.String()].ContainerPort; got != port || p.HTTPGet.Path != path {
+			t.Errorf("%s probe: port %s (%d) path %s, want %d %s", kind, p.HTTPGet.Port.String(), got, p.HTTPGet.Path, port, path)
+		}
+	}
+	probe("readiness", c.ReadinessProbe, 8181, "/ready")
+	probe("liveness", c.LivenessProbe, 8080, "/health")
+	tolerated := false
+	for _, tol := range spec.Tolerations {
+		if tol.Key == "node-role.kubernetes.io/control-plane" && tol.Effect == corev1.TaintEffectNoSchedule {
+			tolerated = true
+		}
+	}
+	if !tolerated {
+		t.Error("CoreDNS does not tolerate the control-plane taint")
+	}
+	if dep.Spec.Selector.MatchLabels["k8s-app"] != dep.Spec.Template.Labels["k8s-app"] {
+		t.Error("the selector does not match the pod template")
+	}
+
+	svc := objs["Service/kube-dns"].(*corev1.Service)
+	if svc.Spec.ClusterIP != "10.96.0.10" || svc.Spec.Selector["k8s-app"] != "kube-dns" {
+		t.Errorf("Service %+v", svc.Spec)
+	}
+	var got []string
+	for _, p := range svc.Spec.Ports {
+		got = append(got, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
+	}
+	if !slices.Equal(got, []string{"53/UDP", "53/TCP", "9153/TCP"}) {
+		t.Errorf("Service ports %v", got)
+	}
+}
+
+func TestAddonsValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*Addons)
+		want   string
+	}{
+		{"no proxy image", func(a *Addons) { a.ProxyImage = "" }, "ProxyImage is empty"},
+		{"no CoreDNS image", func(a *Addons) { a.CoreDNSImage = "" }, "CoreDNSImage is empty"},
+		{"endpoint without port", func(a *Addons) { a.APIServerURL = "https://192.0.2.10" }, "APIServerURL"},
+		{"endpoint over http", func(a *Addons) { a.APIServerURL = "http://192.0.2.10:6443" }, "APIServerURL"},
+		{"bad pod subnet", func(a *Addons) { a.PodSubnet = "10.244.0.0" }, "PodSubnet"},
+		{"no pod subnet", func(a *Addons) { a.PodSubnet = "" }, "PodSubnet is empty"},
+		{"bad domain", func(a *Addons) { a.DNSDomain = "Cluster Local" }, "DNSDomain"},
+		{"bad DNS IP", func(a *Addons) { a.DNSServiceIP = "10.96.0" }, "DNSServiceIP"},
+		{"negative replicas", func(a *Addons) { a.CoreDNSReplicas = -1 }, "CoreDNSReplicas"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := testAddons()
+			tc.change(&a)
+			_, err := RenderAddons(a)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "addons: ") {
+				t.Errorf("got %v, want an addons error about %s", err, tc.want)
+			}
+		})
+	}
+}
