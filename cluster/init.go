@@ -16,6 +16,8 @@ type InitOptions struct {
 	ConfigFile string
 	Overrides  Overrides
 	Connect    ConnectOptions
+	// Bundle is a kforge bundle to install binaries and images from.
+	Bundle string
 	// DryRun writes every file under OutputDir and changes nothing.
 	DryRun    bool
 	OutputDir string
@@ -27,44 +29,79 @@ type InitOptions struct {
 
 // Init builds the control plane on the cluster's control-plane host.
 func Init(ctx context.Context, o InitOptions) error {
-	list := phases.Init()
-	if err := phases.Check(list, "--skip-phases", o.SkipPhases...); err != nil {
-		return err
-	}
 	c, err := LoadConfig(o.ConfigFile, o.Overrides)
 	if err != nil {
 		return err
 	}
+	_, err = initControlPlane(ctx, o, c, false)
+	if err == nil && !o.DryRun && o.Phase == "" {
+		o.Out.Total("kforge init finished")
+	}
+	return err
+}
+
+// initControlPlane runs init's phases on the control-plane host of c and
+// returns the run's data.
+func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, schedulable bool) (*phases.Data, error) {
+	list := phases.Init()
+	if err := phases.Check(list, "--skip-phases", o.SkipPhases...); err != nil {
+		return nil, err
+	}
+	if o.Bundle != "" {
+		c.Artifacts.Bundle = o.Bundle
+	}
+	if b := c.Artifacts.Bundle; b != "" {
+		if _, err := os.Stat(config.ExpandHome(b)); err != nil {
+			return nil, fmt.Errorf("--bundle: %w (make artifacts builds one and prints its path)", err)
+		}
+		c.Artifacts.Bundle = config.ExpandHome(b)
+	}
 	node, _ := c.ControlPlane()
 	h, err := Connect(ctx, node, o.Connect)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer h.Close()
 	var plan *dryrun.Host
 	if o.DryRun {
 		if o.OutputDir == "" {
 			if o.OutputDir, err = os.MkdirTemp("", "kforge-dry-run-"); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		plan = dryrun.New(h, o.OutputDir)
 		h = plan
 	}
-	d := &phases.Data{Cluster: c, Node: node, Host: h, Out: o.Out}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	d := &phases.Data{
+		Cluster: c, Node: node, Host: h, Out: o.Out,
+		Schedulable: schedulable, KforgeBinary: self, StagingDir: stagingDir(),
+	}
 	if err := d.Prepare(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	o.Out.Logf("host %s: %+v", h.Name(), d.Facts)
 	if err := phases.Execute(ctx, list, d, phases.Options{Only: o.Phase, Skip: o.SkipPhases}); err != nil {
-		return fmt.Errorf("%w\nFix the cause and run the same command again: finished work is kept and reused", err)
+		return nil, fmt.Errorf("%w\nFix the cause and run the same command again: finished work is kept and reused", err)
 	}
 	if plan != nil {
 		plan.Plan().Write(o.Out.Writer(), o.OutputDir)
-		return nil
 	}
-	o.Out.Total("kforge init finished")
-	return nil
+	return d, nil
+}
+
+// stagingDir is where verified bundles are unpacked on this machine.
+func stagingDir() string {
+	if dir := os.Getenv("KFORGE_CACHE"); dir != "" {
+		return dir + "/staging"
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		return dir + "/kforge/staging"
+	}
+	return ""
 }
 
 func readFile(path string) ([]byte, error) {

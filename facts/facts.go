@@ -32,7 +32,9 @@ type Facts struct {
 	SwapOn         bool
 	IPForward      bool
 	BridgeNF       bool
-	UID            int
+	// BridgeNFAvailable: the kernel has bridge netfilter (the sysctl exists).
+	BridgeNFAvailable bool
+	UID               int
 }
 
 // probe prints one key=value per line. It only reads.
@@ -85,6 +87,7 @@ func Parse(out string) (Facts, error) {
 	f.SwapOn = swaps > 0
 	f.IPForward = kv["ip_forward"] == "1"
 	f.BridgeNF = kv["bridge_nf"] == "1"
+	f.BridgeNFAvailable = kv["bridge_nf"] != ""
 	uid, err := strconv.Atoi(kv["uid"])
 	if err != nil {
 		return Facts{}, fmt.Errorf("reading host facts: unexpected probe output %q", out)

@@ -19,7 +19,7 @@ func controlPlaneManifest(file string) func(context.Context, *Data) error {
 		}
 		for _, f := range files {
 			if path.Base(f.Path) == file {
-				return d.Host.WriteFile(ctx, f.Path, f.Data, f.Mode)
+				return writeFiles(ctx, d, []templates.File{f})
 			}
 		}
 		return fmt.Errorf("no rendered manifest %s", file)

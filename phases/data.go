@@ -56,6 +56,16 @@ type Data struct {
 	// kforge installs them from a bundle or they are already there, else
 	// Debian's /usr/lib/cni when the OS package provides them.
 	CNIBinDir string
+
+	// StagingDir is where a verified bundle is unpacked on the machine
+	// kforge runs on (a cache keyed by the bundle's manifest).
+	StagingDir string
+	// KforgeBinary is kforge's own executable on the machine it runs on;
+	// it is installed on the host for the supervisor to run from.
+	KforgeBinary string
+	// Schedulable leaves the control-plane node without its NoSchedule
+	// taint (kforge up --local).
+	Schedulable bool
 }
 
 // Images returns the upstream names of the cluster's images.

@@ -4,7 +4,8 @@ package phases
 func Init() []Phase {
 	return []Phase{
 		{Name: "preflight", Short: "Check that the host can run a control plane", Run: preflight},
-		{Name: "runtime", Short: "Configure containerd", Run: runtimeConfig},
+		{Name: "runtime", Short: "Install, configure and start containerd and the CNI plugins", Run: runtime},
+		{Name: "bundle", Short: "Verify the bundle, install its binaries and import its images", Run: loadBundle},
 		{Name: "certs", Short: "Create or reuse the PKI under /etc/kubernetes/pki", Run: certsPhase},
 		{Name: "kubeconfig", Short: "Write the admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs", Run: kubeconfigPhase},
 		{Name: "etcd", Short: "Write etcd's static pod manifest", Run: controlPlaneManifest("etcd.yaml")},
@@ -13,6 +14,6 @@ func Init() []Phase {
 			{Name: "controller-manager", Short: "kube-controller-manager", Run: controlPlaneManifest("kube-controller-manager.yaml")},
 			{Name: "scheduler", Short: "kube-scheduler", Run: controlPlaneManifest("kube-scheduler.yaml")},
 		}},
-		{Name: "kubelet", Short: "Write the kubelet's configuration", Run: kubeletConfig},
+		{Name: "kubelet", Short: "Configure and start the kubelet", Run: kubelet},
 	}
 }

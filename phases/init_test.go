@@ -2,11 +2,14 @@ package phases
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/facts"
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/host/fake"
 	"kforge.dev/kforge/reporter"
 	"kforge.dev/kforge/templates"
@@ -21,7 +24,20 @@ func fakeNode(t *testing.T, probe string) (*Data, *fake.Host) {
 		t.Fatal(err)
 	}
 	h := fake.New("node1")
+	// Every tool is installed and every command succeeds.
+	h.On(fake.Answer{})
+	h.OnFunc(func(c host.Cmd) fake.Answer {
+		if strings.HasPrefix(c.Argv[2], "command -v") && len(c.Argv) > 4 {
+			return fake.Answer{Stdout: "/usr/bin/" + c.Argv[4] + "\n"}
+		}
+		return fake.Answer{}
+	}, "sh", "-c")
+	self := filepath.Join(t.TempDir(), "kforge")
+	if err := os.WriteFile(self, []byte("kforge"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	return &Data{
+		KforgeBinary: self,
 		Cluster: config.Default(), Host: h, Facts: f, Out: reporter.Discard(),
 		NodeName: "node1", AdvertiseAddress: "10.0.0.5", Endpoint: "10.0.0.5:6443",
 		CNIBinDir: templates.DebianCNIBinDir, CACertDirs: []string{"/etc/ssl/certs"},
@@ -53,6 +69,22 @@ func TestInitOnAFakeHost(t *testing.T) {
 	if c := string(files["/etc/containerd/config.toml"].Data); !strings.Contains(c, "restrict_oom_score_adj = true") {
 		t.Errorf("containerd config lacks restrict_oom_score_adj on a host without CAP_SYS_RESOURCE:\n%s", c)
 	}
+	for _, svc := range []string{"containerd", "kubelet"} {
+		f, ok := files["/var/lib/kforge/supervisor/services/"+svc+".yaml"]
+		if !ok {
+			t.Errorf("no supervisor service file for %s; files: %v", svc, h.Paths())
+			continue
+		}
+		if !strings.Contains(string(f.Data), "/"+svc) {
+			t.Errorf("%s service:\n%s", svc, f.Data)
+		}
+	}
+	if _, ok := files[KforgeOnHost]; !ok {
+		t.Errorf("kforge itself was not installed for the supervisor")
+	}
+	if calls := strings.Join(h.Calls(), "\n"); !strings.Contains(calls, "setsid -f") || strings.Contains(calls, "systemctl") {
+		t.Errorf("without systemd the supervisor runs the services:\n%s", calls)
+	}
 	if k := string(files["/var/lib/kubelet/config.yaml"].Data); !strings.Contains(k, "failCgroupV1: false") || !strings.Contains(k, "cgroupDriver: cgroupfs") {
 		t.Errorf("kubelet config on cgroup v1 without systemd:\n%s", k)
 	}
@@ -66,6 +98,9 @@ func TestInitOnASystemdHost(t *testing.T) {
 	c := string(h.Files()["/etc/containerd/config.toml"].Data)
 	if !strings.Contains(c, "SystemdCgroup = true") || strings.Contains(c, "restrict_oom_score_adj = true") {
 		t.Errorf("containerd config on a systemd host with all capabilities:\n%s", c)
+	}
+	if calls := strings.Join(h.Calls(), "\n"); !strings.Contains(calls, "systemctl restart containerd") || strings.Contains(calls, "setsid") {
+		t.Errorf("with systemd, containerd's unit is restarted after a config change:\n%s", calls)
 	}
 }
 

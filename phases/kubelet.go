@@ -2,27 +2,46 @@ package phases
 
 import (
 	"context"
+	"fmt"
 
 	"kforge.dev/kforge/templates"
 )
 
-// kubeletConfig writes the kubelet's KubeletConfiguration, its flags file
-// and its systemd unit: cgroup driver and failCgroupV1 follow the host's
-// facts, cluster DNS is the tenth service IP.
-func kubeletConfig(ctx context.Context, d *Data) error {
-	files, err := d.renderKubelet()
+// kubelet writes the kubelet's KubeletConfiguration (cgroup driver and
+// failCgroupV1 from the host's facts, cluster DNS at the tenth service
+// IP), its flags and its systemd unit, and starts it — as a systemd unit
+// when systemd runs, otherwise under kforge's supervisor — restarting it
+// when its configuration changed. The static pods are already in
+// /etc/kubernetes/manifests, so the kubelet starts the control plane at
+// once.
+func kubelet(ctx context.Context, d *Data) error {
+	k, files, err := d.renderKubelet()
 	if err != nil {
 		return err
 	}
-	return writeFiles(ctx, d, files)
+	changed, err := writeChanged(ctx, d, files)
+	if err != nil {
+		return err
+	}
+	if _, err := check(ctx, d, "test", "-x", k.BinaryPath); err != nil {
+		return fmt.Errorf("no kubelet at %s on %s: pass --bundle FILE (make artifacts builds one)", k.BinaryPath, d.Host.Name())
+	}
+	svc := Service{
+		Name:  "kubelet",
+		Argv:  append([]string{k.BinaryPath}, k.Args()...),
+		After: "containerd",
+		Unit:  "kubelet",
+	}
+	return d.ensureService(ctx, svc, changed)
 }
 
-func (d *Data) renderKubelet() ([]templates.File, error) {
+func (d *Data) renderKubelet() (templates.Kubelet, []templates.File, error) {
 	dns, err := d.Cluster.Networking.ServiceIP(10)
 	if err != nil {
-		return nil, err
+		return templates.Kubelet{}, nil, err
 	}
-	return templates.RenderKubelet(templates.Kubelet{
+	k := templates.Kubelet{
+		BinaryPath:    templates.DefaultKubeletBinary,
 		NodeName:      d.NodeName,
 		NodeIP:        d.AdvertiseAddress,
 		CgroupDriver:  d.Facts.CgroupDriver(),
@@ -30,5 +49,7 @@ func (d *Data) renderKubelet() ([]templates.File, error) {
 		AllowSwap:     d.Facts.SwapOn,
 		ClusterDNS:    []string{dns.String()},
 		ClusterDomain: d.Cluster.Networking.DNSDomain,
-	})
+	}
+	files, err := templates.RenderKubelet(k)
+	return k, files, err
 }

@@ -1,18 +1,111 @@
 package phases
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/templates"
 )
 
-// runtimeConfig writes containerd's config.toml for this host: the pause
-// image as sandbox image, the cgroup driver the kubelet uses, and
-// restrict_oom_score_adj when root lacks CAP_SYS_RESOURCE.
-func runtimeConfig(ctx context.Context, d *Data) error {
-	imgs, err := d.Images()
+// ContainerdSocket is the CRI socket the kubelet talks to.
+const ContainerdSocket = "/run/containerd/containerd.sock"
+
+// runtimePackages are the Debian packages kforge installs when the host has
+// no containerd and no bundle provides one.
+var runtimePackages = []string{"containerd", "runc", "containernetworking-plugins", "iptables", "conntrack"}
+
+// runtime makes containerd ready for the kubelet: it installs containerd,
+// runc and the CNI plugins from the OS package manager when they are
+// missing, enables IP forwarding and bridge netfilter, writes containerd's
+// config (pause image, cgroup driver, restrict_oom_score_adj when root
+// lacks CAP_SYS_RESOURCE) and the pod network's CNI config, and starts
+// containerd — restarting it when its config changed.
+func runtime(ctx context.Context, d *Data) error {
+	if err := installRuntime(ctx, d); err != nil {
+		return err
+	}
+	if err := sysctls(ctx, d); err != nil {
+		return err
+	}
+	changed, err := runtimeConfig(ctx, d)
 	if err != nil {
 		return err
+	}
+	if err := cniConfig(ctx, d); err != nil {
+		return err
+	}
+	svc := Service{Name: "containerd", Argv: []string{"containerd", "--config", ContainerdDir + "/config.toml"}, Unit: "containerd"}
+	if err := d.ensureService(ctx, svc, changed); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, d.Host, 30*time.Second, "containerd", "ctr", "--address", ContainerdSocket, "version"); err != nil {
+		return fmt.Errorf("%w\nlast lines of containerd's log:\n%s", err, d.logTail(ctx, "containerd", 15))
+	}
+	return nil
+}
+
+func installRuntime(ctx context.Context, d *Data) error {
+	missing := false
+	for _, bin := range []string{"containerd", "runc"} {
+		if _, err := check(ctx, d, "sh", "-c", "command -v "+bin); err != nil {
+			missing = true
+		}
+	}
+	if d.Cluster.Artifacts.Bundle == "" {
+		// A bundle brings its own CNI plugins.
+		if _, err := check(ctx, d, "test", "-x", d.CNIBinDir+"/bridge"); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	if _, err := check(ctx, d, "sh", "-c", "command -v apt-get"); err != nil {
+		return fmt.Errorf("containerd, runc or the CNI plugins are missing and the host has no apt-get: install them, or pass a bundle that carries them (--bundle)")
+	}
+	d.Out.Infof("  installing %v with apt-get on %s", runtimePackages, d.Host.Name())
+	env := []string{"DEBIAN_FRONTEND=noninteractive"}
+	if _, err := d.Host.Run(ctx, host.Cmd{Argv: []string{"apt-get", "update", "-qq"}, Env: env, Sudo: true}); err != nil {
+		return err
+	}
+	argv := append([]string{"apt-get", "install", "-y", "-qq", "--no-install-recommends"}, runtimePackages...)
+	if _, err := d.Host.Run(ctx, host.Cmd{Argv: argv, Env: env, Sudo: true}); err != nil {
+		return err
+	}
+	// Debian's package starts containerd with its own config when systemd
+	// runs; kforge restarts it with its config below.
+	d.CNIBinDir = templates.DebianCNIBinDir
+	return nil
+}
+
+// sysctls enables what pod networking needs, now and across reboots.
+func sysctls(ctx context.Context, d *Data) error {
+	conf := "net.ipv4.ip_forward = 1\n"
+	argv := []string{"sysctl", "-q", "-w", "net.ipv4.ip_forward=1"}
+	if d.Facts.BridgeNFAvailable {
+		conf += "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n"
+		argv = append(argv, "net.bridge.bridge-nf-call-iptables=1", "net.bridge.bridge-nf-call-ip6tables=1")
+	} else {
+		d.Out.Infof("  ! %s has no bridge netfilter (/proc/sys/net/bridge): Services may not answer pods on the same bridge", d.Host.Name())
+	}
+	if err := d.Host.WriteFile(ctx, "/etc/sysctl.d/99-kforge.conf", []byte(conf), 0o644); err != nil {
+		return err
+	}
+	_, err := d.Host.Run(ctx, host.Cmd{Argv: argv, Sudo: true})
+	return err
+}
+
+// runtimeConfig writes containerd's config.toml for this host and tells
+// whether it changed.
+func runtimeConfig(ctx context.Context, d *Data) (bool, error) {
+	imgs, err := d.Images()
+	if err != nil {
+		return false, err
 	}
 	files, err := templates.RenderContainerd(templates.Containerd{
 		SandboxImage:        imgs.Pause,
@@ -21,17 +114,33 @@ func runtimeConfig(ctx context.Context, d *Data) error {
 		CNIBinDir:           d.CNIBinDir,
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
-	return writeFiles(ctx, d, files)
+	return writeChanged(ctx, d, files)
+}
+
+// writeChanged writes rendered files whose content differs from what the
+// host has, and tells whether any did.
+func writeChanged(ctx context.Context, d *Data, files []templates.File) (bool, error) {
+	changed := false
+	for _, f := range files {
+		old, err := d.Host.ReadFile(ctx, f.Path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+		if err == nil && bytes.Equal(old, f.Data) {
+			continue
+		}
+		if err := d.Host.WriteFile(ctx, f.Path, f.Data, f.Mode); err != nil {
+			return false, err
+		}
+		changed = true
+	}
+	return changed, nil
 }
 
 // writeFiles writes rendered files through the host.
 func writeFiles(ctx context.Context, d *Data, files []templates.File) error {
-	for _, f := range files {
-		if err := d.Host.WriteFile(ctx, f.Path, f.Data, f.Mode); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := writeChanged(ctx, d, files)
+	return err
 }

@@ -1,0 +1,139 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"kforge.dev/kforge/phases"
+)
+
+// ContextName is the context `kforge up --local` adds to the user's
+// kubeconfig.
+const ContextName = "kforge"
+
+// UpOptions are the inputs of `kforge up --local`.
+type UpOptions struct {
+	InitOptions
+	// Kubeconfig is the user's kubeconfig that gets the kforge context;
+	// "" means $KUBECONFIG's first file or ~/.kube/config.
+	Kubeconfig string
+}
+
+// Up builds a single-node cluster on this machine: init with local
+// defaults and a schedulable control-plane node, then a "kforge" context
+// in the user's kubeconfig. On a healthy cluster it changes nothing.
+func Up(ctx context.Context, o UpOptions) error {
+	c, err := LoadConfig("", o.Overrides)
+	if err != nil {
+		return err
+	}
+	d, err := initControlPlane(ctx, o.InitOptions, c, true)
+	if err != nil || o.DryRun || o.Phase != "" {
+		return err
+	}
+	admin, err := d.Host.ReadFile(ctx, phases.KubernetesDir+"/admin.conf")
+	if err != nil {
+		return err
+	}
+	path := UserKubeconfig(o.Kubeconfig)
+	if err := MergeContext(path, admin, ContextName); err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	o.Out.Total("kforge up finished")
+	o.Out.Infof("\nkubectl now uses the %q context in %s:\n  kubectl get nodes\n  kubectl get pods -A\nThe admin kubeconfig is %s/admin.conf. Remove everything with: kforge reset", ContextName, path, phases.KubernetesDir)
+	return nil
+}
+
+// UserKubeconfig is the kubeconfig file kforge edits for the user.
+func UserKubeconfig(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := os.Getenv("KUBECONFIG"); env != "" {
+		return filepath.SplitList(env)[0]
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".kube", "config")
+}
+
+// MergeContext adds the admin kubeconfig's cluster, user and context to the
+// kubeconfig at path under name, makes it the current context, and writes
+// the file atomically with mode 0600.
+func MergeContext(path string, admin []byte, name string) error {
+	src, err := clientcmd.Load(admin)
+	if err != nil {
+		return err
+	}
+	ctx := src.Contexts[src.CurrentContext]
+	if ctx == nil {
+		return fmt.Errorf("admin kubeconfig has no current context")
+	}
+	dst, err := loadOrEmpty(path)
+	if err != nil {
+		return err
+	}
+	dst.Clusters[name] = src.Clusters[ctx.Cluster]
+	dst.AuthInfos[name] = src.AuthInfos[ctx.AuthInfo]
+	dst.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	dst.CurrentContext = name
+	return writeKubeconfig(path, dst)
+}
+
+// RemoveContext removes the named cluster, user and context from the
+// kubeconfig at path; a missing file or context is not an error. It tells
+// whether anything was removed.
+func RemoveContext(path, name string) (bool, error) {
+	dst, err := loadOrEmpty(path)
+	if err != nil {
+		return false, err
+	}
+	if dst.Contexts[name] == nil && dst.Clusters[name] == nil && dst.AuthInfos[name] == nil {
+		return false, nil
+	}
+	delete(dst.Contexts, name)
+	delete(dst.Clusters, name)
+	delete(dst.AuthInfos, name)
+	if dst.CurrentContext == name {
+		dst.CurrentContext = ""
+	}
+	return true, writeKubeconfig(path, dst)
+}
+
+func loadOrEmpty(path string) (*clientcmdapi.Config, error) {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return clientcmdapi.NewConfig(), nil
+	}
+	return clientcmd.LoadFromFile(path)
+}
+
+func writeKubeconfig(path string, c *clientcmdapi.Config) error {
+	data, err := clientcmd.Write(*c)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".kforge-kubeconfig-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

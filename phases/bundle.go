@@ -1,0 +1,140 @@
+package phases
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"kforge.dev/kforge/bundle"
+	"kforge.dev/kforge/host"
+)
+
+// CNIBundleDir is where kforge installs the bundle's CNI plugins.
+const CNIBundleDir = "/opt/cni/bin"
+
+// ImagesOnHost is where the bundle's image archive is kept on a host.
+const ImagesOnHost = KforgeStateDir + "/images/images.tar"
+
+// loadBundle installs a kforge bundle on the host: it verifies every
+// checksum first (a corrupt bundle changes nothing on the host), installs
+// the binaries into /usr/local/bin and the CNI plugins into /opt/cni/bin
+// (each skipped when the host's copy is identical), and imports the images
+// into containerd's k8s.io namespace under their upstream names when any is
+// missing. Without a bundle it checks that the kubelet is installed.
+func loadBundle(ctx context.Context, d *Data) error {
+	if d.Cluster.Artifacts.Bundle == "" {
+		if _, err := check(ctx, d, "sh", "-c", "command -v kubelet"); err != nil {
+			return fmt.Errorf("no kubelet on %s and no bundle: pass --bundle FILE (make artifacts builds one)", d.Host.Name())
+		}
+		return nil
+	}
+	dir, m, err := d.stageBundle(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range m.Binaries() {
+		if e.Path == bundle.ImagesName {
+			continue
+		}
+		dst := path.Join(BinDir, path.Base(e.Path))
+		if strings.HasPrefix(e.Path, bundle.CNIDir) {
+			dst = path.Join(CNIBundleDir, path.Base(e.Path))
+		}
+		if err := d.Host.Upload(ctx, filepath.Join(dir, e.Path), dst, 0o755); err != nil {
+			return fmt.Errorf("install %s: %w", dst, err)
+		}
+	}
+	return d.importImages(ctx, dir, m)
+}
+
+// stageBundle verifies the bundle and unpacks it into a staging directory
+// on the machine kforge runs on, keyed by the bundle's manifest; a second
+// run with the same bundle reuses it without reading the bundle again.
+func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error) {
+	file := d.Cluster.Artifacts.Bundle
+	m, err := bundle.Inspect(file)
+	if err != nil {
+		return "", m, fmt.Errorf("bundle %s: %w", file, err)
+	}
+	sum := sha256.New()
+	for _, e := range m.Entries {
+		fmt.Fprintf(sum, "%s %s %d\n", e.Path, e.SHA256, e.Mode)
+	}
+	root := d.StagingDir
+	if root == "" {
+		root = filepath.Join(os.TempDir(), "kforge-staging")
+	}
+	dir := filepath.Join(root, hex.EncodeToString(sum.Sum(nil))[:16])
+	stamp := filepath.Join(dir, ".verified")
+	if _, err := os.Stat(stamp); err == nil {
+		return dir, m, nil
+	}
+	tmp := dir + ".partial"
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", m, err
+	}
+	_, err = bundle.Walk(ctx, file, func(e bundle.Entry, r io.Reader) error {
+		p := filepath.Join(tmp, filepath.FromSlash(e.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fs.FileMode(e.Mode)&0o755)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, r); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", m, fmt.Errorf("bundle %s failed verification, nothing was installed: %w", file, err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".verified"), nil, 0o644); err != nil {
+		return "", m, err
+	}
+	os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", m, err
+	}
+	return dir, m, nil
+}
+
+// importImages imports the bundle's image archive into containerd when an
+// image it carries is missing there.
+func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) error {
+	have, err := check(ctx, d, "ctr", "--address", ContainerdSocket, "-n", "k8s.io", "images", "ls", "-q")
+	if err != nil {
+		return err
+	}
+	present := strings.Fields(have)
+	var missing []string
+	for _, img := range m.Images {
+		if !slices.Contains(present, img.Name) {
+			missing = append(missing, img.Name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	d.Out.Logf("importing %d images into containerd on %s: %v", len(missing), d.Host.Name(), missing)
+	if err := d.Host.Upload(ctx, filepath.Join(dir, bundle.ImagesName), ImagesOnHost, 0o600); err != nil {
+		return err
+	}
+	_, err = d.Host.Run(ctx, host.Cmd{Argv: []string{"ctr", "--address", ContainerdSocket, "-n", "k8s.io", "images", "import", ImagesOnHost}, Sudo: true})
+	if err != nil {
+		return fmt.Errorf("import images: %w", err)
+	}
+	return nil
+}

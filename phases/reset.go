@@ -1,0 +1,136 @@
+package phases
+
+import (
+	"context"
+	"strings"
+
+	"kforge.dev/kforge/host"
+)
+
+// Reset is the phase list of `kforge reset`, in order. Every phase works on
+// a host in any state: a half-built node, a healthy one, or one already
+// reset.
+func Reset() []Phase {
+	return []Phase{
+		{Name: "stop-kubelet", Short: "Stop the kubelet so it starts nothing again", Run: resetStopKubelet},
+		{Name: "containers", Short: "Stop and remove every Kubernetes container and pod sandbox", Run: resetContainers},
+		{Name: "services", Short: "Stop containerd and kforge's supervisor", Run: resetServices},
+		{Name: "mounts", Short: "Unmount what the kubelet mounted", Run: resetMounts},
+		{Name: "files", Short: "Remove the cluster's files and state", Run: resetFiles},
+		{Name: "network", Short: "Remove the CNI interfaces and the iptables chains of kube-proxy and the CNI", Run: resetNetwork},
+	}
+}
+
+// resetPaths are what reset removes: the contents of /etc/kubernetes and
+// the state of the kubelet, etcd, the CNI and kforge.
+var resetPaths = []string{
+	KubernetesDir + "/manifests", KubernetesDir + "/pki", KubernetesDir + "/admin.conf",
+	KubernetesDir + "/super-admin.conf", KubernetesDir + "/kubelet.conf",
+	KubernetesDir + "/bootstrap-kubelet.conf", KubernetesDir + "/controller-manager.conf",
+	KubernetesDir + "/scheduler.conf",
+	KubeletDir, EtcdDataDir, "/var/lib/cni", KforgeStateDir + "/supervisor", KforgeStateDir + "/images",
+	"/etc/sysctl.d/99-kforge.conf", KubeletUnitPath, KubeletUnitPath + ".d/10-kforge.conf",
+}
+
+// sh runs a shell snippet that is safe to run on any host state, with
+// argument words passed as $1...
+func sh(ctx context.Context, d *Data, script string, args ...string) (string, error) {
+	argv := append([]string{"sh", "-c", script, "kforge-reset"}, args...)
+	res, err := d.Host.Run(ctx, host.Cmd{Argv: argv, Sudo: true})
+	return strings.TrimSpace(string(res.Stdout)), err
+}
+
+func resetStopKubelet(ctx context.Context, d *Data) error {
+	return d.stopService(ctx, Service{Name: "kubelet", Unit: "kubelet"})
+}
+
+// resetContainers kills and removes every container in containerd's k8s.io
+// namespace, pod sandboxes included, then releases the pods' network
+// namespaces. Without containerd running there is nothing to do.
+func resetContainers(ctx context.Context, d *Data) error {
+	out, err := sh(ctx, d, `
+command -v ctr >/dev/null 2>&1 || exit 0
+[ -S "$1" ] || exit 0
+c="ctr --address $1 -n k8s.io"
+n=0
+for t in $($c tasks ls -q 2>/dev/null); do $c tasks kill -s SIGKILL "$t" >/dev/null 2>&1; done
+for t in $($c tasks ls -q 2>/dev/null); do $c tasks rm -f "$t" >/dev/null 2>&1; done
+for id in $($c containers ls -q 2>/dev/null); do $c containers rm "$id" >/dev/null 2>&1 && n=$((n+1)); done
+for ns in /var/run/netns/cni-*; do [ -e "$ns" ] || continue; umount "$ns" 2>/dev/null; rm -f "$ns"; done
+echo "$n"`, ContainerdSocket)
+	if err != nil {
+		return err
+	}
+	d.Out.Infof("  removed %s containers", out)
+	return nil
+}
+
+func resetServices(ctx context.Context, d *Data) error {
+	if err := d.stopService(ctx, Service{Name: "containerd", Unit: ""}); err != nil {
+		return err
+	}
+	return d.stopSupervisor(ctx)
+}
+
+// resetMounts unmounts everything under /var/lib/kubelet, deepest first.
+func resetMounts(ctx context.Context, d *Data) error {
+	out, err := sh(ctx, d, `
+n=0
+for m in $(awk -v d="$1" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r); do
+  umount "$m" 2>/dev/null || umount -l "$m" && n=$((n+1))
+done
+echo "$n"`, KubeletDir)
+	if err != nil {
+		return err
+	}
+	d.Out.Infof("  unmounted %s kubelet mounts", out)
+	return nil
+}
+
+func resetFiles(ctx context.Context, d *Data) error {
+	var removed []string
+	for _, p := range resetPaths {
+		if ok, err := host.Exists(ctx, d.Host, p); err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
+		if err := d.Host.Remove(ctx, p); err != nil {
+			return err
+		}
+		removed = append(removed, p)
+	}
+	out, err := sh(ctx, d, `for f in "$1"/*; do [ -e "$f" ] || continue; rm -rf "$f"; echo "$f"; done`, CNIConfDir)
+	if err != nil {
+		return err
+	}
+	removed = append(removed, strings.Fields(out)...)
+	d.Out.Infof("  removed %s", strings.Join(removed, " "))
+	return nil
+}
+
+// resetNetwork deletes the bridges and dummy interfaces the CNI and
+// kube-proxy made and every iptables rule and chain whose name starts with
+// KUBE- or CNI-, in both the nft and legacy iptables backends.
+func resetNetwork(ctx context.Context, d *Data) error {
+	out, err := sh(ctx, d, `
+for i in cni0 kube-bridge kube-dummy-if kube-ipvs0 flannel.1; do
+  ip link show "$i" >/dev/null 2>&1 && ip link delete "$i" && echo "interface:$i"
+done
+for v in "" -legacy -nft; do
+  for fam in iptables ip6tables; do
+    command -v "$fam$v-save" >/dev/null 2>&1 || continue
+    rules=$("$fam$v-save" 2>/dev/null) || continue
+    printf '%s\n' "$rules" | grep -qE 'KUBE-|CNI-' || continue
+    printf '%s\n' "$rules" | grep -vE 'KUBE-|CNI-' | "$fam$v-restore" && echo "chains:$fam$v"
+  done
+done
+true`)
+	if err != nil {
+		return err
+	}
+	if out != "" {
+		d.Out.Infof("  removed %s", strings.Join(strings.Fields(out), " "))
+	}
+	return nil
+}
