@@ -48,14 +48,18 @@ func DefaultBase() Base {
 	}
 }
 
-// Key identifies the root file system Base makes: suite, variant, mirror
-// and the sorted package list.
+// baseFormat changes whenever the way the root file system is made changes,
+// so that a cached one of an older kforge is not reused.
+const baseFormat = "kforge base 2"
+
+// Key identifies the root file system Base makes: how kforge makes it,
+// suite, variant, mirror and the sorted package list.
 func (b Base) Key() string {
 	pkgs := append([]string(nil), b.Packages...)
 	sort.Strings(pkgs)
 	h := sha256.New()
-	fmt.Fprintf(h, "suite=%s\nvariant=%s\nmirror=%s\narch=amd64\npackages=%s\n",
-		b.Suite, b.Variant, b.Mirror, strings.Join(pkgs, ","))
+	fmt.Fprintf(h, "%s\nsuite=%s\nvariant=%s\nmirror=%s\narch=amd64\npackages=%s\n",
+		baseFormat, b.Suite, b.Variant, b.Mirror, strings.Join(pkgs, ","))
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -112,11 +116,8 @@ func (b Base) Rootfs(ctx context.Context, c Cache, log io.Writer) (string, error
 	if err := run(ctx, logFile, b.Debootstrap[0], args...); err != nil {
 		return "", fmt.Errorf("%w; log: %s", err, logPath)
 	}
-	for _, p := range []string{"var/cache/apt/archives", "var/lib/apt/lists"} {
-		entries, _ := os.ReadDir(filepath.Join(root, p))
-		for _, e := range entries {
-			os.RemoveAll(filepath.Join(root, p, e.Name()))
-		}
+	if err := trim(root); err != nil {
+		return "", err
 	}
 	tmp := filepath.Join(work, "rootfs.tar")
 	targs := append([]string(nil), b.Tar[1:]...)
@@ -131,6 +132,32 @@ func (b Base) Rootfs(ctx context.Context, c Cache, log io.Writer) (string, error
 		return "", err
 	}
 	return out, nil
+}
+
+// trim removes what a container never reads: apt's caches, translations,
+// manual pages and documentation except the copyright files.
+func trim(root string) error {
+	for _, p := range []string{"var/cache/apt/archives", "var/lib/apt/lists", "usr/share/locale", "usr/share/man", "usr/share/info"} {
+		entries, _ := os.ReadDir(filepath.Join(root, p))
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(root, p, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	doc := filepath.Join(root, "usr/share/doc")
+	pkgs, _ := os.ReadDir(doc)
+	for _, pkg := range pkgs {
+		files, _ := os.ReadDir(filepath.Join(doc, pkg.Name()))
+		for _, f := range files {
+			if f.Name() != "copyright" {
+				if err := os.RemoveAll(filepath.Join(doc, pkg.Name(), f.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // run runs a command, its output going to log; the error carries the

@@ -169,6 +169,9 @@ func WriteArchive(ctx context.Context, path string, refs map[name.Reference]v1.I
 	if err := tmp.Close(); err != nil {
 		return err
 	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
 	return os.Rename(tmp.Name(), path)
 }
 

@@ -236,7 +236,10 @@ func TestArchiveNamesCacheAndBase(t *testing.T) {
 	if f := files["/usr/sbin/iptables"]; f.content != "fake iptables\n" {
 		t.Errorf("kube-proxy lacks the base layer's iptables: %+v", f)
 	}
-	for _, p := range []string{"/dev/junk", "/var/lib/apt/lists/junk"} {
+	if f := files["/usr/share/doc/iptables/copyright"]; f.content != "GPL\n" {
+		t.Errorf("the base layer lost a copyright file: %+v", f)
+	}
+	for _, p := range []string{"/dev/junk", "/var/lib/apt/lists/junk", "/usr/share/locale/de/iptables.mo", "/usr/share/doc/iptables/changelog.gz"} {
 		if _, ok := files[p]; ok {
 			t.Errorf("the base layer has %s", p)
 		}

@@ -65,6 +65,10 @@ chmod 755 "$target/usr/sbin/iptables"
 echo "ID=debian" > "$target/etc/os-release"
 echo junk > "$target/var/lib/apt/lists/junk"
 echo junk > "$target/dev/junk"
+mkdir -p "$target/usr/share/locale/de" "$target/usr/share/doc/iptables"
+echo junk > "$target/usr/share/locale/de/iptables.mo"
+echo junk > "$target/usr/share/doc/iptables/changelog.gz"
+echo "GPL" > "$target/usr/share/doc/iptables/copyright"
 echo "$*" >> "`+runs+`"
 `)
 	b := images.DefaultBase()
