@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/images/imagestest"
@@ -210,7 +212,42 @@ func TestCreateNamesMissingBuilds(t *testing.T) {
 	}
 }
 
-// entryOffsets returns where each entry's header and data start.
+// decompressed writes the tar inside a bundle to a file.
+func decompressed(t *testing.T, p string) string {
+	t.Helper()
+	in, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	zr, err := zstd.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "plain.tar")
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// compressed writes b zstd-compressed, as a bundle is.
+func compressed(t *testing.T, b []byte) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "b"+bundle.Extension)
+	zw, _ := zstd.NewWriter(nil)
+	if err := os.WriteFile(out, zw.EncodeAll(b, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// entryOffsets returns where each entry's header and data start in a tar.
 func entryOffsets(t *testing.T, p string) (names []string, headers, data, sizes []int64) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -241,12 +278,17 @@ func entryOffsets(t *testing.T, p string) (names []string, headers, data, sizes 
 	}
 }
 
-func flipped(t *testing.T, src string, at int64) string {
+// flipped returns a bundle made of the tar src with one byte changed; zip
+// says whether to compress it as Create does.
+func flipped(t *testing.T, src string, at int64, zip bool) string {
 	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b[at] ^= 0x01
+	if zip {
+		return compressed(t, b)
+	}
 	dst := filepath.Join(t.TempDir(), "corrupt.tar")
 	if err := os.WriteFile(dst, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -255,17 +297,25 @@ func flipped(t *testing.T, src string, at int64) string {
 }
 
 // TestVerifyNamesCorruptEntry flips one byte in each entry's content (the
-// first, middle and last byte) and in each entry's header: Verify must
-// fail and name the entry.
+// first, middle and last byte) and in each entry's header, in the
+// uncompressed archive, then compresses it again (or not: readers accept
+// plain tar too): Verify must fail and name the entry.
 func TestVerifyNamesCorruptEntry(t *testing.T) {
 	p, _ := fromCache(t, bundle.CreateOptions{})
-	names, headers, data, sizes := entryOffsets(t, p)
+	plain := decompressed(t, p)
+	if err := bundle.Verify(plain); err != nil {
+		t.Fatalf("the uncompressed bundle: %v", err)
+	}
+	if err := bundle.Verify(compressed(t, mustRead(t, plain))); err != nil {
+		t.Fatalf("the bundle compressed again: %v", err)
+	}
+	names, headers, data, sizes := entryOffsets(t, plain)
 	if names[0] != "manifest.json" || names[1] != "manifest.json.sha256" {
 		t.Fatalf("the bundle starts with %q", names[:2])
 	}
 	for i, n := range names {
-		for _, at := range []int64{data[i], data[i] + sizes[i]/2, data[i] + sizes[i] - 1} {
-			err := bundle.Verify(flipped(t, p, at))
+		for j, at := range []int64{data[i], data[i] + sizes[i]/2, data[i] + sizes[i] - 1} {
+			err := bundle.Verify(flipped(t, plain, at, j != 1))
 			wantEntry := n
 			if n == "manifest.json.sha256" {
 				wantEntry = "manifest.json"
@@ -275,23 +325,49 @@ func TestVerifyNamesCorruptEntry(t *testing.T) {
 				t.Errorf("byte %d of %s flipped: Verify = %v, want an error naming %s", at, n, err, wantEntry)
 			}
 		}
-		err := bundle.Verify(flipped(t, p, headers[i]+3))
+		err := bundle.Verify(flipped(t, plain, headers[i]+3, true))
 		if err == nil || !strings.Contains(err.Error(), n) && (i == 0 || !strings.Contains(err.Error(), names[i-1])) {
 			t.Errorf("header of %s corrupted: Verify = %v", n, err)
 		}
 	}
-	if _, err := bundle.Inspect(flipped(t, p, data[0]+10)); err == nil {
+	if _, err := bundle.Inspect(flipped(t, plain, data[0]+10, true)); err == nil {
 		t.Error("Inspect accepted a corrupt manifest")
 	}
 }
 
+// TestVerifyCompressedCorruption flips bytes of the compressed file itself:
+// the decompressor or a checksum must catch each.
+func TestVerifyCompressedCorruption(t *testing.T) {
+	p, _ := fromCache(t, bundle.CreateOptions{})
+	b := mustRead(t, p)
+	for _, at := range []int{10, len(b) / 3, len(b) / 2, len(b) - 5} {
+		c := append([]byte(nil), b...)
+		c[at] ^= 0x01
+		bad := filepath.Join(t.TempDir(), "bad"+bundle.Extension)
+		os.WriteFile(bad, c, 0o644)
+		if err := bundle.Verify(bad); err == nil {
+			t.Errorf("byte %d of %d of the compressed bundle flipped: Verify passed", at, len(b))
+		}
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestVerifyRejectsTruncatedAndForeign(t *testing.T) {
 	p, _ := fromCache(t, bundle.CreateOptions{})
-	b, _ := os.ReadFile(p)
-	cut := filepath.Join(t.TempDir(), "cut.tar")
-	os.WriteFile(cut, b[:len(b)/2], 0o644)
+	b := mustRead(t, decompressed(t, p))
+	cut := compressed(t, b[:len(b)/2])
 	if err := bundle.Verify(cut); err == nil || !strings.Contains(err.Error(), "images.tar") {
 		t.Errorf("truncated bundle: %v", err)
+	}
+	if err := bundle.Verify(compressed(t, b[:len(b)-2048])); err == nil || !strings.Contains(err.Error(), "images.tar") {
+		t.Errorf("bundle without its last bytes: %v", err)
 	}
 	foreign := filepath.Join(t.TempDir(), "foreign.tar")
 	f, _ := os.Create(foreign)
@@ -302,5 +378,19 @@ func TestVerifyRejectsTruncatedAndForeign(t *testing.T) {
 	f.Close()
 	if _, err := bundle.Inspect(foreign); err == nil || !strings.Contains(err.Error(), "kforge bundle") {
 		t.Errorf("Inspect of a foreign tar: %v", err)
+	}
+}
+
+func TestWalkStopsWhenCancelled(t *testing.T) {
+	p, _ := fromCache(t, bundle.CreateOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var seen int
+	_, err := bundle.Walk(ctx, p, func(bundle.Entry, io.Reader) error {
+		seen++
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || seen != 1 {
+		t.Fatalf("Walk after cancel: %v, %d entries seen", err, seen)
 	}
 }

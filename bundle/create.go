@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/klauspost/compress/zstd"
 
 	"kforge.dev/kforge/images"
 )
@@ -151,9 +152,9 @@ func (o CreateOptions) output(version, key string) string {
 	case o.Output != "":
 		return o.Output
 	case o.FromCache != "":
-		return filepath.Join(o.FromCache, "bundles", version, "kforge-bundle-"+version+"-"+key+".tar")
+		return filepath.Join(o.FromCache, "bundles", version, "kforge-bundle-"+version+"-"+key+Extension)
 	default:
-		return "kforge-bundle-" + version + ".tar"
+		return "kforge-bundle-" + version + Extension
 	}
 }
 
@@ -235,15 +236,15 @@ func archiveImages(path string) ([]Image, error) {
 	return out, nil
 }
 
-// write writes the bundle: manifest.json, its checksum, then the files in
-// manifest order. A file whose content no longer matches its manifest entry
+// write writes the bundle, zstd-compressed: manifest.json, its checksum,
+// then the files in manifest order. A file whose content no longer matches its manifest entry
 // fails the write.
 func write(ctx context.Context, o CreateOptions, out string, raw []byte, m Manifest, files []file) (err error) {
 	dir := filepath.Dir(out)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".kforge-bundle-*.tar")
+	f, err := os.CreateTemp(dir, ".kforge-bundle-*"+Extension)
 	if err != nil {
 		return err
 	}
@@ -259,7 +260,12 @@ func write(ctx context.Context, o CreateOptions, out string, raw []byte, m Manif
 	}
 	bar := o.progress("write "+filepath.Base(out), total)
 	defer bar.Close()
-	tw := tar.NewWriter(f)
+	zw, err := zstd.NewWriter(f, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(2))
+	if err != nil {
+		return err
+	}
+	defer zw.Close()
+	tw := tar.NewWriter(zw)
 	sum := sha256.Sum256(raw)
 	sumLine := []byte(hex.EncodeToString(sum[:]) + "  " + ManifestName + "\n")
 	for _, small := range []struct {
@@ -279,6 +285,9 @@ func write(ctx context.Context, o CreateOptions, out string, raw []byte, m Manif
 		}
 	}
 	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
@@ -326,7 +335,7 @@ func pruneSiblings(keep string) {
 	dir := filepath.Dir(keep)
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if n := e.Name(); n != filepath.Base(keep) && strings.HasPrefix(n, "kforge-bundle-") && strings.HasSuffix(n, ".tar") {
+		if n := e.Name(); n != filepath.Base(keep) && strings.HasPrefix(n, "kforge-bundle-") && strings.HasSuffix(n, Extension) {
 			os.Remove(filepath.Join(dir, n))
 		}
 	}

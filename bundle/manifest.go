@@ -3,17 +3,21 @@
 // kubeadm, the CNI plugins, optionally containerd and runc, and every image
 // of the cluster under its upstream name.
 //
-// A bundle is an uncompressed tar archive:
+// A bundle is a zstd-compressed tar archive (.tar.zst):
 //
 //	manifest.json          versions, and path, size, mode and sha256 of every other entry
+//	manifest.json.sha256   the manifest's own sha256, as sha256sum prints it
 //	bin/kubelet            ... and kubectl, kubeadm, containerd, containerd-shim-runc-v2, ctr, runc
 //	bin/cni/<plugin>       bridge, host-local, loopback, portmap
 //	images.tar             all images, docker-save format (`ctr -n k8s.io images import`)
 //
-// manifest.json comes first, so Inspect reads only the start of the file.
-// The outer archive is not compressed: most of its bytes are image layers,
-// which are gzip-compressed already, and an uncompressed tar needs no
-// decompressor (and no CPU) to verify, list or stream onto a host.
+// manifest.json comes first, so Inspect decompresses only the start of the
+// file. zstd because the binaries are half of a bundle and shrink to a
+// third: measured on a v1.35.4 bundle, 436 MiB as plain tar and 277 MiB
+// with zstd's default level, compressed in under a second on two cores and
+// decompressed faster than a disk reads. The image layers inside images.tar
+// are gzip-compressed already, as registries serve them, so containerd
+// stores them unchanged. Readers also accept an uncompressed tar.
 package bundle
 
 import (
@@ -32,8 +36,10 @@ const FormatVersion = 1
 const (
 	ManifestName = "manifest.json"
 	ImagesName   = "images.tar"
-	BinDir       = "bin/"
-	CNIDir       = "bin/cni/"
+	// Extension is the file name extension of bundles.
+	Extension = ".tar.zst"
+	BinDir    = "bin/"
+	CNIDir    = "bin/cni/"
 )
 
 // Manifest describes a bundle.

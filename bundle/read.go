@@ -3,6 +3,7 @@ package bundle
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // manifestSumName is the entry after manifest.json that holds its sha256
@@ -40,12 +43,34 @@ var ErrCorrupt = errors.New("corrupt")
 // Inspect returns a bundle's manifest, reading only the start of the file.
 // It does not check the other entries: Verify does.
 func Inspect(path string) (Manifest, error) {
-	f, err := os.Open(path)
+	tr, closer, err := open(path)
 	if err != nil {
 		return Manifest{}, err
 	}
-	defer f.Close()
-	return readManifest(path, tar.NewReader(bufio.NewReader(f)))
+	defer closer()
+	return readManifest(path, tr)
+}
+
+// zstdMagic starts every zstd frame.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// open returns a tar reader of a bundle, decompressing it when it is zstd
+// compressed, and the function that releases it.
+func open(path string) (*tar.Reader, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(f, 1<<20)
+	if magic, _ := br.Peek(4); !bytes.Equal(magic, zstdMagic) {
+		return tar.NewReader(br), func() { f.Close() }, nil
+	}
+	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("bundle %s: %w", path, err)
+	}
+	return tar.NewReader(zr), func() { zr.Close(); f.Close() }, nil
 }
 
 // readManifest reads the first two entries, manifest.json and its sha256,
@@ -104,12 +129,11 @@ func readSmallEntry(path string, tr *tar.Reader, want string) ([]byte, error) {
 // *EntryError naming the entry. fn sees the content before its checksum is
 // known: callers that must not act on a corrupt bundle Verify it first.
 func Walk(ctx context.Context, path string, fn func(Entry, io.Reader) error) (Manifest, error) {
-	f, err := os.Open(path)
+	tr, closer, err := open(path)
 	if err != nil {
 		return Manifest{}, err
 	}
-	defer f.Close()
-	tr := tar.NewReader(bufio.NewReaderSize(f, 1<<20))
+	defer closer()
 	m, err := readManifest(path, tr)
 	if err != nil {
 		return Manifest{}, err
@@ -150,6 +174,9 @@ func Walk(ctx context.Context, path string, fn func(Entry, io.Reader) error) (Ma
 			}
 		}
 		if _, err := io.Copy(io.Discard, r); err != nil {
+			if ctx.Err() == nil {
+				err = fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
 			return m, &EntryError{path, e.Path, err}
 		}
 		if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
