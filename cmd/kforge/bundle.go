@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"kforge.dev/kforge/bundle"
+	"kforge.dev/kforge/images"
+)
+
+func init() { commands = append(commands, newBundle) }
+
+func newBundle(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bundle",
+		Short: "Make and check kforge bundles: binaries and images for hosts without network access",
+	}
+	cmd.AddCommand(newBundleCreate(g), newBundleInspect(), newBundleVerify(g))
+	return cmd
+}
+
+func newBundleCreate(g *globalOptions) *cobra.Command {
+	o := bundle.CreateOptions{}
+	d := bundle.DownloadOptions{}
+	var download bool
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Pack binaries and images into one bundle file",
+		Long: "Pack the kubelet, kubectl, kubeadm, the CNI plugins, optionally containerd and runc, and every image of the cluster into one file.\n\n" +
+			"By default they come from local builds (`make artifacts` fills " + images.DefaultCache().Dir + ", or $KFORGE_CACHE), and the bundle is written there, named by its content, unless -o says otherwise.\n" +
+			"With --download, official release binaries are downloaded (each checked against its published sha256) and the images pulled from their registries.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if download {
+				if o.FromCache != "" {
+					return fmt.Errorf("--from-cache and --download exclude each other")
+				}
+				o.Download = &d
+			} else if o.FromCache == "" {
+				o.FromCache = images.DefaultCache().Dir
+			}
+			r := g.reporter(cmd)
+			o.Step = r.Step
+			o.Log = r.Log()
+			o.Progress = progress(g, cmd)
+			path, err := bundle.Create(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			r.Infof("%s", path)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.KubernetesVersion, "kubernetes-version", images.Default(), "Kubernetes version")
+	f.StringVarP(&o.Output, "output", "o", "", "bundle file (default: named by content in the cache with --from-cache, ./kforge-bundle-VERSION.tar with --download)")
+	f.StringVar(&o.FromCache, "from-cache", "", "directory of local builds (default $KFORGE_CACHE or ~/.cache/kforge)")
+	f.BoolVar(&download, "download", false, "download official release binaries and pull images instead of using local builds")
+	f.StringVar(&d.BaseURL, "base-url", "", "with --download: where Kubernetes release binaries are (default https://dl.k8s.io/release)")
+	f.StringVar(&d.CNIBaseURL, "cni-base-url", "", "with --download: where CNI plugin releases are (default GitHub's containernetworking/plugins releases)")
+	f.StringVar(&d.Registry, "registry", "", "with --download: pull every image from this registry (same repository paths) instead of its own")
+	f.StringVar(&o.Containerd, "containerd", "", "containerd binary (its directory must also hold containerd-shim-runc-v2) or a directory holding them")
+	f.StringVar(&o.Runc, "runc", "", "runc binary")
+	f.BoolVar(&o.WithoutKubeadm, "without-kubeadm", false, "leave kubeadm out")
+	return cmd
+}
+
+func newBundleInspect() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "List a bundle's versions, binaries and images (from its manifest; verify checks the content)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := bundle.Inspect(args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(m)
+			}
+			printManifest(cmd.OutOrStdout(), m)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifest as JSON")
+	return cmd
+}
+
+func printManifest(out io.Writer, m bundle.Manifest) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	v := m.Versions
+	fmt.Fprintf(w, "Kubernetes\t%s\n", m.KubernetesVersion)
+	fmt.Fprintf(w, "etcd\t%s\nCoreDNS\t%s\npause\t%s\nkube-router\t%s\nCNI plugins\t%s\n", v.Etcd, v.CoreDNS, v.Pause, v.KubeRouter, v.CNIPlugins)
+	fmt.Fprintf(w, "source\t%s\n\nBINARIES\tSIZE\tSHA256\n", m.Source)
+	for _, e := range m.Binaries() {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", e.Path, size(e.Size), e.SHA256)
+	}
+	if e, ok := m.Entry(bundle.ImagesName); ok {
+		fmt.Fprintf(w, "\nIMAGES (%s, %s)\tID\n", e.Path, size(e.Size))
+	}
+	for _, img := range m.Images {
+		fmt.Fprintf(w, "%s\t%s\n", img.Name, img.ID)
+	}
+	w.Flush()
+}
+
+func size(n int64) string {
+	const mib = 1 << 20
+	if n >= mib {
+		return fmt.Sprintf("%.1f MiB", float64(n)/mib)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func newBundleVerify(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify FILE",
+		Short: "Check every entry of a bundle against the sha256 in its manifest",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r := g.reporter(cmd)
+			done := r.Step("verify " + args[0])
+			m, err := bundle.Walk(cmd.Context(), args[0], nil)
+			done(err)
+			if err != nil {
+				return err
+			}
+			r.Infof("%d entries match the manifest of Kubernetes %s", len(m.Entries), m.KubernetesVersion)
+			return nil
+		},
+	}
+}
+
+// progress draws transfer bars on stderr when it is a terminal and output
+// is not plain.
+func progress(g *globalOptions, cmd *cobra.Command) func(string, int64) io.WriteCloser {
+	f, ok := cmd.ErrOrStderr().(*os.File)
+	if !ok || g.plain || os.Getenv("CI") != "" || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(title string, total int64) io.WriteCloser {
+		return progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(f),
+			progressbar.OptionSetDescription(title),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish())
+	}
+}
