@@ -1,14 +1,35 @@
 # kforge's from-source artifact build (included by the main Makefile).
 # Binaries land in $(KFORGE_CACHE) (default ~/.cache/kforge), keyed by
-# version; a run that finds everything built takes seconds.
-# ARTIFACTS=... builds a subset, e.g. `make artifacts ARTIFACTS="etcd pause"`.
+# version; then the images are built from them and packed with the node
+# binaries into a bundle, both keyed by content. A run that finds everything
+# built takes seconds. The last line `make artifacts` prints is the bundle's
+# path.
+# ARTIFACTS=... builds a subset of the binaries and no bundle, e.g.
+# `make artifacts ARTIFACTS="etcd pause"`.
 ARTIFACTS ?=
+KFORGE_CACHE ?= $(HOME)/.cache/kforge
+export KFORGE_CACHE
+ECHO_BIN := $(KFORGE_CACHE)/bin/echo/v1/echo
+ECHO_SRC := $(filter-out %_test.go,$(wildcard scripts/artifacts/echo/*.go)) scripts/artifacts/echo/go.mod
 
-.PHONY: artifacts artifacts-list
+.PHONY: artifacts artifacts-list bundle
 
-## artifacts: build the pinned node binaries (kubernetes, etcd, coredns, pause, kube-router, cni-plugins) into the cache
+## artifacts: build the pinned binaries (kubernetes, etcd, coredns, pause, kube-router, cni-plugins), the images and the bundle into the cache; prints the bundle's path last
 artifacts:
 	@bash scripts/build-artifacts.sh $(ARTIFACTS)
+ifeq ($(strip $(ARTIFACTS)),)
+	@$(MAKE) --no-print-directory bundle
+endif
+
+## bundle: build the images and the bundle from binaries already in the cache; prints the bundle's path last
+bundle: $(ECHO_BIN)
+	@CGO_ENABLED=0 $(GO) run ./scripts/build-bundle -cache "$(KFORGE_CACHE)"
+
+# The web server of the kforge.dev/echo:v1 test image.
+$(ECHO_BIN): $(ECHO_SRC)
+	@mkdir -p $(dir $@)
+	@cd scripts/artifacts/echo && CGO_ENABLED=0 GOFLAGS=-buildvcs=false $(GO) build -trimpath -ldflags "-s -w" -o "$@.tmp" . && mv "$@.tmp" "$@"
+	@echo "echo         v1       built"
 
 ## artifacts-list: print the cached binaries' paths (fails if any is missing)
 artifacts-list:

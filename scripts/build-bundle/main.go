@@ -1,0 +1,55 @@
+// Command build-bundle is the last step of `make artifacts`: it builds the
+// cluster's images from the binaries scripts/build-artifacts.sh put in the
+// cache, and packs them with the node binaries into a bundle in the cache.
+// Images and bundle are keyed by the content of their inputs, so a run that
+// finds them made only hashes its inputs. The last line it prints is the
+// bundle's path.
+//
+// Usage: go run ./scripts/build-bundle [-cache DIR] [-kubernetes-version V] [-v]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"kforge.dev/kforge/bundle"
+	"kforge.dev/kforge/images"
+	"kforge.dev/kforge/reporter"
+)
+
+func main() {
+	cache := flag.String("cache", images.DefaultCache().Dir, "directory of local builds ($KFORGE_CACHE)")
+	version := flag.String("kubernetes-version", images.Default(), "Kubernetes version")
+	verbose := flag.Bool("v", false, "log details to stderr")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var log io.Writer
+	if *verbose {
+		log = os.Stderr
+	}
+	r := reporter.New(os.Stdout, log, true)
+	path, err := bundle.Create(ctx, bundle.CreateOptions{
+		KubernetesVersion: *version,
+		FromCache:         *cache,
+		Step:              r.Step,
+		Log:               r.Log(),
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build-bundle: %v\n", err)
+		os.Exit(1)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build-bundle: %v\n", err)
+		os.Exit(1)
+	}
+	r.Total(fmt.Sprintf("bundle (%.0f MiB)", float64(st.Size())/(1<<20)))
+	fmt.Println(path)
+}
