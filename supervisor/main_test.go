@@ -1,0 +1,124 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"kforge.dev/kforge/providers/local"
+)
+
+// TestMain lets the test binary stand in for kforge: run as
+// `BINARY supervise SUB --state-dir DIR ...` it does what cmd/kforge's
+// supervise commands do, so that tests start real, detached supervisors
+// through the library exactly as phases do.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "supervise":
+			os.Exit(superviseMain(os.Args[2:]))
+		case "test-start":
+			os.Exit(testStartMain(os.Args[2:]))
+		case "test-listen":
+			os.Exit(testListenMain(os.Args[2:]))
+		}
+	}
+	os.Exit(m.Run())
+}
+
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
+
+func superviseMain(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "supervise: missing command")
+		return 2
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	stateDir := fs.String("state-dir", DefaultStateDir, "")
+	logDir := fs.String("log-dir", "", "")
+	timeout := fs.Duration("timeout", time.Minute, "")
+	asJSON := fs.Bool("json", false, "")
+	var services repeated
+	fs.Var(&services, "service", "")
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	var err error
+	switch args[0] {
+	case "run":
+		err = Run(ctx, Config{StateDir: *stateDir, LogDir: *logDir, MaxLogSize: 64 << 10})
+	case "status":
+		var r Report
+		if r, err = ReadReport(*stateDir); err == nil {
+			if *asJSON {
+				err = json.NewEncoder(os.Stdout).Encode(r)
+			} else {
+				err = r.Write(os.Stdout)
+			}
+		}
+	case "reload":
+		err = SendReload(tctx, *stateDir)
+	case "stop":
+		err = Shutdown(tctx, *stateDir)
+	case "wait":
+		err = WaitRunning(tctx, *stateDir, *logDir, services)
+	default:
+		err = fmt.Errorf("unknown command %q", args[0])
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// testStartMain is a short-lived "kforge" command that starts the
+// supervisor through the library and exits: BINARY test-start STATE LOGS.
+func testStartMain(args []string) int {
+	self, err := os.Executable()
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = Start(ctx, local.New(), self, args[0], WithLogDir(args[1]))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// testListenMain is a service that listens on a unix socket after a delay:
+// BINARY test-listen PATH DELAY.
+func testListenMain(args []string) int {
+	d, _ := time.ParseDuration(args[1])
+	time.Sleep(d)
+	os.Remove(args[0])
+	l, err := net.Listen("unix", args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return 1
+		}
+		c.Close()
+	}
+}
