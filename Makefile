@@ -8,7 +8,7 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DRY_RUN_DIR ?= $(CURDIR)/_output/dry-run
 
-.PHONY: all deps build run test fmt-check vet unit clean
+.PHONY: all deps build run test fmt-check vet unit e2e-local clean
 
 all: build
 
@@ -20,12 +20,17 @@ deps:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kforge
 
-## run: set up and run kforge's main job on this machine
+## run: set up and run kforge's main job on this machine: a single-node cluster from a bundle built here
 run: deps build
+	@bundle=$$($(MAKE) --no-print-directory artifacts | tee /dev/stderr | tail -1) && \
+	  ./$(BIN) up --local --bundle "$$bundle"
+
+## dry-run: write everything kforge init would write under $(DRY_RUN_DIR), changing nothing
+dry-run: build
 	./$(BIN) init --dry-run --output-dir $(DRY_RUN_DIR)
 
-## test: formatting, vet and every test, including the real-sshd integration tests
-test: deps fmt-check vet unit
+## test: formatting, vet, the artifacts, every unit and integration test, and the single-node end to end test
+test: deps fmt-check vet unit e2e-local
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -34,8 +39,21 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-unit:
+## unit: the Go tests (integration tests against real sshd, containerd and control-plane binaries included)
+unit: artifacts-binaries
 	$(GO) test -count=1 -timeout 20m ./...
+	cd scripts/artifacts/echo && $(GO) test -count=1 ./...
+	cd scripts/artifacts/pause && $(GO) test -count=1 ./...
+
+# The integration tests run the cached binaries; building them is skipped
+# when they are there.
+artifacts-binaries:
+	@bash scripts/build-artifacts.sh
+
+## e2e-local: kforge up --local from the bundle, checked with this machine's kubectl, then reset (needs root; changes this machine)
+e2e-local: deps build
+	@bundle=$$($(MAKE) --no-print-directory artifacts | tee /dev/stderr | tail -1) && \
+	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/local.sh
 
 clean:
 	rm -rf bin _output

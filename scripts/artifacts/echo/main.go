@@ -4,11 +4,16 @@
 //
 // It listens on :8080, or on the address in $ECHO_ADDR, and exits 0 on
 // SIGINT or SIGTERM after finishing requests in flight (at most 5 s).
+//
+// `echo get URL` is the client: it prints URL's body, trying up to 20 times
+// half a second apart (names resolve through the pod's /etc/resolv.conf),
+// and exits 1 with the last error if every try fails.
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -19,6 +24,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "get" {
+		os.Exit(get(os.Args[2], 20, 500*time.Millisecond))
+	}
 	addr := os.Getenv("ECHO_ADDR")
 	if addr == "" {
 		addr = ":8080"
@@ -60,4 +68,30 @@ func handler(host string) http.Handler {
 		fmt.Fprintln(w, host)
 	})
 	return mux
+}
+
+// get prints url's body; it tries at most tries times, wait apart.
+func get(url string, tries int, wait time.Duration) int {
+	client := &http.Client{Timeout: 3 * time.Second}
+	var last error
+	for i := 0; i < tries; i++ {
+		if i > 0 {
+			time.Sleep(wait)
+		}
+		resp, err := client.Get(url)
+		if err != nil {
+			last = err
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			last = fmt.Errorf("%s: %s %v", url, resp.Status, err)
+			continue
+		}
+		os.Stdout.Write(body)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "echo get: %v\n", last)
+	return 1
 }

@@ -74,3 +74,18 @@ func TestServesAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal("still running 10 s after SIGTERM")
 	}
 }
+
+func TestGetRetriesThenFails(t *testing.T) {
+	srv := httptest.NewServer(handler("pod-b"))
+	defer srv.Close()
+	if code := get(srv.URL+"/", 1, 0); code != 0 {
+		t.Fatalf("get from a live server exited %d", code)
+	}
+	start := time.Now()
+	if code := get("http://127.0.0.1:1/", 3, 10*time.Millisecond); code != 1 {
+		t.Fatalf("get from a closed port exited %d, want 1", code)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Fatalf("3 tries took %s", time.Since(start))
+	}
+}

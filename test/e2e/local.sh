@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# kforge's single-node end-to-end test (make e2e-local): on this machine,
+# from the bundle `make artifacts` builds, `kforge up --local` must give a
+# working cluster that the machine's own kubectl can use, a second `up` must
+# be a fast no-op, and `kforge reset` must leave nothing behind, after which
+# `up` works again.
+#
+# It changes this machine: it needs root and resets any cluster kforge made
+# here, first and last. Every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+KFORGE=${KFORGE:-bin/kforge}
+KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+BUNDLE=${BUNDLE:?set BUNDLE to the path make artifacts prints}
+export KUBECONFIG=${KUBECONFIG_E2E:-$(mktemp -d)/config}
+NS=kforge-e2e
+
+log() { printf '\n=== %s\n' "$*"; }
+fail() { printf 'e2e-local FAILED: %s\n' "$*" >&2; diagnose; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+k() { "$KUBECTL" --request-timeout=20s "$@"; }
+
+diagnose() {
+  set +e
+  echo "--- nodes and pods"; k get nodes -o wide; k get pods -A -o wide
+  echo "--- events"; k get events -A --sort-by=.lastTimestamp | tail -30
+  echo "--- supervisor"; /var/lib/kforge/bin/kforge supervise status --state-dir /var/lib/kforge/supervisor
+  echo "--- kubelet log"; tail -40 /var/log/kforge/kubelet.log
+}
+
+cleanup() {
+  local rc=$?
+  [ "${KEEP:-}" = 1 ] || "$KFORGE" reset --force >/dev/null 2>&1 || true
+  exit $rc
+}
+trap cleanup EXIT
+
+[ "$(id -u)" = 0 ] || fail "run as root"
+[ -x "$KUBECTL" ] || fail "no kubectl at $KUBECTL"
+"$KFORGE" reset --force >/dev/null
+
+# up waits for the node and the add-ons itself; the checks below are made
+# with an independent client.
+up() {
+  local start out
+  start=$(now)
+  out=$("$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$KUBECONFIG" 2>&1) || { echo "$out"; fail "kforge up --local"; }
+  echo "$out"
+  UP_SECONDS=$(since "$start")
+  UP_START=$start
+}
+
+check_cluster() {
+  k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "node not Ready"
+  NODE_READY_SECONDS=$(since "$UP_START")
+  for sel in component=etcd component=kube-apiserver component=kube-controller-manager component=kube-scheduler k8s-app=kube-proxy k8s-app=kube-dns; do
+    k -n kube-system wait --for=condition=Ready pod -l "$sel" --timeout=120s >/dev/null || fail "pods $sel not Ready"
+    echo "ready: $sel"
+  done
+}
+
+check_workload() {
+  k create namespace "$NS" >/dev/null
+  k -n "$NS" apply -f - >/dev/null <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: echo
+        image: kforge.dev/echo:v1
+        imagePullPolicy: Never
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+YAML
+  k -n "$NS" rollout status deployment/web --timeout=120s >/dev/null || fail "web deployment not available"
+  k -n "$NS" run client --image=kforge.dev/echo:v1 --image-pull-policy=Never --restart=Never \
+    --command -- /echo get "http://web.$NS.svc.cluster.local/" >/dev/null
+  local i phase=""
+  for i in $(seq 1 120); do
+    phase=$(k -n "$NS" get pod client -o jsonpath='{.status.phase}')
+    [ "$phase" = Succeeded ] || [ "$phase" = Failed ] && break
+    sleep 0.5
+  done
+  local answer
+  answer=$(k -n "$NS" logs client)
+  [ "$phase" = Succeeded ] && [[ "$answer" == web-* ]] || fail "the Service did not answer by name (phase $phase): $answer"
+  SERVICE_SECONDS=$(since "$UP_START")
+  echo "web.$NS.svc.cluster.local answered: $answer"
+  local exec_out
+  exec_out=$(k -n "$NS" exec deploy/web -- /echo get "http://web/healthz") || fail "kubectl exec"
+  [ "$exec_out" = ok ] || fail "kubectl exec printed $exec_out"
+  k -n "$NS" logs deploy/web | grep -q "serving on" || fail "kubectl logs shows no 'serving on'"
+  echo "kubectl exec and logs work"
+}
+
+check_noop() {
+  local before after start
+  before=$(/var/lib/kforge/bin/kforge supervise status --state-dir /var/lib/kforge/supervisor --json | grep -o '"pid":[0-9]*' | tr '\n' ' ')
+  start=$(now)
+  "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || fail "second kforge up"
+  NOOP_SECONDS=$(since "$start")
+  after=$(/var/lib/kforge/bin/kforge supervise status --state-dir /var/lib/kforge/supervisor --json | grep -o '"pid":[0-9]*' | tr '\n' ' ')
+  [ "$before" = "$after" ] || fail "second up restarted services: $before -> $after"
+  awk -v s="$NOOP_SECONDS" 'BEGIN{exit !(s < 15)}' || fail "second up took ${NOOP_SECONDS}s"
+  k -n "$NS" get pod client >/dev/null || fail "second up lost the workload"
+  echo "second up: ${NOOP_SECONDS}s, services not restarted"
+}
+
+check_reset() {
+  "$KFORGE" reset --force --kubeconfig "$KUBECONFIG" || fail "kforge reset"
+  local d left
+  for d in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d; do
+    left=$(find "$d" -mindepth 1 2>/dev/null | head -5)
+    [ -z "$left" ] || fail "reset left files in $d: $left"
+  done
+  ss -Hltn | awk '{print $4}' | grep -E ':(6443|2379|2380|10250)$' && fail "reset left a listener"
+  ip link show cni0 >/dev/null 2>&1 && fail "reset left cni0"
+  iptables-save | grep -q 'KUBE-' && fail "reset left KUBE- iptables chains"
+  pgrep -x kubelet >/dev/null && fail "reset left a kubelet running"
+  grep -q 'name: kforge' "$KUBECONFIG" && fail "reset left the kforge context"
+  echo "reset left a clean machine"
+}
+
+log "kforge up --local"
+up
+check_cluster
+check_workload
+log "second kforge up --local"
+check_noop
+log "kforge reset"
+check_reset
+log "kforge up --local after reset"
+up
+check_cluster
+log "kforge reset"
+check_reset
+
+printf '\ne2e-local passed: up %ss, node Ready %ss, Service by name %ss, second up %ss\n' \
+  "$UP_SECONDS" "$NODE_READY_SECONDS" "$SERVICE_SECONDS" "$NOOP_SECONDS"
