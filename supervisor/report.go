@@ -77,7 +77,8 @@ func (r Report) Service(name string) (ServiceStatus, bool) {
 func statusFile(stateDir string) string { return filepath.Join(stateDir, "status.json") }
 
 // ReadReport reads stateDir's status file and checks whether its
-// supervisor is running. No status file is an empty report.
+// supervisor is running. No status file is an empty report; so is one left
+// by an earlier supervisor while a new one starts up.
 func ReadReport(stateDir string) (Report, error) {
 	r, err := readStatusFile(stateDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -86,6 +87,11 @@ func ReadReport(stateDir string) (Report, error) {
 	pid, running, err := probe(stateDir)
 	if err != nil {
 		return r, err
+	}
+	if running && r.PID != pid {
+		// The file is a predecessor's: this supervisor has not loaded its
+		// services yet.
+		r = Report{}
 	}
 	r.Running = running
 	if running {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,30 @@ func TestReportWrite(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+func TestReadReportIgnoresAPredecessorsStatus(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"running": true, "pid": 1, "loadedAt": "2026-01-02T03:04:05Z", "services": [{"name": "svc", "state": "running", "pid": 5}]}`
+	if err := os.WriteFile(statusFile(dir), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := ReadReport(dir); err != nil || r.Running || len(r.Services) != 1 {
+		t.Errorf("with no supervisor the last status is reported as not running: %+v, %v", r, err)
+	}
+	// A new supervisor (this process) holds the lock and has written its
+	// pid, but not yet its status.
+	lock, err := acquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := os.WriteFile(pidFile(dir), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadReport(dir)
+	if err != nil || !r.Running || r.PID != os.Getpid() || !r.LoadedAt.IsZero() || len(r.Services) != 0 {
+		t.Errorf("a predecessor's status was taken for the new supervisor's: %+v, %v", r, err)
 	}
 }
