@@ -13,7 +13,7 @@ func TestParseCgroupV1NoCapSysResource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Facts{Hostname: "node-1", DefaultIP: "192.0.2.2", Arch: "x86_64", CPUs: 2, MemoryMiB: 24105, BridgeNF: true}
+	want := Facts{Hostname: "node-1", DefaultIP: "192.0.2.2", Arch: "x86_64", CPUs: 2, MemoryMiB: 24105, BridgeNF: true, BridgeNFAvailable: true}
 	if f != want {
 		t.Fatalf("got %+v\nwant %+v", f, want)
 	}

@@ -38,7 +38,7 @@ func fakeNode(t *testing.T, probe string) (*Data, *fake.Host) {
 	}
 	return &Data{
 		KforgeBinary: self,
-		Cluster: config.Default(), Host: h, Facts: f, Out: reporter.Discard(),
+		Cluster:      config.Default(), Host: h, Facts: f, Out: reporter.Discard(),
 		NodeName: "node1", AdvertiseAddress: "10.0.0.5", Endpoint: "10.0.0.5:6443",
 		CNIBinDir: templates.DebianCNIBinDir, CACertDirs: []string{"/etc/ssl/certs"},
 	}, h
