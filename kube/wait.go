@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 )
@@ -102,7 +104,15 @@ func (c *Client) WaitNodeReady(ctx context.Context, name string, timeout time.Du
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	nodes := c.Kube.CoreV1().Nodes()
+	// The watch lasts as long as ctx allows; the per-request timeout of
+	// c.Config would cut it every RequestTimeout.
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Timeout = 0
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("client for %s: %w", cfg.Host, err)
+	}
+	nodes := kc.CoreV1().Nodes()
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -115,7 +125,7 @@ func (c *Client) WaitNodeReady(ctx context.Context, name string, timeout time.Du
 		},
 	}
 	last := "the node has not registered (no Node object yet; is the kubelet running?)"
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {
+	_, err = watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {
 		n, ok := ev.Object.(*corev1.Node)
 		if !ok {
 			return false, nil

@@ -125,7 +125,9 @@ func Start(t testing.TB, opt Options) *ControlPlane {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, name := range order {
-				t.Logf("last lines of %s's log:\n%s", name, cp.LogTail(name, 40))
+				if cp.logs[name] != "" {
+					t.Logf("last lines of %s's log:\n%s", name, cp.LogTail(name, 40))
+				}
 			}
 		}
 	})
