@@ -1,0 +1,64 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+
+	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/templates"
+)
+
+// addons applies kube-proxy (a DaemonSet in iptables mode on every node)
+// and CoreDNS (a Deployment of two, behind the kube-dns Service at the
+// tenth service IP) with server-side apply; a re-run that finds them as
+// rendered changes nothing. It changes nothing on the host.
+func addons(ctx context.Context, d *Data) error {
+	_, err := d.applyAddons(ctx)
+	return err
+}
+
+func (d *Data) applyAddons(ctx context.Context) ([]kube.Applied, error) {
+	rendered, err := d.renderAddons(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := d.adminClient(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var all []kube.Applied
+	for _, a := range rendered {
+		applied, err := c.Apply(ctx, a.Data)
+		all = append(all, applied...)
+		if err != nil {
+			return all, fmt.Errorf("addon %s: %w", a.Name, err)
+		}
+		d.logApplied("addon "+a.Name, applied)
+	}
+	return all, nil
+}
+
+func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
+	imgs, err := d.Images()
+	if err != nil {
+		return nil, err
+	}
+	n := d.Cluster.Networking
+	dns, err := n.ServiceIP(10)
+	if err != nil {
+		return nil, err
+	}
+	libModules, err := d.hostFileExists(ctx, "/lib/modules")
+	if err != nil {
+		return nil, err
+	}
+	return templates.RenderAddons(templates.Addons{
+		ProxyImage:   imgs.Proxy,
+		CoreDNSImage: imgs.CoreDNS,
+		APIServerURL: "https://" + d.Endpoint,
+		PodSubnet:    n.PodSubnet,
+		DNSDomain:    n.DNSDomain,
+		DNSServiceIP: dns.String(),
+		LibModules:   libModules,
+	})
+}
