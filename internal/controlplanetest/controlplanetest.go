@@ -137,24 +137,16 @@ func Start(t testing.TB, opt Options) *ControlPlane {
 	return cp
 }
 
-// binaries finds the built binaries in the artifacts cache, as
-// scripts/build-artifacts.sh lays it out.
+// binaries finds the built binaries in the artifacts cache that
+// scripts/build-artifacts.sh fills.
 func binaries(t testing.TB, v images.Versions) map[string]string {
 	t.Helper()
-	cache := os.Getenv("KFORGE_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Skipf("no home directory for the artifacts cache: %v", err)
-		}
-		cache = filepath.Join(home, ".cache", "kforge")
-	}
-	k8s := filepath.Join(cache, "bin", "kubernetes", v.Kubernetes)
+	cache := images.DefaultCache()
 	bins := map[string]string{
-		Etcd:              filepath.Join(cache, "bin", "etcd", v.Etcd, "etcd"),
-		APIServer:         filepath.Join(k8s, APIServer),
-		ControllerManager: filepath.Join(k8s, ControllerManager),
-		Scheduler:         filepath.Join(k8s, Scheduler),
+		Etcd:              cache.Binary("etcd", v.Etcd, "etcd"),
+		APIServer:         cache.Binary("kubernetes", v.Kubernetes, APIServer),
+		ControllerManager: cache.Binary("kubernetes", v.Kubernetes, ControllerManager),
+		Scheduler:         cache.Binary("kubernetes", v.Kubernetes, Scheduler),
 	}
 	for _, b := range bins {
 		if _, err := os.Stat(b); err != nil {
