@@ -84,11 +84,19 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 		return nil, err
 	}
 	o.Out.Logf("host %s: %+v", h.Name(), d.Facts)
-	if err := phases.Execute(ctx, list, d, phases.Options{Only: o.Phase, Skip: o.SkipPhases}); err != nil {
+	if err := phases.Execute(ctx, list, d, phases.Options{Only: o.Phase, Skip: o.SkipPhases, NoAPI: o.DryRun}); err != nil {
 		return nil, fmt.Errorf("%w\nFix the cause and run the same command again: finished work is kept and reused", err)
 	}
 	if plan != nil {
 		plan.Plan().Write(o.Out.Writer(), o.OutputDir)
+		return d, nil
+	}
+	if o.Phase == "" {
+		join, err := d.JoinCommand(ctx)
+		if err != nil {
+			return nil, err
+		}
+		o.Out.Infof("\nJoin workers by running this on each as root (the token expires in 24h):\n  %s", join)
 	}
 	return d, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 
 	"fmt"
 	"io"
@@ -23,6 +24,10 @@ const CNIBundleDir = "/opt/cni/bin"
 
 // ImagesOnHost is where the bundle's image archive is kept on a host.
 const ImagesOnHost = KforgeStateDir + "/images/images.tar"
+
+// ImportedStamp holds the sha256 of the image archive last imported into
+// containerd on a host.
+const ImportedStamp = KforgeStateDir + "/images/imported.sha256"
 
 // loadBundle installs a kforge bundle on the host: it verifies every
 // checksum first (a corrupt bundle changes nothing on the host), installs
@@ -111,11 +116,20 @@ func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error)
 	return dir, m, nil
 }
 
-// importImages imports the bundle's image archive into containerd when an
-// image it carries is missing there.
+// importImages imports the bundle's image archive into containerd unless
+// this very archive was imported before (a stamp on the host records its
+// sha256) and every image it carries is still there.
 func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) error {
+	e, ok := m.Entry(bundle.ImagesName)
+	if !ok {
+		return fmt.Errorf("bundle %s has no %s", d.Cluster.Artifacts.Bundle, bundle.ImagesName)
+	}
 	have, err := check(ctx, d, "ctr", "--address", ContainerdSocket, "-n", "k8s.io", "images", "ls", "-q")
 	if err != nil {
+		return err
+	}
+	stamp, err := d.Host.ReadFile(ctx, ImportedStamp)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	present := strings.Fields(have)
@@ -125,10 +139,10 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 			missing = append(missing, img.Name)
 		}
 	}
-	if len(missing) == 0 {
+	if len(missing) == 0 && strings.TrimSpace(string(stamp)) == e.SHA256 {
 		return nil
 	}
-	d.Out.Logf("importing %d images into containerd on %s: %v", len(missing), d.Host.Name(), missing)
+	d.Out.Logf("importing %d images into containerd on %s (missing: %v)", len(m.Images), d.Host.Name(), missing)
 	if err := d.Host.Upload(ctx, filepath.Join(dir, bundle.ImagesName), ImagesOnHost, 0o600); err != nil {
 		return err
 	}
@@ -136,5 +150,5 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	if err != nil {
 		return fmt.Errorf("import images: %w", err)
 	}
-	return nil
+	return d.Host.WriteFile(ctx, ImportedStamp, []byte(e.SHA256+"\n"), 0o644)
 }

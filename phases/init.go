@@ -15,5 +15,10 @@ func Init() []Phase {
 			{Name: "scheduler", Short: "kube-scheduler", Run: controlPlaneManifest("kube-scheduler.yaml")},
 		}},
 		{Name: "kubelet", Short: "Configure and start the kubelet", Run: kubelet},
+		{Name: "wait", Short: "Wait for the API server's /readyz and for the node to be Ready", Run: waitControlPlane, API: true},
+		{Name: "upload-config", Short: "Store the cluster file and kubelet configuration in kube-system ConfigMaps", Run: uploadConfig, API: true},
+		{Name: "bootstrap-token", Short: "Create the join token, cluster-info and the RBAC for TLS bootstrap", Run: bootstrapToken, API: true},
+		{Name: "addons", Short: "Apply kube-proxy and CoreDNS", Run: addons, API: true},
+		{Name: "mark-control-plane", Short: "Label the node; taint it NoSchedule unless it runs workloads", Run: markControlPlane, API: true},
 	}
 }

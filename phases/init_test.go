@@ -48,7 +48,7 @@ const ciHost = "uid=0\nhostname=node1\ncgroupfs=tmpfs\npid1=sh\ncapeff=000001fff
 
 func TestInitOnAFakeHost(t *testing.T) {
 	d, h := fakeNode(t, ciHost)
-	if err := Execute(context.Background(), Init(), d, Options{}); err != nil {
+	if err := Execute(context.Background(), Init(), d, Options{NoAPI: true}); err != nil {
 		t.Fatal(err)
 	}
 	files := h.Files()
@@ -106,7 +106,7 @@ func TestInitOnASystemdHost(t *testing.T) {
 
 func TestPreflightRefusesNonRoot(t *testing.T) {
 	d, h := fakeNode(t, strings.Replace(ciHost, "uid=0", "uid=1000", 1))
-	err := Execute(context.Background(), Init(), d, Options{})
+	err := Execute(context.Background(), Init(), d, Options{NoAPI: true})
 	if err == nil || !strings.Contains(err.Error(), "preflight") || !strings.Contains(err.Error(), "root") {
 		t.Fatalf("want a preflight error about root, got %v", err)
 	}

@@ -18,6 +18,9 @@ type Phase struct {
 	Short    string
 	Run      func(ctx context.Context, d *Data) error
 	Children []Phase
+	// API marks a phase that talks to the Kubernetes API rather than to
+	// the host; a dry run, which has no cluster, leaves it out.
+	API bool
 }
 
 // Options select which phases Execute runs.
@@ -26,6 +29,9 @@ type Options struct {
 	Only string
 	// Skip leaves out the named phases; a parent's name skips its children.
 	Skip []string
+	// NoAPI leaves out the phases that talk to the Kubernetes API (a dry
+	// run).
+	NoAPI bool
 }
 
 // Error is a failed phase. Its message names the phase and the host.
@@ -108,6 +114,10 @@ func Execute(ctx context.Context, list []Phase, d *Data, opt Options) error {
 	run = func(prefix string, ps []Phase, selected bool) error {
 		for _, p := range ps {
 			name := prefix + p.Name
+			if p.API && opt.NoAPI {
+				d.Out.Infof("[skip] %s (talks to the cluster's API: not part of a dry run)", name)
+				continue
+			}
 			if skip[name] {
 				d.Out.Logf("skipping phase %s (--skip-phases)", name)
 				continue

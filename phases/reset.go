@@ -29,7 +29,7 @@ var resetPaths = []string{
 	KubernetesDir + "/bootstrap-kubelet.conf", KubernetesDir + "/controller-manager.conf",
 	KubernetesDir + "/scheduler.conf",
 	KubeletDir, EtcdDataDir, "/var/lib/cni", KforgeStateDir + "/supervisor", KforgeStateDir + "/images",
-	"/etc/sysctl.d/99-kforge.conf", KubeletUnitPath, KubeletUnitPath + ".d/10-kforge.conf",
+	"/var/log/pods", "/var/log/containers", "/etc/sysctl.d/99-kforge.conf", KubeletUnitPath, KubeletUnitPath + ".d/10-kforge.conf",
 }
 
 // sh runs a shell snippet that is safe to run on any host state, with

@@ -55,7 +55,13 @@ up() {
 check_cluster() {
   k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "node not Ready"
   NODE_READY_SECONDS=$(since "$UP_START")
+  local i
   for sel in component=etcd component=kube-apiserver component=kube-controller-manager component=kube-scheduler k8s-app=kube-proxy k8s-app=kube-dns; do
+    # Mirror pods of static pods appear a moment after the node registers.
+    for i in $(seq 1 120); do
+      [ -n "$(k -n kube-system get pod -l "$sel" -o name)" ] && break
+      sleep 0.5
+    done
     k -n kube-system wait --for=condition=Ready pod -l "$sel" --timeout=120s >/dev/null || fail "pods $sel not Ready"
     echo "ready: $sel"
   done
@@ -125,7 +131,7 @@ check_reset() {
   "$KFORGE" reset --force --kubeconfig "$KUBECONFIG" || fail "kforge reset"
   local d left
   for d in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d; do
-    left=$(find "$d" -mindepth 1 2>/dev/null | head -5)
+    left=$(find "$d" -mindepth 1 2>/dev/null | head -5 || true)
     [ -z "$left" ] || fail "reset left files in $d: $left"
   done
   ss -Hltn | awk '{print $4}' | grep -E ':(6443|2379|2380|10250)$' && fail "reset left a listener"
