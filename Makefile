@@ -59,3 +59,4 @@ clean:
 	rm -rf bin _output
 
 -include scripts/artifacts.mk
+-include scripts/machines.mk
