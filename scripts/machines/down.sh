@@ -7,14 +7,15 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# remove_cgroup_root NAME: removes /kubelet-NAME (made by the entrypoint and
-# filled by a kubelet) from every cgroup hierarchy, deepest first. Only
-# empty cgroups can go; the machine's processes died with its container.
-remove_cgroup_root() {
-  local h dir
-  for h in /sys/fs/cgroup/*/; do
-    dir="${h}kubelet-$1"
-    [ -d "$dir" ] || continue
+# remove_cgroup_roots removes /kubelet-<prefix>-m<i> (made by the entrypoint
+# and filled by a kubelet) from every cgroup hierarchy, deepest first. Only
+# empty cgroups can go; the machines' processes died with their containers.
+remove_cgroup_roots() {
+  local dir
+  for dir in /sys/fs/cgroup/*/kubelet-"$PREFIX"-m*; do
+    if ! [ -d "$dir" ] || ! [[ "${dir##*/kubelet-"$PREFIX"-m}" =~ ^[0-9]+$ ]]; then
+      continue
+    fi
     find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
     [ ! -d "$dir" ] || log "warning: could not remove $dir (processes still in it?)"
   done
@@ -25,7 +26,7 @@ main() {
   exec 9>"$MACHINES_DIR/.lock-$PREFIX"
   flock -w 600 9 || die "another make machines/machines-down for $PREFIX holds $MACHINES_DIR/.lock-$PREFIX"
   if timeout 20 "$DOCKER" info >/dev/null 2>&1; then
-    local name names
+    local names
     names=$(d ps -a --filter "label=$LABEL.prefix=$PREFIX" --format '{{.Names}}')
     if [ -n "$names" ]; then
       log "removing ${names//$'\n'/ }"
@@ -36,7 +37,7 @@ main() {
       log "removing network $NETWORK"
       d network rm "$NETWORK" >/dev/null
     fi
-    for name in $names; do remove_cgroup_root "$name"; done
+    remove_cgroup_roots
   else
     log "docker does not answer: no containers to remove"
   fi
