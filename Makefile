@@ -1,12 +1,16 @@
 # kforge's build, tests and tools. Every target installs what it needs, so a
 # fresh Debian machine needs only Go and `make`.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO ?= go
 BIN := bin/kforge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DRY_RUN_DIR ?= $(CURDIR)/_output/dry-run
+# The output of the last `make artifacts` run by run and e2e-local; its last
+# line is the bundle's path.
+ARTIFACTS_LOG := $(CURDIR)/_output/artifacts.log
 
 .PHONY: all deps build run test fmt-check vet unit e2e-local clean
 
@@ -22,7 +26,7 @@ build:
 
 ## run: set up and run kforge's main job on this machine: a single-node cluster from a bundle built here
 run: deps build
-	@bundle=$$($(MAKE) --no-print-directory artifacts | tee /dev/stderr | tail -1) && \
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  ./$(BIN) up --local --bundle "$$bundle"
 
 ## dry-run: write everything kforge init would write under $(DRY_RUN_DIR), changing nothing
@@ -52,7 +56,7 @@ artifacts-binaries:
 
 ## e2e-local: kforge up --local from the bundle, checked with this machine's kubectl, then reset (needs root; changes this machine)
 e2e-local: deps build
-	@bundle=$$($(MAKE) --no-print-directory artifacts | tee /dev/stderr | tail -1) && \
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/local.sh
 
 clean:

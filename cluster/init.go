@@ -24,7 +24,9 @@ type InitOptions struct {
 	// Phase runs only this phase; SkipPhases leaves some out.
 	Phase      string
 	SkipPhases []string
-	Out        *reporter.Reporter
+	// IgnorePreflight turns the named preflight failures into warnings.
+	IgnorePreflight []string
+	Out             *reporter.Reporter
 }
 
 // Init builds the control plane on the cluster's control-plane host.
@@ -79,6 +81,7 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 	d := &phases.Data{
 		Cluster: c, Node: node, Host: h, Out: o.Out,
 		Schedulable: schedulable, KforgeBinary: self, StagingDir: stagingDir(),
+		IgnorePreflight: o.IgnorePreflight,
 	}
 	if err := d.Prepare(ctx); err != nil {
 		return nil, err

@@ -66,6 +66,9 @@ type Data struct {
 	// Schedulable leaves the control-plane node without its NoSchedule
 	// taint (kforge up --local).
 	Schedulable bool
+	// IgnorePreflight names preflight checks whose failure is only a
+	// warning ("all" for every one).
+	IgnorePreflight []string
 }
 
 // Images returns the upstream names of the cluster's images.

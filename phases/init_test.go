@@ -44,7 +44,7 @@ func fakeNode(t *testing.T, probe string) (*Data, *fake.Host) {
 	}, h
 }
 
-const ciHost = "uid=0\nhostname=node1\ncgroupfs=tmpfs\npid1=sh\ncapeff=000001fffeffffff\nswaps=0\n"
+const ciHost = "uid=0\nhostname=node1\ncpus=2\nmemkb=4000000\ncgroupfs=tmpfs\npid1=sh\ncapeff=000001fffeffffff\nswaps=0\n"
 
 func TestInitOnAFakeHost(t *testing.T) {
 	d, h := fakeNode(t, ciHost)
@@ -91,7 +91,7 @@ func TestInitOnAFakeHost(t *testing.T) {
 }
 
 func TestInitOnASystemdHost(t *testing.T) {
-	d, h := fakeNode(t, "uid=0\nhostname=node1\ncgroupfs=cgroup2fs\npid1=systemd\nsystemd_dir=yes\ncapeff=000001ffffffffff\nswaps=0\n")
+	d, h := fakeNode(t, "uid=0\nhostname=node1\ncpus=2\nmemkb=4000000\ncgroupfs=cgroup2fs\npid1=systemd\nsystemd_dir=yes\ncapeff=000001ffffffffff\nswaps=0\n")
 	if err := Execute(context.Background(), Init(), d, Options{Only: "runtime"}); err != nil {
 		t.Fatal(err)
 	}
@@ -112,5 +112,37 @@ func TestPreflightRefusesNonRoot(t *testing.T) {
 	}
 	if len(h.Paths()) != 0 {
 		t.Errorf("a failed preflight wrote %v", h.Paths())
+	}
+}
+
+func TestPreflightPortsAndLeftovers(t *testing.T) {
+	run := func(probe string, ignore ...string) error {
+		d, h := fakeNode(t, ciHost)
+		h.OnFunc(func(c host.Cmd) fake.Answer {
+			if strings.Contains(c.Argv[2], "/proc/net/tcp") {
+				return fake.Answer{Stdout: probe}
+			}
+			return fake.Answer{}
+		}, "sh", "-c")
+		d.IgnorePreflight = ignore
+		return Execute(context.Background(), Init(), d, Options{Only: "preflight"})
+	}
+	// 0x192B is 6443, 0x2A3A is 10810 (not kforge's).
+	err := run("listen=192B 2A3A\ndiskfree=50000\nours=\n")
+	if err == nil || !strings.Contains(err.Error(), "[Port-6443]") || strings.Contains(err.Error(), "10810") || !strings.Contains(err.Error(), "--ignore-preflight-errors") {
+		t.Errorf("port 6443 in use: %v", err)
+	}
+	if err := run("listen=192B\ndiskfree=50000\nours=\n", "port-6443"); err != nil {
+		t.Errorf("an ignored check still fails: %v", err)
+	}
+	if err := run("listen=192B\ndiskfree=50000\nours=yes\n"); err != nil {
+		t.Errorf("a re-run on kforge's own node fails on its own ports: %v", err)
+	}
+	err = run("listen=\ndiskfree=100\nours=\nleftover=/etc/kubernetes/kubelet.conf\n")
+	if err == nil || !strings.Contains(err.Error(), "[DiskSpace]") || !strings.Contains(err.Error(), "[Leftovers] /etc/kubernetes/kubelet.conf") {
+		t.Errorf("disk and leftovers: %v", err)
+	}
+	if err := run("listen=\ndiskfree=100\nleftover=/etc/kubernetes/kubelet.conf\n", "all"); err != nil {
+		t.Errorf("--ignore-preflight-errors=all: %v", err)
 	}
 }

@@ -2,18 +2,68 @@ package phases
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+
+	"kforge.dev/kforge/host"
 )
 
+// ControlPlanePorts are the ports a control-plane node listens on.
+var ControlPlanePorts = []int{6443, 2379, 2380, 10250, 10257, 10259}
+
+// Minimums a control-plane node needs, as kubeadm checks them.
+const (
+	MinCPUs       = 2
+	MinMemoryMiB  = 1700
+	MinDiskFreeMB = 2048
+)
+
+// problem is one failed preflight check: its name (for
+// --ignore-preflight-errors), what is wrong and what to do.
+type problem struct{ name, msg string }
+
 // preflight checks that the host can run a control plane before anything
-// is changed. It changes nothing.
+// is changed: root, free ports, CPUs, memory and disk, and leftovers of a
+// cluster kforge did not make. It warns about what kforge adapts to (cgroup
+// v1, no CAP_SYS_RESOURCE, swap, IP forwarding off). It changes nothing.
+// Problems named in --ignore-preflight-errors (or "all") become warnings.
 func preflight(ctx context.Context, d *Data) error {
-	var problems []string
+	return d.runPreflight(ctx, ControlPlanePorts)
+}
+
+func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	f := d.Facts
+	var problems []problem
+	add := func(name, format string, a ...any) { problems = append(problems, problem{name, fmt.Sprintf(format, a...)}) }
 	if f.UID != 0 {
-		problems = append(problems, fmt.Sprintf("kforge runs as uid %d; run it as root (sudo kforge ...)", f.UID))
+		add("IsPrivilegedUser", "kforge runs as uid %d; run it as root (sudo kforge ...)", f.UID)
+	}
+	if f.CPUs < MinCPUs {
+		add("NumCPU", "%d CPU(s); a control plane needs at least %d", f.CPUs, MinCPUs)
+	}
+	if f.MemoryMiB < MinMemoryMiB {
+		add("Mem", "%d MiB of memory; a control plane needs at least %d MiB", f.MemoryMiB, MinMemoryMiB)
+	}
+	st, err := d.preflightProbe(ctx)
+	if err != nil {
+		return err
+	}
+	if st.diskFreeMB >= 0 && st.diskFreeMB < MinDiskFreeMB {
+		add("DiskSpace", "%d MB free under /var/lib; kforge needs at least %d MB for images, etcd and logs", st.diskFreeMB, MinDiskFreeMB)
+	}
+	if st.foreign != "" {
+		add("Leftovers", "%s is left from a cluster kforge did not build here; remove it with `kforge reset` (or `kubeadm reset`) first", st.foreign)
+	}
+	if !st.ours {
+		// On a node kforge already built, its own components hold the
+		// ports: a re-run must go through.
+		for _, p := range ports {
+			if slices.Contains(st.listening, p) {
+				add(fmt.Sprintf("Port-%d", p), "port %d is in use; stop what listens there (ss -ltnp 'sport = :%d') or run `kforge reset` if it is an earlier cluster", p, p)
+			}
+		}
 	}
 	if !f.CgroupV2 {
 		d.Out.Infof("  ! %s uses cgroup v1: kubelet runs with failCgroupV1: false (upstream deprecates cgroup v1; move to cgroup v2 when you can)", d.Host.Name())
@@ -21,8 +71,78 @@ func preflight(ctx context.Context, d *Data) error {
 	if !f.CapSysResource {
 		d.Out.Infof("  ! %s: root lacks CAP_SYS_RESOURCE: containerd is configured with restrict_oom_score_adj", d.Host.Name())
 	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "\n"))
+	if f.SwapOn {
+		d.Out.Infof("  ! %s has swap on: the kubelet runs with failSwapOn: false and pods do not use swap (swapBehavior: NoSwap)", d.Host.Name())
+	}
+	if !f.IPForward {
+		d.Out.Infof("  ! %s: IP forwarding is off; the runtime phase turns it on (net.ipv4.ip_forward=1)", d.Host.Name())
+	}
+	if !f.BridgeNFAvailable {
+		d.Out.Infof("  ! %s has no bridge netfilter (br_netfilter): pods may not reach Services on the same bridge", d.Host.Name())
+	}
+	var errs []string
+	for _, p := range problems {
+		if slices.Contains(d.IgnorePreflight, "all") || slices.ContainsFunc(d.IgnorePreflight, func(s string) bool { return strings.EqualFold(s, p.name) }) {
+			d.Out.Infof("  ! [ignored %s] %s", p.name, p.msg)
+			continue
+		}
+		errs = append(errs, fmt.Sprintf("[%s] %s", p.name, p.msg))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s\nTo go on anyway, pass --ignore-preflight-errors=NAME,... (or all)", strings.Join(errs, "\n"))
 	}
 	return nil
+}
+
+// preflightState is what preflight reads from the host in one probe.
+type preflightState struct {
+	listening  []int
+	diskFreeMB int
+	// ours: kforge's own services are installed (a re-run).
+	ours bool
+	// foreign names a leftover of a cluster kforge did not build.
+	foreign string
+}
+
+const preflightScript = `
+echo "listen=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {split($2, a, ":"); print a[2]}' | sort -u | tr '\n' ' ')"
+echo "diskfree=$(df -Pk /var/lib 2>/dev/null | awk 'NR==2 {print int($4/1024)}')"
+ours=
+[ -e "$1" ] || [ -e "$2" ] && ours=yes
+echo "ours=$ours"
+for f in /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/kubelet.conf /var/lib/etcd/member; do
+  [ -e "$f" ] && echo "leftover=$f" && break
+done
+true`
+
+func (d *Data) preflightProbe(ctx context.Context) (preflightState, error) {
+	out, err := host.Probe(ctx, d.Host, "sh", "-c", preflightScript, "sh",
+		SupervisorDir+"/services/kubelet.yaml", KubeletUnitPath+".d/10-kforge.conf")
+	if err != nil {
+		return preflightState{}, err
+	}
+	st := preflightState{diskFreeMB: -1}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch k {
+		case "listen":
+			for _, hex := range strings.Fields(v) {
+				if p, err := strconv.ParseInt(hex, 16, 32); err == nil {
+					st.listening = append(st.listening, int(p))
+				}
+			}
+		case "diskfree":
+			if n, err := strconv.Atoi(v); err == nil {
+				st.diskFreeMB = n
+			}
+		case "ours":
+			st.ours = v == "yes"
+		case "leftover":
+			st.foreign = v
+		}
+	}
+	if st.ours {
+		st.foreign = ""
+	}
+	return st, nil
 }

@@ -46,6 +46,7 @@ func addInitFlags(cmd *cobra.Command, o *cluster.InitOptions) {
 	f.StringVar(&o.Overrides.NodeName, "node-name", "", "node name (default: the hostname)")
 	f.StringSliceVar(&o.Overrides.CertSANs, "apiserver-cert-extra-sans", nil, "extra names and IPs for the API server certificate")
 	f.StringVar(&o.Overrides.CertAlgorithm, "cert-algorithm", "", "ECDSA-P256 or RSA-2048")
+	f.StringSliceVar(&o.IgnorePreflight, "ignore-preflight-errors", nil, "preflight checks whose failure is only a warning, e.g. Port-6443,NumCPU (or all)")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time (a changed key is always refused)")
 }
 

@@ -34,6 +34,7 @@ func newUp(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.OutputDir, "output-dir", "", "where --dry-run writes files (default: a new temporary directory)")
 	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig to add the kforge context to (default: $KUBECONFIG or ~/.kube/config)")
+	f.StringSliceVar(&o.IgnorePreflight, "ignore-preflight-errors", nil, "preflight checks whose failure is only a warning (or all)")
 	f.StringSliceVar(&o.SkipPhases, "skip-phases", nil, "init phases to leave out")
 	return cmd
 }

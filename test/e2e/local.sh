@@ -150,7 +150,11 @@ log "second kforge up --local"
 check_noop
 log "kforge reset"
 check_reset
-log "kforge up --local after reset"
+log "kforge up --local killed midway, then run again"
+for t in 1 3; do
+  timeout -s KILL "$t" "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || true
+  echo "killed after ${t}s"
+done
 up
 check_cluster
 log "kforge reset"
