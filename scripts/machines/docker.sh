@@ -81,13 +81,18 @@ main() {
   if docker_answers; then
     return 0
   fi
-  if [ -S /var/run/docker.sock ] && [ -f "$RUN_DIR/dockerd.pid" ] &&
-    kill -0 "$(cat "$RUN_DIR/dockerd.pid")" 2>/dev/null; then
-    # Ours, but not answering: give it the same time a start gets.
-    wait_until 60 "dockerd (pid $(cat "$RUN_DIR/dockerd.pid"))" docker_answers ||
-      die "dockerd (pid $(cat "$RUN_DIR/dockerd.pid")) does not answer; see $LOG_DIR/dockerd.log"
+  local pid
+  pid=$(cat "$RUN_DIR/dockerd.pid" 2>/dev/null || true)
+  # A live dockerd, not a zombie its parent has not reaped.
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] &&
+    [ "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" != Z ]; then
+    # Ours, still starting or stuck: give it the time a start gets.
+    wait_until 60 "dockerd (pid $pid)" docker_answers ||
+      die "dockerd (pid $pid) does not answer; see $LOG_DIR/dockerd.log"
     return 0
   fi
+  # A pid file left by a dockerd that died would stop the new one.
+  rm -f "$RUN_DIR/dockerd.pid"
   containerd_answers || start_containerd
   start_dockerd
 }
