@@ -8,6 +8,7 @@ import (
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host/dryrun"
 	"kforge.dev/kforge/phases"
+	"kforge.dev/kforge/providers/ssh"
 	"kforge.dev/kforge/reporter"
 )
 
@@ -24,6 +25,10 @@ type InitOptions struct {
 	// Phase runs only this phase; SkipPhases leaves some out.
 	Phase      string
 	SkipPhases []string
+	// Parallel is how many workers are joined at once.
+	Parallel int
+	// KubeconfigOut, when set, receives a copy of admin.conf (0600).
+	KubeconfigOut string
 	// IgnorePreflight turns the named preflight failures into warnings.
 	IgnorePreflight []string
 	Out             *reporter.Reporter
@@ -35,11 +40,46 @@ func Init(ctx context.Context, o InitOptions) error {
 	if err != nil {
 		return err
 	}
-	_, err = initControlPlane(ctx, o, c, false)
-	if err == nil && !o.DryRun && o.Phase == "" {
-		o.Out.Total("kforge init finished")
+	pool := ssh.NewPool()
+	defer pool.Close()
+	o.Connect.Pool = pool
+	d, err := initControlPlane(ctx, o, c, false)
+	if err != nil {
+		return err
 	}
-	return err
+	defer d.Host.Close()
+	if o.DryRun || o.Phase != "" {
+		return nil
+	}
+	if o.KubeconfigOut != "" {
+		if err := copyAdmin(ctx, d, o.KubeconfigOut); err != nil {
+			return err
+		}
+		o.Out.Infof("admin kubeconfig written to %s", o.KubeconfigOut)
+	}
+	if err := JoinWorkers(ctx, o, c, d, o.Parallel); err != nil {
+		return err
+	}
+	o.Out.Total("kforge init finished")
+	return nil
+}
+
+// copyAdmin writes the control plane's admin.conf to a local file, 0600,
+// atomically.
+func copyAdmin(ctx context.Context, d *phases.Data, dst string) error {
+	b, err := d.Host.ReadFile(ctx, phases.KubernetesDir+"/admin.conf")
+	if err != nil {
+		return err
+	}
+	dst = config.ExpandHome(dst)
+	tmp := dst + ".kforge-tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("--kubeconfig-out: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
 }
 
 // initControlPlane runs init's phases on the control-plane host of c and
@@ -63,7 +103,12 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 	if err != nil {
 		return nil, err
 	}
-	defer h.Close()
+	closeHost := true
+	defer func() {
+		if closeHost {
+			h.Close()
+		}
+	}()
 	var plan *dryrun.Host
 	if o.DryRun {
 		if o.OutputDir == "" {
@@ -90,6 +135,7 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 	if err := phases.Execute(ctx, list, d, phases.Options{Only: o.Phase, Skip: o.SkipPhases, NoAPI: o.DryRun}); err != nil {
 		return nil, fmt.Errorf("%w\nFix the cause and run the same command again: finished work is kept and reused", err)
 	}
+	closeHost = false // the caller closes d.Host
 	if plan != nil {
 		plan.Plan().Write(o.Out.Writer(), o.OutputDir)
 		return d, nil

@@ -33,8 +33,12 @@ func Up(ctx context.Context, o UpOptions) error {
 		return err
 	}
 	d, err := initControlPlane(ctx, o.InitOptions, c, true)
-	if err != nil || o.DryRun || o.Phase != "" {
+	if err != nil {
 		return err
+	}
+	defer d.Host.Close()
+	if o.DryRun || o.Phase != "" {
+		return nil
 	}
 	admin, err := d.Host.ReadFile(ctx, phases.KubernetesDir+"/admin.conf")
 	if err != nil {

@@ -35,11 +35,20 @@ type Facts struct {
 	// BridgeNFAvailable: the kernel has bridge netfilter (the sysctl exists).
 	BridgeNFAvailable bool
 	UID               int
+	// Container: the host is a container (a node container of kforge's
+	// test machines, kind-style).
+	Container bool
 }
+
+// SharedCgroups tells whether the host sees the cgroup v1 hierarchies of
+// the machine it runs on (a container without a cgroup namespace of its
+// own); its kubelet then needs a cgroup root of its own.
+func (f Facts) SharedCgroups() bool { return f.Container && !f.CgroupV2 }
 
 // probe prints one key=value per line. It only reads.
 const probe = `echo "hostname=$(hostname 2>/dev/null || cat /etc/hostname)"
 echo "uid=$(id -u)"
+echo "container=$( { [ -e /.dockerenv ] || [ -e /run/.containerenv ]; } && echo yes)"
 echo "arch=$(uname -m)"
 echo "cgroupfs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
 echo "pid1=$(cat /proc/1/comm 2>/dev/null)"
@@ -87,6 +96,7 @@ func Parse(out string) (Facts, error) {
 	f.SwapOn = swaps > 0
 	f.IPForward = kv["ip_forward"] == "1"
 	f.BridgeNF = kv["bridge_nf"] == "1"
+	f.Container = kv["container"] == "yes"
 	f.BridgeNFAvailable = kv["bridge_nf"] != ""
 	uid, err := strconv.Atoi(kv["uid"])
 	if err != nil {
@@ -112,7 +122,9 @@ func Parse(out string) (Facts, error) {
 // CgroupDriver is the cgroup driver kubelet and containerd should share:
 // systemd when systemd manages the host, cgroupfs otherwise.
 func (f Facts) CgroupDriver() string {
-	if f.Systemd {
+	// A node container on cgroup v1 shares the host's hierarchies; its
+	// kubelet uses cgroupfs under a root of its own (see SharedCgroups).
+	if f.Systemd && !f.SharedCgroups() {
 		return "systemd"
 	}
 	return "cgroupfs"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"kforge.dev/kforge/host"
+
 	"kforge.dev/kforge/templates"
 )
 
@@ -18,6 +20,12 @@ func kubelet(ctx context.Context, d *Data) error {
 	k, files, err := d.renderKubelet()
 	if err != nil {
 		return err
+	}
+	if k.CgroupRoot != "" {
+		// The kubelet refuses a cgroup root missing from any hierarchy.
+		if _, err := d.Host.Run(ctx, host.Cmd{Argv: []string{"sh", "-c", `for h in /sys/fs/cgroup/*/; do [ -L "${h%/}" ] || mkdir -p "$h${1#/}"; done`, "sh", k.CgroupRoot}, Sudo: true}); err != nil {
+			return err
+		}
 	}
 	changed, err := writeChanged(ctx, d, files)
 	if err != nil {
@@ -49,6 +57,9 @@ func (d *Data) renderKubelet() (templates.Kubelet, []templates.File, error) {
 		AllowSwap:     d.Facts.SwapOn,
 		ClusterDNS:    []string{dns.String()},
 		ClusterDomain: d.Cluster.Networking.DNSDomain,
+	}
+	if d.Facts.SharedCgroups() {
+		k.CgroupRoot = "/kubelet-" + d.NodeName
 	}
 	files, err := templates.RenderKubelet(k)
 	return k, files, err

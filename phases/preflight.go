@@ -36,7 +36,9 @@ func preflight(ctx context.Context, d *Data) error {
 func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	f := d.Facts
 	var problems []problem
-	add := func(name, format string, a ...any) { problems = append(problems, problem{name, fmt.Sprintf(format, a...)}) }
+	add := func(name, format string, a ...any) {
+		problems = append(problems, problem{name, fmt.Sprintf(format, a...)})
+	}
 	if f.UID != 0 {
 		add("IsPrivilegedUser", "kforge runs as uid %d; run it as root (sudo kforge ...)", f.UID)
 	}

@@ -1,0 +1,216 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/phases"
+	"kforge.dev/kforge/reporter"
+)
+
+// DefaultParallel is how many hosts kforge works on at once.
+const DefaultParallel = 5
+
+// BundlesOnHost is where kforge keeps uploaded bundles on a host.
+const BundlesOnHost = phases.KforgeStateDir + "/bundles"
+
+// HostResult is what happened on one host of a multi-host run.
+type HostResult struct {
+	Host     string
+	Outcome  string // joined, already joined, reset, failed
+	Duration time.Duration
+	Err      error
+}
+
+// remoteKforge puts kforge itself (and the bundle, when there is one) on
+// h, skipping identical files, and returns the bundle's path there.
+func remoteKforge(ctx context.Context, h host.Host, self, bundle string) (string, error) {
+	if err := h.Upload(ctx, self, phases.KforgeOnHost, 0o755); err != nil {
+		return "", fmt.Errorf("upload kforge: %w", err)
+	}
+	if bundle == "" {
+		return "", nil
+	}
+	dst := path.Join(BundlesOnHost, filepath.Base(bundle))
+	if err := h.Upload(ctx, bundle, dst, 0o600); err != nil {
+		return "", fmt.Errorf("upload bundle: %w", err)
+	}
+	return dst, nil
+}
+
+// runPrefixed runs argv on h, copying its output to out line by line with
+// "[name] " in front, and keeps the output's tail for errors.
+func runPrefixed(ctx context.Context, h host.Host, out io.Writer, mu *sync.Mutex, argv []string) error {
+	w := &prefixWriter{prefix: "[" + h.Name() + "] ", out: out, mu: mu}
+	_, err := h.Run(ctx, host.Cmd{Argv: argv, Sudo: true, Stdout: w, Stderr: w})
+	w.Flush()
+	return err
+}
+
+// prefixWriter writes whole lines to out, each with a prefix.
+type prefixWriter struct {
+	prefix string
+	out    io.Writer
+	mu     *sync.Mutex
+	buf    bytes.Buffer
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf.Write(b)
+	for {
+		line, err := p.buf.ReadBytes('\n')
+		if err != nil {
+			p.buf.Write(line)
+			return len(b), nil
+		}
+		p.mu.Lock()
+		fmt.Fprintf(p.out, "%s%s", p.prefix, line)
+		p.mu.Unlock()
+	}
+}
+
+// Flush writes a last unterminated line.
+func (p *prefixWriter) Flush() {
+	if p.buf.Len() > 0 {
+		p.Write([]byte("\n"))
+	}
+}
+
+// forEachHost runs fn on every host, at most limit at a time. One host
+// failing does not stop the others.
+func forEachHost(ctx context.Context, hosts []config.Host, limit int, fn func(context.Context, config.Host) HostResult) []HostResult {
+	if limit < 1 {
+		limit = DefaultParallel
+	}
+	results := make([]HostResult, len(hosts))
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i, n := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			start := time.Now()
+			r := fn(ctx, n)
+			r.Host, r.Duration = n.Address, time.Since(start)
+			results[i] = r
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// summarize prints one line per host and returns an error naming the
+// hosts that failed.
+func summarize(out *reporter.Reporter, what string, results []HostResult) error {
+	sort.SliceStable(results, func(i, j int) bool { return results[i].Host < results[j].Host })
+	out.Infof("\n%s:", what)
+	var failed []string
+	for _, r := range results {
+		if r.Err != nil {
+			failed = append(failed, r.Host)
+			out.Infof("  %-20s FAILED after %s: %s", r.Host, r.Duration.Round(10*time.Millisecond), indentTail(r.Err.Error()))
+			continue
+		}
+		out.Infof("  %-20s %s in %s", r.Host, r.Outcome, r.Duration.Round(10*time.Millisecond))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s failed on %d of %d hosts: %s; fix them and run the same command again (finished hosts are skipped)", what, len(failed), len(results), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func indentTail(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > 12 {
+		lines = lines[len(lines)-12:]
+	}
+	return strings.Join(lines, "\n      ")
+}
+
+// JoinWorkers joins the cluster file's workers over SSH, in parallel: each
+// gets kforge and the bundle (skipped when identical) and runs `kforge
+// join` with a token minted for this run. Workers whose node is already
+// Ready are skipped.
+func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phases.Data, parallel int) error {
+	workers := c.Workers()
+	if len(workers) == 0 {
+		return nil
+	}
+	join, err := d.JoinCommand(ctx)
+	if err != nil {
+		return err
+	}
+	args := strings.Fields(join)[2:] // after "kforge join"
+	admin, err := kube.FromHost(ctx, d.Host, phases.KubernetesDir+"/admin.conf", "")
+	if err != nil {
+		return err
+	}
+	self := d.KforgeBinary
+	var mu sync.Mutex
+	o.Out.Infof("\nJoining %d worker(s), %d at a time", len(workers), max(1, min(parallel, len(workers))))
+	results := forEachHost(ctx, workers, parallel, func(ctx context.Context, n config.Host) HostResult {
+		h, err := Connect(ctx, n, o.Connect)
+		if err != nil {
+			return HostResult{Outcome: "failed", Err: fmt.Errorf("connect: %w", err)}
+		}
+		defer h.Close()
+		name := n.Name
+		if name == "" {
+			if name, err = host.Probe(ctx, h, "hostname"); err != nil {
+				return HostResult{Outcome: "failed", Err: err}
+			}
+		}
+		if nodeReady(ctx, admin, name) {
+			return HostResult{Outcome: "already joined (node " + name + " Ready)"}
+		}
+		bundle, err := remoteKforge(ctx, h, self, c.Artifacts.Bundle)
+		if err != nil {
+			return HostResult{Outcome: "failed", Err: err}
+		}
+		argv := append([]string{phases.KforgeOnHost, "join", "--plain"}, args...)
+		argv = append(argv, "--node-name", name)
+		if n.NodeIP != "" {
+			argv = append(argv, "--node-ip", n.NodeIP)
+		}
+		if bundle != "" {
+			argv = append(argv, "--bundle", bundle)
+		}
+		if err := runPrefixed(ctx, h, o.Out.Writer(), &mu, argv); err != nil {
+			return HostResult{Outcome: "failed", Err: err}
+		}
+		return HostResult{Outcome: "joined as " + name}
+	})
+	return summarize(o.Out, "Workers", results)
+}
+
+// nodeReady tells whether the named Node exists and is Ready.
+func nodeReady(ctx context.Context, c *kube.Client, name string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := c.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false
+	}
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
