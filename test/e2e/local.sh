@@ -38,6 +38,9 @@ cleanup() {
 trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || fail "run as root"
+# One cluster per machine: the e2e and the bench take turns.
+exec 8>/run/kforge-node.lock
+flock -w 1800 8 || fail "another kforge e2e or bench holds /run/kforge-node.lock"
 [ -x "$KUBECTL" ] || fail "no kubectl at $KUBECTL"
 "$KFORGE" reset --force >/dev/null
 
