@@ -5,10 +5,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"sync"
 
 	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/phases"
+	"kforge.dev/kforge/providers/ssh"
 	"kforge.dev/kforge/reporter"
 )
 
@@ -22,39 +27,128 @@ type ResetOptions struct {
 	// Kubeconfig is the user's kubeconfig the kforge context is removed
 	// from; "" means $KUBECONFIG's first file or ~/.kube/config.
 	Kubeconfig string
-	Phase      string
-	SkipPhases []string
-	Out        *reporter.Reporter
+	// ConfigFile resets every host of a cluster file.
+	ConfigFile string
+	// SSH resets one host, [user@]host[:port], after draining and deleting
+	// its Node; Target holds the SSH settings for it.
+	SSH    string
+	Target SSHOptions
+	// AdminKubeconfig reaches the cluster for the drain.
+	AdminKubeconfig string
+	Parallel        int
+	Phase           string
+	SkipPhases      []string
+	Out             *reporter.Reporter
 }
 
-// Reset undoes kforge init, join or up on this machine.
+// Reset undoes kforge init, join or up: on this machine, on one host over
+// SSH (after draining and deleting its Node), or on every host of a
+// cluster file in parallel.
 func Reset(ctx context.Context, o ResetOptions) error {
-	list := phases.Reset()
-	if err := phases.Check(list, "--skip-phases", o.SkipPhases...); err != nil {
+	if err := phases.Check(phases.Reset(), "--skip-phases", o.SkipPhases...); err != nil {
 		return err
 	}
-	if !o.Force && !confirm(o.In, o.Out.Writer(), "kforge reset removes this machine's Kubernetes node: its pods, /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd and the CNI state. Continue? [y/N] ") {
+	what := "this machine's Kubernetes node"
+	switch {
+	case o.ConfigFile != "":
+		what = "every host of " + o.ConfigFile
+	case o.SSH != "":
+		what = "the Kubernetes node on " + o.SSH
+	}
+	if !o.Force && !confirm(o.In, o.Out.Writer(), "kforge reset removes "+what+": its pods, /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd and the CNI state. Continue? [y/N] ") {
 		return fmt.Errorf("reset aborted; pass --force to reset without asking")
 	}
-	c := config.Default()
-	node, _ := c.ControlPlane()
-	h, err := Connect(ctx, node, o.Connect)
-	if err != nil {
-		return err
+	pool := ssh.NewPool()
+	defer pool.Close()
+	o.Connect.Pool = pool
+	switch {
+	case o.ConfigFile != "":
+		return resetCluster(ctx, o)
+	case o.SSH != "":
+		return resetSSH(ctx, o)
 	}
-	defer h.Close()
-	d := &phases.Data{Cluster: c, Node: node, Host: h, Out: o.Out}
-	if err := d.Prepare(ctx); err != nil {
+	if err := resetHost(ctx, config.Default().Hosts[0], o, o.Out); err != nil {
 		return err
-	}
-	if err := phases.Execute(ctx, list, d, phases.Options{Only: o.Phase, Skip: o.SkipPhases}); err != nil {
-		return fmt.Errorf("%w\nFix the cause and run kforge reset again", err)
 	}
 	path := UserKubeconfig(o.Kubeconfig)
 	if removed, err := RemoveContext(path, ContextName); err != nil {
 		return fmt.Errorf("kubeconfig %s: %w", path, err)
 	} else if removed {
 		o.Out.Infof("  removed the %q context from %s", ContextName, path)
+	}
+	o.Out.Total("kforge reset finished")
+	return nil
+}
+
+// resetHost runs reset's phases on one host.
+func resetHost(ctx context.Context, n config.Host, o ResetOptions, out *reporter.Reporter) error {
+	h, err := Connect(ctx, n, o.Connect)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	c := config.Default()
+	d := &phases.Data{Cluster: c, Node: n, Host: h, Out: out}
+	if err := d.Prepare(ctx); err != nil {
+		return err
+	}
+	if err := phases.Execute(ctx, phases.Reset(), d, phases.Options{Only: o.Phase, Skip: o.SkipPhases}); err != nil {
+		return fmt.Errorf("%w\nFix the cause and run kforge reset again", err)
+	}
+	return nil
+}
+
+// resetCluster resets every host of the cluster file in parallel.
+func resetCluster(ctx context.Context, o ResetOptions) error {
+	c, err := LoadConfig(o.ConfigFile, Overrides{})
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	results := forEachHost(ctx, c.Hosts, o.Parallel, func(ctx context.Context, n config.Host) HostResult {
+		w := &prefixWriter{prefix: "[" + n.Address + "] ", out: o.Out.Writer(), mu: &mu}
+		defer w.Flush()
+		if err := resetHost(ctx, n, o, reporter.New(w, nil, true)); err != nil {
+			return HostResult{Outcome: "failed", Err: err}
+		}
+		return HostResult{Outcome: "reset"}
+	})
+	if err := summarize(o.Out, "Reset", results); err != nil {
+		return err
+	}
+	o.Out.Total("kforge reset finished")
+	return nil
+}
+
+// resetSSH drains and deletes the host's Node through this machine's admin
+// kubeconfig (when there is one), then resets the host.
+func resetSSH(ctx context.Context, o ResetOptions) error {
+	n, err := SSHTarget(o.SSH, o.Target)
+	if err != nil {
+		return err
+	}
+	h, err := Connect(ctx, n, o.Connect)
+	if err != nil {
+		return err
+	}
+	name, err := host.Probe(ctx, h, "hostname")
+	h.Close()
+	if err != nil {
+		return err
+	}
+	if admin, err := os.ReadFile(o.AdminKubeconfig); err == nil {
+		c, err := kube.New(admin, "")
+		if err != nil {
+			return err
+		}
+		if err := DrainAndDelete(ctx, c, name, o.Out); err != nil {
+			return err
+		}
+	} else {
+		o.Out.Infof("  ! no %s here: node %s is not drained or deleted from the cluster", o.AdminKubeconfig, name)
+	}
+	if err := resetHost(ctx, n, o, o.Out); err != nil {
+		return err
 	}
 	o.Out.Total("kforge reset finished")
 	return nil

@@ -25,8 +25,23 @@ func newReset(g *globalOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVarP(&o.Force, "force", "f", false, "reset without asking")
+	f.BoolVar(&o.Force, "force", false, "reset without asking")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig to remove the kforge context from (default: $KUBECONFIG or ~/.kube/config)")
 	f.StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases to leave out")
+	f.StringVarP(&o.ConfigFile, "config", "f", "", "reset every host of this cluster file, in parallel")
+	f.StringVar(&o.SSH, "ssh", "", "reset one host, [user@]host[:port], after draining and deleting its node")
+	f.StringVar(&o.AdminKubeconfig, "admin-kubeconfig", "/etc/kubernetes/admin.conf", "kubeconfig used to drain and delete the node of --ssh")
+	f.IntVar(&o.Parallel, "parallel", 5, "how many hosts to reset at once")
+	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
+	addSSHFlags(cmd, &o.Target)
 	return cmd
+}
+
+// addSSHFlags registers the SSH settings of a host named with --ssh.
+func addSSHFlags(cmd *cobra.Command, o *cluster.SSHOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.KeyPath, "ssh-key", "", "private key for --ssh (default: the agent, then ~/.ssh/id_*)")
+	f.StringVar(&o.KnownHosts, "known-hosts", "", "known_hosts file for --ssh (default ~/.ssh/known_hosts)")
+	f.StringVar(&o.SudoPasswordFrom, "sudo-password-from", "", "env:NAME or file:PATH holding the sudo password of a non-root --ssh user")
+	f.StringVar(&o.JumpHost, "ssh-jump", "", "[user@]host[:port] of a jump host for --ssh")
 }
