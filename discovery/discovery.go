@@ -346,6 +346,12 @@ func parseCAs(caPEM []byte) ([]*x509.Certificate, []string, error) {
 	return certs, hashes, nil
 }
 
+// CAHashes returns the CA hash of every certificate of a PEM bundle.
+func CAHashes(caPEM []byte) ([]string, error) {
+	_, hashes, err := parseCAs(caPEM)
+	return hashes, err
+}
+
 // CAHash is kubeadm's discovery-token-ca-cert-hash of a certificate:
 // "sha256:" and the hex SHA-256 of its SubjectPublicKeyInfo.
 func CAHash(c *x509.Certificate) string {

@@ -69,6 +69,9 @@ type Data struct {
 	// IgnorePreflight names preflight checks whose failure is only a
 	// warning ("all" for every one).
 	IgnorePreflight []string
+	// Join holds what `kforge join` knows and learns; nil in other
+	// commands.
+	Join *JoinConfig
 }
 
 // Images returns the upstream names of the cluster's images.

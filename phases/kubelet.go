@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"kforge.dev/kforge/host"
-
 	"kforge.dev/kforge/templates"
 )
 
@@ -17,30 +16,45 @@ import (
 // /etc/kubernetes/manifests, so the kubelet starts the control plane at
 // once.
 func kubelet(ctx context.Context, d *Data) error {
-	k, files, err := d.renderKubelet()
+	k, changed, err := d.writeKubelet(ctx)
 	if err != nil {
 		return err
+	}
+	return d.ensureService(ctx, kubeletService(k), changed)
+}
+
+// writeKubelet renders the kubelet's files for this host, creates its
+// cgroup root when it needs one, writes the files that differ and checks
+// that the kubelet is installed. It tells whether any file changed.
+func (d *Data) writeKubelet(ctx context.Context) (templates.Kubelet, bool, error) {
+	k, files, err := d.renderKubelet()
+	if err != nil {
+		return k, false, err
 	}
 	if k.CgroupRoot != "" {
 		// The kubelet refuses a cgroup root missing from any hierarchy.
 		if _, err := d.Host.Run(ctx, host.Cmd{Argv: []string{"sh", "-c", `for h in /sys/fs/cgroup/*/; do [ -L "${h%/}" ] || mkdir -p "$h${1#/}"; done`, "sh", k.CgroupRoot}, Sudo: true}); err != nil {
-			return err
+			return k, false, err
 		}
 	}
 	changed, err := writeChanged(ctx, d, files)
 	if err != nil {
-		return err
+		return k, false, err
 	}
 	if _, err := check(ctx, d, "test", "-x", k.BinaryPath); err != nil {
-		return fmt.Errorf("no kubelet at %s on %s: pass --bundle FILE (make artifacts builds one)", k.BinaryPath, d.Host.Name())
+		return k, false, fmt.Errorf("no kubelet at %s on %s: pass --bundle FILE (make artifacts builds one)", k.BinaryPath, d.Host.Name())
 	}
-	svc := Service{
+	return k, changed, nil
+}
+
+// kubeletService is the kubelet as a service of the host.
+func kubeletService(k templates.Kubelet) Service {
+	return Service{
 		Name:  "kubelet",
 		Argv:  append([]string{k.BinaryPath}, k.Args()...),
 		After: "containerd",
 		Unit:  "kubelet",
 	}
-	return d.ensureService(ctx, svc, changed)
 }
 
 func (d *Data) renderKubelet() (templates.Kubelet, []templates.File, error) {

@@ -82,6 +82,12 @@ func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	if !f.BridgeNFAvailable {
 		d.Out.Infof("  ! %s has no bridge netfilter (br_netfilter): pods may not reach Services on the same bridge", d.Host.Name())
 	}
+	return d.preflightResult(problems)
+}
+
+// preflightResult turns problems into an error, leaving out (as warnings)
+// those named in --ignore-preflight-errors.
+func (d *Data) preflightResult(problems []problem) error {
 	var errs []string
 	for _, p := range problems {
 		if slices.Contains(d.IgnorePreflight, "all") || slices.ContainsFunc(d.IgnorePreflight, func(s string) bool { return strings.EqualFold(s, p.name) }) {

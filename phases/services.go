@@ -26,6 +26,9 @@ type Service struct {
 	After string
 	// Unit is the systemd unit's name, when the OS ships one (containerd).
 	Unit string
+	// Config lists the files the service reads at start, whose change
+	// restarts it under kforge's supervisor; nil means configFiles[Name].
+	Config []string
 }
 
 // SupervisorDir is the supervisor's state directory on a host.
@@ -48,7 +51,7 @@ func (d *Data) ensureService(ctx context.Context, s Service, restart bool) error
 	if err != nil {
 		return err
 	}
-	sum, err := d.configSum(ctx, s.Name)
+	sum, err := d.configSum(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -87,9 +90,13 @@ var configFiles = map[string][]string{
 }
 
 // configSum hashes the service's configuration files on the host.
-func (d *Data) configSum(ctx context.Context, name string) (string, error) {
+func (d *Data) configSum(ctx context.Context, s Service) (string, error) {
+	files := s.Config
+	if files == nil {
+		files = configFiles[s.Name]
+	}
 	h := sha256.New()
-	for _, p := range configFiles[name] {
+	for _, p := range files {
 		b, err := d.Host.ReadFile(ctx, p)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", err

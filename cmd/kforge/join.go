@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"kforge.dev/kforge/cluster"
+	"kforge.dev/kforge/discovery"
+	"kforge.dev/kforge/phases"
+)
+
+func init() { commands = append(commands, newJoin) }
+
+func newJoin(g *globalOptions) *cobra.Command {
+	o := cluster.JoinOptions{}
+	cmd := &cobra.Command{
+		Use:   "join ENDPOINT --token TOKEN --discovery-token-ca-cert-hash sha256:HASH",
+		Short: "Join this machine to a cluster as a worker node",
+		Long: "Join this machine to the cluster whose API server is at ENDPOINT (host:port) as a worker, as kubeadm join does:\n" +
+			"verify the cluster with the bootstrap token's signature on cluster-info and the CA hash, then start the kubelet,\n" +
+			"which gets its client certificate by TLS bootstrap. kforge init prints the command to run. A join that fails after\n" +
+			"discovery on a machine that had not joined before undoes what it set up.\n\nPhases:\n" +
+			phases.Tree(phases.Join()) +
+			"\nRun one phase with `kforge join phase NAME ENDPOINT ...`; leave some out with --skip-phases a,b.",
+		Args: endpointArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Out = g.reporter(cmd)
+			o.Endpoint = args[0]
+			return cluster.Join(cmd.Context(), o)
+		},
+	}
+	addJoinFlags(cmd, &o)
+	cmd.Flags().StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases to leave out, e.g. preflight")
+	cmd.AddCommand(newJoinPhaseCommands(g, &o))
+	return cmd
+}
+
+// endpointArg requires the one ENDPOINT argument.
+func endpointArg(_ *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("kforge join takes the API server's endpoint, one argument (got %d): kforge join HOST:PORT --token TOKEN --discovery-token-ca-cert-hash sha256:HASH", len(args))
+	}
+	return nil
+}
+
+// addJoinFlags registers the flags of join and its phase commands, with
+// kubeadm join's names where kubeadm has the setting.
+func addJoinFlags(cmd *cobra.Command, o *cluster.JoinOptions) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&o.Token, "token", "", "bootstrap token (id.secret) for discovery and TLS bootstrap")
+	f.StringSliceVar(&o.CACertHashes, "discovery-token-ca-cert-hash", nil, "sha256:HASH of the cluster CA's public key, as kforge init prints it; required unless --discovery-token-unsafe-skip-ca-verification")
+	f.BoolVar(&o.UnsafeSkipCAVerification, "discovery-token-unsafe-skip-ca-verification", false, "trust the CA that the token's signature vouches for without a pinned hash")
+	f.DurationVar(&o.DiscoveryTimeout, "discovery-timeout", discovery.DefaultTimeout, "how long discovery may take, retries included")
+	f.StringVar(&o.NodeName, "node-name", "", "node name (default: the hostname)")
+	f.StringVar(&o.NodeIP, "node-ip", "", "IP the kubelet advertises (default: the address of the default route)")
+	f.StringVar(&o.Bundle, "bundle", "", "kforge bundle with the binaries and images to install (make artifacts builds one)")
+	f.StringSliceVar(&o.IgnorePreflight, "ignore-preflight-errors", nil, "preflight checks whose failure is only a warning, e.g. Port-10250 (or all)")
+}
+
+// newJoinPhaseCommands builds `kforge join phase NAME ENDPOINT` from the
+// phase list.
+func newJoinPhaseCommands(g *globalOptions, o *cluster.JoinOptions) *cobra.Command {
+	parent := &cobra.Command{
+		Use:   "phase",
+		Short: "Run one phase of join",
+		Long:  "Run one phase of join:\n\n" + strings.TrimRight(phases.Tree(phases.Join()), "\n"),
+	}
+	for _, p := range phases.Join() {
+		name := p.Name
+		parent.AddCommand(&cobra.Command{
+			Use:   name + " ENDPOINT",
+			Short: p.Short,
+			Args:  endpointArg,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				o.Out = g.reporter(cmd)
+				o.Endpoint = args[0]
+				o.Phase = name
+				return cluster.Join(cmd.Context(), *o)
+			},
+		})
+	}
+	return parent
+}
