@@ -8,10 +8,12 @@ import (
 	"kforge.dev/kforge/templates"
 )
 
-// addons applies kube-proxy (a DaemonSet in iptables mode on every node)
-// and CoreDNS (a Deployment of two, behind the kube-dns Service at the
-// tenth service IP) with server-side apply; a re-run that finds them as
-// rendered changes nothing. It changes nothing on the host.
+// addons applies kube-proxy (a DaemonSet in iptables mode on every node),
+// CoreDNS (a Deployment of two, behind the kube-dns Service at the tenth
+// service IP) and, when the cluster's network is kube-router, kube-router
+// (a DaemonSet that installs the CNI config and routes pods between
+// nodes) with server-side apply; a re-run that finds them as rendered
+// changes nothing. It changes nothing on the host.
 func addons(ctx context.Context, d *Data) error {
 	_, err := d.applyAddons(ctx)
 	return err
@@ -52,7 +54,7 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 	if err != nil {
 		return nil, err
 	}
-	return templates.RenderAddons(templates.Addons{
+	out, err := templates.RenderAddons(templates.Addons{
 		ProxyImage:   imgs.Proxy,
 		CoreDNSImage: imgs.CoreDNS,
 		APIServerURL: "https://" + d.Endpoint,
@@ -61,4 +63,17 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 		DNSServiceIP: dns.String(),
 		LibModules:   libModules,
 	})
+	if err != nil || d.CNIPlugin() != "kube-router" {
+		return out, err
+	}
+	kr, err := templates.RenderKubeRouter(templates.KubeRouter{
+		Image:        imgs.KubeRouter,
+		APIServerURL: "https://" + d.Endpoint,
+		LibModules:   libModules,
+		CNIConfDir:   CNIConfDir,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, kr), nil
 }

@@ -18,7 +18,7 @@ func Init() []Phase {
 		{Name: "wait", Short: "Wait for the API server's /readyz and for the node to be Ready", Run: waitControlPlane, API: true},
 		{Name: "upload-config", Short: "Store the cluster file and kubelet configuration in kube-system ConfigMaps", Run: uploadConfig, API: true},
 		{Name: "bootstrap-token", Short: "Create the join token, cluster-info and the RBAC for TLS bootstrap", Run: bootstrapToken, API: true},
-		{Name: "addons", Short: "Apply kube-proxy and CoreDNS", Run: addons, API: true},
+		{Name: "addons", Short: "Apply kube-proxy, CoreDNS and, with more than one node, kube-router", Run: addons, API: true},
 		{Name: "mark-control-plane", Short: "Label the node; taint it NoSchedule unless it runs workloads", Run: markControlPlane, API: true},
 	}
 }
