@@ -101,6 +101,16 @@ func readyzFailure(code int, body []byte, err error) string {
 // True or timeout passes. On timeout the error is a *WaitError saying
 // whether the node never registered or what its Ready condition says.
 func (c *Client) WaitNodeReady(ctx context.Context, name string, timeout time.Duration) error {
+	return c.waitNode(ctx, name, timeout, NodeReady)
+}
+
+// WaitNodeRegistered watches until the Node called name exists, for
+// clusters whose network (and so the node's Ready condition) comes later.
+func (c *Client) WaitNodeRegistered(ctx context.Context, name string, timeout time.Duration) error {
+	return c.waitNode(ctx, name, timeout, func(n *corev1.Node) (bool, string) { return true, "registered" })
+}
+
+func (c *Client) waitNode(ctx context.Context, name string, timeout time.Duration, done func(*corev1.Node) (bool, string)) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -134,9 +144,9 @@ func (c *Client) WaitNodeReady(ctx context.Context, name string, timeout time.Du
 			last = "the Node object was deleted"
 			return false, nil
 		}
-		ready, why := NodeReady(n)
+		ok, why := done(n)
 		last = why
-		return ready, nil
+		return ok, nil
 	})
 	if err == nil {
 		return nil

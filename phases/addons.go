@@ -55,13 +55,14 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 		return nil, err
 	}
 	out, err := templates.RenderAddons(templates.Addons{
-		ProxyImage:   imgs.Proxy,
-		CoreDNSImage: imgs.CoreDNS,
-		APIServerURL: "https://" + d.Endpoint,
-		PodSubnet:    n.PodSubnet,
-		DNSDomain:    n.DNSDomain,
-		DNSServiceIP: dns.String(),
-		LibModules:   libModules,
+		ProxyImage:    imgs.Proxy,
+		CoreDNSImage:  imgs.CoreDNS,
+		NoUpstreamDNS: !d.DNS.Upstream,
+		APIServerURL:  "https://" + d.Endpoint,
+		PodSubnet:     n.PodSubnet,
+		DNSDomain:     n.DNSDomain,
+		DNSServiceIP:  dns.String(),
+		LibModules:    libModules,
 	})
 	if err != nil || d.CNIPlugin() != "kube-router" {
 		return out, err

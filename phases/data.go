@@ -66,6 +66,8 @@ type Data struct {
 	// Schedulable leaves the control-plane node without its NoSchedule
 	// taint (kforge up --local).
 	Schedulable bool
+	// DNS is the host's resolver setup as pods see it.
+	DNS resolvers
 	// IgnorePreflight names preflight checks whose failure is only a
 	// warning ("all" for every one).
 	IgnorePreflight []string
@@ -119,6 +121,9 @@ func (d *Data) Prepare(ctx context.Context) error {
 		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
 	} else if ok && d.Cluster.Artifacts.Bundle == "" {
 		d.CNIBinDir = templates.DebianCNIBinDir
+	}
+	if d.DNS, err = probeResolvers(ctx, d.Host); err != nil {
+		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
 	}
 	d.Endpoint = d.Cluster.ControlPlaneEndpoint
 	if d.Endpoint == "" {

@@ -75,6 +75,11 @@ func (d *Data) renderKubelet() (templates.Kubelet, []templates.File, error) {
 	if d.Facts.SharedCgroups() {
 		k.CgroupRoot = "/kubelet-" + d.NodeName
 	}
+	k.ResolvConf = d.DNS.ResolvConf
 	files, err := templates.RenderKubelet(k)
+	if err == nil && k.ResolvConf == NoUpstreamResolvConf {
+		files = append(files, templates.File{Path: NoUpstreamResolvConf, Mode: 0o644,
+			Data: []byte("# kforge: this host's resolvers listen on loopback only, which pods cannot reach;\n# pods with dnsPolicy Default get no resolver, and CoreDNS answers cluster names only.\n")})
+	}
 	return k, files, err
 }

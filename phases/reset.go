@@ -28,7 +28,7 @@ var resetPaths = []string{
 	KubernetesDir + "/super-admin.conf", KubernetesDir + "/kubelet.conf",
 	KubernetesDir + "/bootstrap-kubelet.conf", KubernetesDir + "/controller-manager.conf",
 	KubernetesDir + "/scheduler.conf",
-	KubeletDir, EtcdDataDir, "/var/lib/cni", KforgeStateDir + "/supervisor", KforgeStateDir + "/images",
+	KubeletDir, EtcdDataDir, "/var/lib/cni", KforgeStateDir + "/supervisor", KforgeStateDir + "/images", NoUpstreamResolvConf,
 	"/var/log/pods", "/var/log/containers", "/etc/sysctl.d/99-kforge.conf", KubeletUnitPath, KubeletUnitPath + ".d/10-kforge.conf",
 }
 

@@ -38,9 +38,32 @@ func (d *Data) waitAPIAndNode(ctx context.Context, server string, apiTimeout, no
 		return err
 	}
 	start = time.Now()
+	if d.CNIPlugin() != "bridge" {
+		// The network's DaemonSet comes with the add-ons: the node turns
+		// Ready after them (node-ready).
+		if err := c.WaitNodeRegistered(ctx, d.NodeName, nodeTimeout); err != nil {
+			return d.diagnose(ctx, err, "kubelet")
+		}
+		d.Out.Logf("node %s registered after %s", d.NodeName, time.Since(start).Round(time.Millisecond))
+		return nil
+	}
 	if err := c.WaitNodeReady(ctx, d.NodeName, nodeTimeout); err != nil {
 		return d.diagnose(ctx, err, "kubelet")
 	}
 	d.Out.Logf("node %s Ready after %s", d.NodeName, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// nodeReady waits until the node is Ready: at once with the bridge
+// network (wait saw it), after the network's DaemonSet has started
+// otherwise.
+func nodeReady(ctx context.Context, d *Data) error {
+	c, err := kube.FromHost(ctx, d.Host, AdminConf, d.LocalAPIServer())
+	if err != nil {
+		return err
+	}
+	if err := c.WaitNodeReady(ctx, d.NodeName, NodeReadyWaitTimeout); err != nil {
+		return d.diagnose(ctx, err, "kubelet")
+	}
 	return nil
 }

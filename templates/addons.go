@@ -38,6 +38,9 @@ type Addons struct {
 	// DNSServiceIP is the kube-dns Service's ClusterIP: the tenth address
 	// of the service subnet.
 	DNSServiceIP string
+	// NoUpstreamDNS leaves CoreDNS without forwarding (and without the
+	// loop check): the control-plane host has no resolver pods can reach.
+	NoUpstreamDNS bool
 	// CoreDNSReplicas is 2 when zero.
 	CoreDNSReplicas int
 	// LibModules mounts the host's /lib/modules into kube-proxy; set it
