@@ -12,7 +12,7 @@ DRY_RUN_DIR ?= $(CURDIR)/_output/dry-run
 # line is the bundle's path.
 ARTIFACTS_LOG := $(CURDIR)/_output/artifacts.log
 
-.PHONY: all deps build run test fmt-check vet unit e2e-local clean
+.PHONY: all deps build run test fmt-check vet unit e2e-local e2e-multinode clean
 
 all: build
 
@@ -33,8 +33,8 @@ run: deps build
 dry-run: build
 	./$(BIN) init --dry-run --output-dir $(DRY_RUN_DIR)
 
-## test: formatting, vet, the artifacts, every unit and integration test, and the single-node end to end test
-test: deps fmt-check vet unit e2e-local
+## test: formatting, vet, the artifacts, every unit and integration test, and the single-node and multi-node end to end tests
+test: deps fmt-check vet unit e2e-local e2e-multinode
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -58,6 +58,13 @@ artifacts-binaries:
 e2e-local: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/local.sh
+
+## e2e-multinode: 4 machine containers, kforge init -f over SSH with workers joined in parallel, checked with this machine's kubectl, then reset -f and machines-down
+e2e-multinode: deps build
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
+	  $(MAKE) --no-print-directory machines N=4 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \
+	  BUNDLE="$$bundle" CLUSTER="$$cluster" KFORGE=$(BIN) bash test/e2e/multinode.sh; rc=$$?; \
+	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
 
 clean:
 	rm -rf bin _output

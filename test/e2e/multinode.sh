@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# kforge's multi-node end-to-end test (make e2e-multinode): four machine
+# containers from `make machines`, the fourth stopped; `kforge init -f`
+# from this host builds the control plane on machine 1 over SSH and joins
+# the workers in parallel, reporting the stopped one; the machine's own
+# kubectl then checks 3 Ready nodes, a pod on each, pod-to-pod traffic by
+# IP across nodes and a Service by DNS name from every node. A join with a
+# wrong CA hash must fail fast and leave its worker clean; a second init
+# joins the fourth machine and skips the rest; `kforge reset -f` leaves
+# every host clean. Every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+KFORGE=${KFORGE:-bin/kforge}
+KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+BUNDLE=${BUNDLE:?set BUNDLE to the path make artifacts prints}
+CLUSTER=${CLUSTER:?set CLUSTER to the cluster file make machines prints}
+STATE=$(dirname "$CLUSTER")
+export KUBECONFIG=$STATE/admin.conf
+NS=kforge-e2e
+SSH=(ssh -F "$STATE/ssh_config" -o BatchMode=yes -o ConnectTimeout=5)
+
+log() { printf '\n=== %s\n' "$*"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+k() { "$KUBECTL" --request-timeout=20s "$@"; }
+fail() {
+  printf 'e2e-multinode FAILED: %s\n' "$*" >&2
+  set +e
+  k get nodes -o wide; k get pods -A -o wide
+  exit 1
+}
+# on N CMD runs CMD as root on machine N.
+on() { local m=$1; shift; "${SSH[@]}" -l root "kforge-m$m" "$@"; }
+
+# machine 4 is unreachable for the first init.
+docker stop -t 1 kforge-m4 >/dev/null
+
+log "kforge init -f (machine 4 stopped)"
+start=$(now)
+set +e
+"$KFORGE" init -f "$CLUSTER" --bundle "$BUNDLE" --kubeconfig-out "$KUBECONFIG" >"$STATE/init1.log" 2>&1
+rc=$?
+set -e
+INIT_SECONDS=$(since "$start")
+grep -v '^\[172\.30\.0\.[0-9]*\] [IEW][0-9]' "$STATE/init1.log" | tail -25
+[ "$rc" != 0 ] || fail "init reported success with machine 4 down"
+grep -A6 '^Workers:' "$STATE/init1.log" | grep -q '172.30.0.14 .*FAILED' || fail "the summary does not report machine 4"
+for m in 12 13; do
+  grep -A6 '^Workers:' "$STATE/init1.log" | grep -q "172.30.0.$m .*joined" || fail "172.30.0.$m did not join"
+done
+JOIN2=$(grep -A6 '^Workers:' "$STATE/init1.log" | awk '/joined/ {print $NF}' | sort | tail -1)
+
+log "3 nodes Ready, a pod on each"
+k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "nodes not Ready"
+[ "$(k get nodes -o name | wc -l)" = 3 ] || fail "want 3 nodes"
+k create namespace "$NS" >/dev/null
+k -n "$NS" apply -f - >/dev/null <<'YAML'
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      tolerations: [{operator: Exists}]
+      containers:
+      - name: echo
+        image: kforge.dev/echo:v1
+        imagePullPolicy: Never
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+YAML
+k -n "$NS" rollout status daemonset/web --timeout=180s >/dev/null || fail "a web pod is not ready on every node"
+mapfile -t pods < <(k -n "$NS" get pods -l app=web -o jsonpath='{range .items[*]}{.metadata.name} {.status.podIP} {.spec.nodeName}{"\n"}{end}')
+[ "${#pods[@]}" = 3 ] || fail "want 3 web pods, got ${#pods[@]}"
+
+log "pod to pod by IP across nodes, and the Service by name from every node"
+for a in "${pods[@]}"; do
+  read -r pod _ node <<<"$a"
+  for b in "${pods[@]}"; do
+    read -r other ip onode <<<"$b"
+    [ "$other" = "$pod" ] && continue
+    got=$(k -n "$NS" exec "$pod" -- /echo get "http://$ip:8080/") || fail "$pod on $node cannot reach $other ($ip) on $onode"
+    [ "$got" = "$other" ] || fail "$ip answered $got, want $other"
+  done
+  got=$(k -n "$NS" exec "$pod" -- /echo get "http://web.$NS.svc.cluster.local/") || fail "$pod on $node cannot reach the Service by name"
+  echo "$node: pods by IP ok, web.$NS.svc.cluster.local answered by $got"
+done
+
+log "a join with a wrong CA hash fails fast and leaves the worker clean"
+docker start kforge-m4 >/dev/null
+for i in $(seq 1 50); do on 4 true 2>/dev/null && break; sleep 0.2; done
+on 4 mkdir -p /var/lib/kforge/bin
+scp -F "$STATE/ssh_config" -q "$KFORGE" root@kforge-m4:/var/lib/kforge/bin/kforge
+endpoint_token=$(grep -m1 '^  kforge join' "$STATE/init1.log" | awk '{print $3, $5}')
+read -r endpoint token <<<"$endpoint_token"
+start=$(now)
+if out=$(on 4 timeout 60 /var/lib/kforge/bin/kforge join "$endpoint" --token "$token" \
+    --discovery-token-ca-cert-hash sha256:0000000000000000000000000000000000000000000000000000000000000000 --plain 2>&1); then
+  fail "join with a wrong CA hash succeeded"
+fi
+WRONG_SECONDS=$(since "$start")
+echo "$out" | tail -3
+echo "$out" | grep -qi 'hash' || fail "the error does not name the CA hash"
+awk -v s="$WRONG_SECONDS" 'BEGIN{exit !(s < 15)}' || fail "wrong-hash join took ${WRONG_SECONDS}s"
+left=$(on 4 'ls /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /var/lib/kubelet/config.yaml 2>/dev/null; pgrep -x kubelet' || true)
+[ -z "$left" ] || fail "the failed join left: $left"
+
+log "kforge init -f again: machine 4 joins, the others are skipped"
+start=$(now)
+"$KFORGE" init -f "$CLUSTER" --bundle "$BUNDLE" --kubeconfig-out "$KUBECONFIG" >"$STATE/init2.log" 2>&1 || { tail -30 "$STATE/init2.log"; fail "second init"; }
+REINIT_SECONDS=$(since "$start")
+grep -A6 '^Workers:' "$STATE/init2.log"
+grep -A6 '^Workers:' "$STATE/init2.log" | grep -q '172.30.0.12 .*already joined' || fail "machine 2 was not skipped"
+JOIN1=$(grep -A6 '^Workers:' "$STATE/init2.log" | awk '/172.30.0.14 .*joined/ {print $NF}')
+[ -n "$JOIN1" ] || fail "machine 4 did not join"
+k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "4 nodes not Ready"
+[ "$(k get nodes -o name | wc -l)" = 4 ] || fail "want 4 nodes"
+
+log "kforge reset -f"
+"$KFORGE" reset -f "$CLUSTER" --force >"$STATE/reset.log" 2>&1 || { tail -30 "$STATE/reset.log"; fail "reset -f"; }
+grep -A6 '^Reset:' "$STATE/reset.log"
+for m in 1 2 3 4; do
+  left=$(on "$m" 'find /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d -mindepth 1 2>/dev/null | head -3; pgrep -x kubelet; ip link show kube-bridge 2>/dev/null | head -1' || true)
+  [ -z "$left" ] || fail "reset left on machine $m: $left"
+done
+
+printf '\ne2e-multinode passed: init -f (1 control plane + 2 workers, 4th down) %ss; 2 workers joined in parallel in %s; 1 worker alone in %s; wrong-hash join failed in %ss; converging re-init %ss\n' \
+  "$INIT_SECONDS" "$JOIN2" "$JOIN1" "$WRONG_SECONDS" "$REINIT_SECONDS"
