@@ -15,15 +15,15 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/images"
 )
 
 // CNIBundleDir is where kforge installs the bundle's CNI plugins.
 const CNIBundleDir = "/opt/cni/bin"
-
-// ImagesOnHost is where the bundle's image archive is kept on a host.
-const ImagesOnHost = KforgeStateDir + "/images/images.tar"
 
 // ImportedStamp holds the sha256 of the image archive last imported into
 // containerd on a host.
@@ -71,6 +71,8 @@ func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error)
 		return "", m, fmt.Errorf("bundle %s: %w", file, err)
 	}
 	sum := sha256.New()
+	// The staging layout's version: one archive per image under images/.
+	fmt.Fprintln(sum, "staging 2")
 	for _, e := range m.Entries {
 		fmt.Fprintf(sum, "%s %s %d\n", e.Path, e.SHA256, e.Mode)
 	}
@@ -106,6 +108,14 @@ func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error)
 		os.RemoveAll(tmp)
 		return "", m, fmt.Errorf("bundle %s failed verification, nothing was installed: %w", file, err)
 	}
+	var names []string
+	for _, img := range m.Images {
+		names = append(names, img.Name)
+	}
+	if _, err := images.Split(ctx, filepath.Join(tmp, bundle.ImagesName), filepath.Join(tmp, splitDir), names); err != nil {
+		os.RemoveAll(tmp)
+		return "", m, fmt.Errorf("bundle %s: %w", file, err)
+	}
 	if err := os.WriteFile(filepath.Join(tmp, ".verified"), nil, 0o644); err != nil {
 		return "", m, err
 	}
@@ -113,12 +123,28 @@ func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error)
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", m, err
 	}
+	// Only the newest bundle stays staged.
+	if old, err := filepath.Glob(filepath.Join(root, "*")); err == nil {
+		for _, o := range old {
+			if o != dir && !strings.HasSuffix(o, ".partial") {
+				os.RemoveAll(o)
+			}
+		}
+	}
 	return dir, m, nil
 }
 
-// importImages imports the bundle's image archive into containerd unless
-// this very archive was imported before (a stamp on the host records its
-// sha256) and every image it carries is still there.
+// splitDir holds one archive per image in a staging directory.
+const splitDir = "images"
+
+// ImportParallel is how many images are imported into containerd at once.
+const ImportParallel = 3
+
+// importImages imports the bundle's images into containerd: the missing
+// ones, or all of them when the bundle's image archive differs from the
+// one imported last (a stamp on the host records its sha256). Images are
+// uploaded one archive each (skipped when the host has it) and imported
+// ImportParallel at a time, with a progress bar on a terminal.
 func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) error {
 	e, ok := m.Entry(bundle.ImagesName)
 	if !ok {
@@ -132,23 +158,38 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	same := strings.TrimSpace(string(stamp)) == e.SHA256
 	present := strings.Fields(have)
-	var missing []string
+	var todo []string
 	for _, img := range m.Images {
-		if !slices.Contains(present, img.Name) {
-			missing = append(missing, img.Name)
+		if !same || !slices.Contains(present, img.Name) {
+			todo = append(todo, img.Name)
 		}
 	}
-	if len(missing) == 0 && strings.TrimSpace(string(stamp)) == e.SHA256 {
+	if len(todo) == 0 {
 		return nil
 	}
-	d.Out.Logf("importing %d images into containerd on %s (missing: %v)", len(m.Images), d.Host.Name(), missing)
-	if err := d.Host.Upload(ctx, filepath.Join(dir, bundle.ImagesName), ImagesOnHost, 0o600); err != nil {
-		return err
+	d.Out.Logf("importing %d images into containerd on %s: %v", len(todo), d.Host.Name(), todo)
+	tick := d.Out.Progress("images", len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ImportParallel)
+	for _, n := range todo {
+		g.Go(func() error {
+			file := images.FileName(n)
+			onHost := path.Join(KforgeStateDir, "images", file)
+			if err := d.Host.Upload(gctx, filepath.Join(dir, splitDir, file), onHost, 0o600); err != nil {
+				return fmt.Errorf("image %s: %w", n, err)
+			}
+			_, err := d.Host.Run(gctx, host.Cmd{Argv: []string{"ctr", "--address", ContainerdSocket, "-n", "k8s.io", "images", "import", onHost}, Sudo: true})
+			if err != nil {
+				return fmt.Errorf("import image %s: %w", n, err)
+			}
+			tick()
+			return nil
+		})
 	}
-	_, err = d.Host.Run(ctx, host.Cmd{Argv: []string{"ctr", "--address", ContainerdSocket, "-n", "k8s.io", "images", "import", ImagesOnHost}, Sudo: true})
-	if err != nil {
-		return fmt.Errorf("import images: %w", err)
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return d.Host.WriteFile(ctx, ImportedStamp, []byte(e.SHA256+"\n"), 0o644)
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
 
@@ -103,5 +104,30 @@ func Duration(d time.Duration) string {
 		return fmt.Sprintf("%.2fs", d.Seconds())
 	default:
 		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+}
+
+// Progress shows a bar of total units of work called what on a terminal
+// (nothing in plain mode) and returns the function that counts finished
+// units; it is safe for concurrent use. The bar ends when all are done.
+func (r *Reporter) Progress(what string, total int) func() {
+	if !r.fancy || total < 1 {
+		return func() {}
+	}
+	r.mu.Lock()
+	fmt.Fprint(r.out, "\r\033[K")
+	r.mu.Unlock()
+	bar := progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(r.out),
+		progressbar.OptionSetDescription("  "+what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetWidth(30),
+	)
+	var mu sync.Mutex
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		bar.Add(1)
 	}
 }

@@ -65,6 +65,7 @@ func lockFile(stateDir string) string { return filepath.Join(stateDir, "supervis
 // not start other commands.
 func Run(ctx context.Context, cfg Config) error {
 	cfg = cfg.withDefaults()
+	closeInheritedFiles()
 	logger := log.New(cfg.Log, "kforge supervisor: ", log.LstdFlags)
 	for _, d := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "services"), cfg.LogDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -219,4 +220,25 @@ func readStatusFile(stateDir string) (Report, error) {
 		return r, err
 	}
 	return r, json.Unmarshal(data, &r)
+}
+
+// closeInheritedFiles closes the descriptors the supervisor inherited from
+// whatever started it (a shell's lock file, a terminal): the supervisor
+// and its services would otherwise hold them for as long as the node
+// runs. Descriptors Go opened itself are close-on-exec and stay.
+func closeInheritedFiles() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+		if errno == 0 && flags&syscall.FD_CLOEXEC == 0 {
+			syscall.Close(fd)
+		}
+	}
 }

@@ -430,3 +430,19 @@ func TestLeftoversOfAKilledSupervisorAreEnded(t *testing.T) {
 		t.Errorf("the new supervisor left the old service %d running (new %d)", old, now)
 	}
 }
+
+// A descriptor the supervisor inherits (a shell's lock file) is closed, so
+// neither it nor its services hold the lock.
+func TestServicesDoNotInheritDescriptors(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFD, 0) // inheritable, as a shell's `exec 8>file`
+	closeInheritedFiles()
+	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0); errno != syscall.EBADF {
+		t.Fatalf("inherited fd %d is still open (fcntl: %v)", fd, errno)
+	}
+}

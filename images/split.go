@@ -1,0 +1,48 @@
+package images
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Split writes each named image of a docker-save archive into an archive
+// of its own in dir (docker-save format, named after the image), so that
+// images can be imported in parallel and one at a time. It returns the
+// archives' paths by image name.
+func Split(ctx context.Context, archive, dir string, names []string) (map[string]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		tag, err := name.NewTag(n)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", n, err)
+		}
+		img, err := tarball.ImageFromPath(archive, &tag)
+		if err != nil {
+			return nil, fmt.Errorf("image %s in %s: %w", n, archive, err)
+		}
+		p := filepath.Join(dir, FileName(n))
+		if err := WriteArchive(ctx, p, map[name.Reference]v1.Image{tag: img}); err != nil {
+			return nil, err
+		}
+		out[n] = p
+	}
+	return out, nil
+}
+
+// FileName is a file name for an image reference.
+func FileName(ref string) string {
+	return strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(ref) + ".tar"
+}
