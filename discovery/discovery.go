@@ -295,7 +295,11 @@ func verifySignature(cm *corev1.ConfigMap, t Token, url string) error {
 			"it keeps the cluster as it is, makes a new token and prints a new join command", ErrUnknownToken, url, t.ID, hint)
 	}
 	if err := VerifyJWS(sig, []byte(cm.Data[KubeconfigKey]), t); err != nil {
-		return fmt.Errorf("%w: cluster-info at %s is signed for token id %s, but not with the secret given (%v); check --token against the join command kforge init printed", ErrWrongSecret, url, t.ID, err)
+		detail := ""
+		if !errors.Is(err, errMismatch) {
+			detail = " (" + err.Error() + ")"
+		}
+		return fmt.Errorf("%w: cluster-info at %s is signed for token id %s, but not with the secret given%s; check --token against the join command kforge init printed", ErrWrongSecret, url, t.ID, detail)
 	}
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 // compact serialization with its payload left out, "header..signature",
 // HS256 keyed with the token's secret, the token id as "kid".
 
+var errMismatch = errors.New("the signature does not match the token secret")
+
 // VerifyJWS checks a detached JWS over payload with the token: the header
 // must say HS256 and, when it names a key, the token's id; the signature
 // must be the HMAC-SHA256 of "header.base64url(payload)" keyed with the
@@ -46,7 +48,7 @@ func VerifyJWS(detached string, payload []byte, t Token) error {
 		return fmt.Errorf("the signature is not base64url: %w", err)
 	}
 	if !hmac.Equal(got, mac(header, payload, t.Secret)) {
-		return errors.New("the signature does not match the token secret")
+		return errMismatch
 	}
 	return nil
 }
