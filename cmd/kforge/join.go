@@ -15,6 +15,7 @@ func init() { commands = append(commands, newJoin) }
 
 func newJoin(g *globalOptions) *cobra.Command {
 	o := cluster.JoinOptions{}
+	push := cluster.JoinSSHOptions{}
 	cmd := &cobra.Command{
 		Use:   "join ENDPOINT --token TOKEN --discovery-token-ca-cert-hash sha256:HASH",
 		Short: "Join this machine to a cluster as a worker node",
@@ -24,14 +25,26 @@ func newJoin(g *globalOptions) *cobra.Command {
 			"discovery on a machine that had not joined before undoes what it set up.\n\nPhases:\n" +
 			phases.Tree(phases.Join()) +
 			"\nRun one phase with `kforge join phase NAME ENDPOINT ...`; leave some out with --skip-phases a,b.",
-		Args: endpointArg,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if push.Target != "" {
+				return cobra.NoArgs(cmd, args)
+			}
+			return endpointArg(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Out = g.reporter(cmd)
+			if push.Target != "" {
+				push.Out, push.Bundle = o.Out, o.Bundle
+				return cluster.JoinSSH(cmd.Context(), push)
+			}
 			o.Endpoint = args[0]
 			return cluster.Join(cmd.Context(), o)
 		},
 	}
 	addJoinFlags(cmd, &o)
+	cmd.Flags().StringVar(&push.Target, "ssh", "", "run on the control plane: join [user@]host[:port] over SSH with a token minted here (no ENDPOINT or token needed)")
+	cmd.Flags().BoolVar(&push.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time (with --ssh)")
+	addSSHFlags(cmd, &push.SSH)
 	cmd.Flags().StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases to leave out, e.g. preflight")
 	cmd.AddCommand(newJoinPhaseCommands(g, &o))
 	return cmd

@@ -126,6 +126,19 @@ JOIN1=$(grep -A6 '^Workers:' "$STATE/init2.log" | awk '/172.30.0.14 .*joined/ {p
 k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "4 nodes not Ready"
 [ "$(k get nodes -o name | wc -l)" = 4 ] || fail "want 4 nodes"
 
+log "from the control plane: kforge reset --ssh drains and removes machine 4, kforge join --ssh adds it back"
+KEY=$(awk '/IdentityFile/ {print $2; exit}' "$STATE/ssh_config")
+scp -F "$STATE/ssh_config" -q "$KEY" root@kforge-m1:/root/machine-key
+scp -F "$STATE/ssh_config" -q "$STATE/known_hosts" root@kforge-m1:/root/machine-known-hosts
+scp -F "$STATE/ssh_config" -q "$KFORGE" root@kforge-m1:/root/kforge
+sshflags="--ssh-key /root/machine-key --known-hosts /root/machine-known-hosts"
+on 1 "/root/kforge reset --force --plain --ssh kforge@172.30.0.14 $sshflags" || fail "reset --ssh"
+[ "$(k get nodes -o name | wc -l)" = 3 ] || fail "reset --ssh left machine 4's node"
+start=$(now)
+on 1 "/root/kforge join --plain --ssh kforge@172.30.0.14 $sshflags" || fail "join --ssh"
+JOINSSH_SECONDS=$(since "$start")
+k wait --for=condition=Ready node/kforge-m4 --timeout=120s >/dev/null || fail "machine 4 not Ready after join --ssh"
+
 log "kforge reset -f"
 "$KFORGE" reset -f "$CLUSTER" --force >"$STATE/reset.log" 2>&1 || { tail -30 "$STATE/reset.log"; fail "reset -f"; }
 grep -A6 '^Reset:' "$STATE/reset.log"
@@ -134,5 +147,5 @@ for m in 1 2 3 4; do
   [ -z "$left" ] || fail "reset left on machine $m: $left"
 done
 
-printf '\ne2e-multinode passed: init -f (1 control plane + 2 workers, 4th down) %ss; 2 workers joined in parallel in %s; 1 worker alone in %s; wrong-hash join failed in %ss; converging re-init %ss\n' \
-  "$INIT_SECONDS" "$JOIN2" "$JOIN1" "$WRONG_SECONDS" "$REINIT_SECONDS"
+printf '\ne2e-multinode passed: init -f (1 control plane + 2 workers, 4th down) %ss; 2 workers joined in parallel in %s; 1 worker alone in %s; wrong-hash join failed in %ss; converging re-init %ss; join --ssh %ss\n' \
+  "$INIT_SECONDS" "$JOIN2" "$JOIN1" "$WRONG_SECONDS" "$REINIT_SECONDS" "$JOINSSH_SECONDS"
