@@ -140,7 +140,7 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 		plan.Plan().Write(o.Out.Writer(), o.OutputDir)
 		return d, nil
 	}
-	if o.Phase == "" {
+	if o.Phase == "" && d.CNIPlugin() != "bridge" {
 		join, err := d.JoinCommand(ctx)
 		if err != nil {
 			return nil, err
