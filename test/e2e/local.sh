@@ -71,6 +71,14 @@ check_cluster() {
 }
 
 check_workload() {
+  # The workload's image comes in through `kforge images load`, as a user's
+  # own image would.
+  local archive
+  archive=$(ls "${KFORGE_CACHE:-$HOME/.cache/kforge}"/staging/*/images/kforge.dev_echo_v1.tar | head -1)
+  ctr -n k8s.io images rm kforge.dev/echo:v1 >/dev/null
+  "$KFORGE" images load "$archive" --local >/dev/null || fail "kforge images load"
+  ctr -n k8s.io images ls -q | grep -qx kforge.dev/echo:v1 || fail "images load did not import kforge.dev/echo:v1"
+  echo "kforge images load imported kforge.dev/echo:v1"
   k create namespace "$NS" >/dev/null
   k -n "$NS" apply -f - >/dev/null <<'YAML'
 apiVersion: apps/v1
