@@ -71,3 +71,4 @@ clean:
 
 -include scripts/artifacts.mk
 -include scripts/machines.mk
+-include bench/bench.mk

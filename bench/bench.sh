@@ -1,0 +1,555 @@
+#!/usr/bin/env bash
+# kforge's benchmark (make bench). On this machine, with the bundle's images
+# already in containerd, it alternates `kubeadm init` and `kforge init`,
+# BENCH_N runs each after a warm-up of each, resetting the machine before
+# every run, and times each run from the command's start to the API
+# server's /readyz, to the node Ready and to CoreDNS Ready. Then it times
+# `kforge up --local` from a reset machine to a Service answering by DNS
+# name from a pod, and measures the control plane's memory once idle. It
+# prints a table of medians and, last, `init ratio kforge/kubeadm: X.XX`
+# (medians of the time to node Ready).
+#
+# Both tools start from the same state: `kforge reset --force` (kubelet,
+# containers, containerd, files, CNI, iptables) and containerd started again
+# under kforge's supervisor with kforge's config before the clock starts.
+# kubeadm gets a config with kforge's version, subnets, advertise address
+# and node name, a KubeletConfiguration with what this host needs, the
+# bridge CNI config kforge writes (kubeadm installs no CNI), and a systemctl
+# that runs its kubelet unit under kforge's supervisor (bench/systemctl).
+#
+# It changes this machine: it needs root, takes the node lock that the e2e
+# tests take, and leaves the machine reset. Every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KFORGE=$(realpath "${KFORGE:-bin/kforge}")
+KUBEADM=${KUBEADM:?set KUBEADM to the kubeadm binary of the bundle Kubernetes version}
+BUNDLE=${BUNDLE:?set BUNDLE to the path make artifacts prints}
+KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+N=${BENCH_N:-5}
+IDLE=${BENCH_IDLE:-30}       # seconds idle before the memory is measured
+TIMEOUT=${BENCH_TIMEOUT:-240} # seconds a run may take to CoreDNS Ready
+OUT=$(realpath -m "${BENCH_OUT:-_output/bench}")
+
+STATE=/var/lib/kforge-bench           # the bench's own files on the host
+SUPERVISOR=/var/lib/kforge/supervisor # kforge's supervisor, as phases/services.go has it
+KFORGE_ON_HOST=/var/lib/kforge/bin/kforge
+LOGDIR=/var/log/kforge
+SUPER_ADMIN=/etc/kubernetes/super-admin.conf
+NS=kforge-bench
+
+RUN=$OUT/$(date +%Y%m%d-%H%M%S)
+RESULTS=$RUN/results.tsv # tool, run, metric, seconds (or MiB)
+WATCH_PIDS=()
+
+log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+  printf 'bench FAILED: %s\n' "$*" >&2
+  exit 1
+}
+# since T0 prints the seconds from T0 to now; T0 and now are $EPOCHREALTIME.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
+
+cleanup() {
+  local rc=$?
+  set +e
+  for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  if [ -n "${LOCKED:-}" ]; then
+    log "resetting the machine"
+    reset_host >/dev/null 2>&1
+    rm -rf "$STATE"
+  fi
+  exit "$rc"
+}
+
+# reset_host: kforge reset, then what kubeadm's runs leave that it does not
+# remove (containerd creates /lib/modules for kube-proxy's hostPath), so
+# every run starts from the same state.
+reset_host() {
+  timeout 300 "$KFORGE" reset --force 8>&- >>"$RUN/reset.log" 2>&1 || die "kforge reset failed: see $RUN/reset.log"
+  if [ "$LIB_MODULES" = absent ] && [ -d /lib/modules ]; then rmdir /lib/modules 2>/dev/null || true; fi
+  local left
+  left=$(find /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d -mindepth 1 2>/dev/null | head -3 || true)
+  [ -z "$left" ] || die "reset left files: $left"
+  wait_ports
+}
+
+# wait_ports waits (at most 10 minutes) until nothing listens on the
+# control plane's ports: the Go tests start control planes of their own on
+# them without the node lock.
+wait_ports() {
+  local i held
+  for i in $(seq 1 600); do
+    held=$(ss -Hltnp | awk '$4 ~ /:(6443|2379|2380|10250|10257|10259)$/ { print $4, $6 }')
+    [ -n "$held" ] || return 0
+    [ "$i" != 1 ] || log "waiting for the control plane's ports: $(echo "$held" | tr '\n' ' ')"
+    sleep 1
+  done
+  die "the control plane's ports stayed busy for 10 minutes: $held"
+}
+
+# start_containerd starts kforge's supervisor with kforge's containerd
+# service, as saved from the warm-up, and waits until containerd answers.
+start_containerd() {
+  cmp -s "$KFORGE" "$KFORGE_ON_HOST" || install -D -m 0755 "$KFORGE" "$KFORGE_ON_HOST"
+  install -D -m 0644 "$STATE/containerd.yaml" "$SUPERVISOR/services/containerd.yaml"
+  # shellcheck disable=SC2016 # $1 and $@ are the inner shell's
+  (cd / && setsid -f sh -c 'mkdir -p "$1" && log="$1/supervisor.log" && shift && exec "$@" </dev/null >>"$log" 2>&1' \
+    sh "$LOGDIR" "$KFORGE_ON_HOST" supervise run --state-dir "$SUPERVISOR" --log-dir "$LOGDIR" 8>&-)
+  "$KFORGE_ON_HOST" supervise wait --state-dir "$SUPERVISOR" --log-dir "$LOGDIR" --service containerd --timeout 60s >/dev/null ||
+    die "containerd did not start under the supervisor"
+  timeout 30 ctr --address /run/containerd/containerd.sock version >/dev/null || die "containerd does not answer"
+}
+
+# stamp prefixes every line with the time it was read.
+stamp() {
+  local l
+  while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done
+}
+
+# ---------------------------------------------------------------------------
+# The watcher: /readyz with curl and the admin client certificate (polled
+# every 100 ms), then the node and CoreDNS with kubectl watches. It appends
+# "NAME EPOCH" lines to an events file, or "timeout NAME". Deadlines are in
+# microseconds since the epoch, ${EPOCHREALTIME/./}.
+
+kubeconfig_field() { sed -n "s/^ *$1: //p" /etc/kubernetes/admin.conf | head -1 | base64 -d 2>/dev/null; }
+
+wait_readyz() { # EVENTS DEADLINE
+  local ev=$1 deadline=$2 d=$RUN/tls f
+  mkdir -p "$d"
+  rm -f "$d"/*
+  while ((${EPOCHREALTIME/./} < deadline)); do
+    # admin.conf appears early in both tools' runs; take its CA and client
+    # certificate once it is complete.
+    if [ ! -s "$d/admin.key" ] && [ -s /etc/kubernetes/admin.conf ]; then
+      kubeconfig_field certificate-authority-data >"$d/ca.crt"
+      kubeconfig_field client-certificate-data >"$d/admin.crt"
+      kubeconfig_field client-key-data >"$d/admin.key"
+      for f in ca.crt admin.crt admin.key; do grep -q -- '-----END' "$d/$f" || rm -f "$d/admin.key"; done
+    fi
+    if [ -s "$d/admin.key" ] &&
+      curl -sf --max-time 1 --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
+        -o /dev/null "https://$ADDRESS:6443/readyz" 2>/dev/null; then
+      echo "apiserver $EPOCHREALTIME" >>"$ev"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "timeout apiserver" >>"$ev"
+  return 1
+}
+
+# watch_for DEADLINE PREDICATE ARGS... prints the first line of `kubectl get
+# ARGS -w --no-headers` whose columns satisfy PREDICATE; a watch that ends
+# early is started again. It fails at the deadline.
+watch_for() {
+  local deadline=$1 pred=$2 fd pid line left tries=0
+  shift 2
+  while (((tries += 1) <= 50)); do
+    left=$(((deadline - ${EPOCHREALTIME/./}) / 1000000))
+    ((left > 0)) || break
+    exec {fd}< <(exec timeout "$left" "$KUBECTL" get "$@" -w --no-headers 2>>"$RUN/watch.err")
+    pid=$!
+    while IFS= read -r -u "$fd" line; do
+      # shellcheck disable=SC2086 # the columns are the predicate's arguments
+      if $pred $line; then
+        kill "$pid" 2>/dev/null || true
+        exec {fd}<&-
+        printf '%s\n' "$line"
+        return 0
+      fi
+    done
+    exec {fd}<&-
+    sleep 0.2
+  done
+  return 1
+}
+
+node_ready() { [ "${1:-}" = True ]; }
+all_ready() { [ "${1:-}" != "<none>" ] && [ "${1:-}" = "${2:-}" ]; }
+pod_done() { [ "${1:-}" = Succeeded ] || [ "${1:-}" = Failed ]; }
+
+# watch_event EVENTS DEADLINE NAME PREDICATE ARGS... records NAME when
+# watch_for finds it.
+watch_event() {
+  local ev=$1 deadline=$2 name=$3
+  shift 3
+  if watch_for "$deadline" "$@" >/dev/null; then
+    echo "$name $EPOCHREALTIME" >>"$ev"
+  else
+    echo "timeout $name" >>"$ev"
+  fi
+}
+
+watch_cluster() { # EVENTS DEADLINE
+  wait_readyz "$1" "$2" || return 0
+  watch_event "$1" "$2" node node_ready --kubeconfig "$SUPER_ADMIN" nodes \
+    -o 'custom-columns=READY:.status.conditions[?(@.type=="Ready")].status' &
+  watch_event "$1" "$2" coredns all_ready --kubeconfig "$SUPER_ADMIN" deployments -n kube-system -l k8s-app=kube-dns \
+    -o 'custom-columns=READY:.status.readyReplicas,WANT:.spec.replicas' &
+  wait
+}
+
+deadline() { echo $((${1/./} + TIMEOUT * 1000000)); } # T0 -> microseconds
+
+# kubelet_started T0 prints "kubelet EPOCH" for the first start of the
+# kubelet after T0 that the supervisor logged: both tools' kubelets run
+# under kforge's supervisor, whose log lines start with an RFC 3339 time.
+kubelet_started() {
+  local t0=$1 ts
+  ts=$(grep -h ' kforge supervisor: started pid ' "$LOGDIR/kubelet.log" 2>/dev/null |
+    cut -d' ' -f1 | while read -r ts; do
+      e=$(date -d "$ts" +%s.%N) && awk -v e="$e" -v t="$t0" 'BEGIN { exit !(e > t) }' && { echo "$e"; break; }
+    done) || true
+  [ -z "$ts" ] || echo "kubelet $ts"
+}
+
+# event EVENTS NAME T0 prints NAME's seconds after T0, or "-".
+event() { awk -v n="$2" -v t0="$3" '$1 == n { printf "%.2f", $2 - t0; f = 1; exit } END { if (!f) print "-" }' "$1"; }
+
+# ---------------------------------------------------------------------------
+# The control plane's memory: the RSS of the main process of the etcd,
+# kube-apiserver, kube-controller-manager and kube-scheduler containers of
+# this machine's containerd (not of other containerds on the host).
+
+control_plane_rss() { # TOOL RUN
+  local c="ctr --address /run/containerd/containerd.sock -n k8s.io" id img pid comp kb total=0
+  while read -r id img _; do
+    comp=$(printf '%s\n' "$img" | sed -n 's#.*/\(etcd\|kube-apiserver\|kube-controller-manager\|kube-scheduler\):.*#\1#p')
+    [ -n "$comp" ] || continue
+    pid=$($c tasks ls 2>/dev/null | awk -v id="$id" '$1 == id && $3 == "RUNNING" { print $2 }')
+    [ -n "$pid" ] || continue
+    kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+    record "$1" "$2" "rss-$comp" "$(awk -v k="$kb" 'BEGIN { printf "%.0f", k / 1024 }')"
+    total=$((total + kb))
+  done < <($c containers ls 2>/dev/null | tail -n +2)
+  record "$1" "$2" rss "$(awk -v k="$total" 'BEGIN { printf "%.0f", k / 1024 }')"
+  log "  control plane RSS after ${IDLE}s idle: $((total / 1024)) MiB"
+}
+
+# ---------------------------------------------------------------------------
+# One init run of a tool.
+
+run_init() { # TOOL RUN
+  local tool=$1 run=$2 ev=$RUN/$1-$2.events out=$RUN/$1-$2.log t0 deadline wpid rc=0
+  reset_host
+  start_containerd
+  if [ "$tool" = kubeadm ]; then
+    install -D -m 0644 "$STATE/10-kforge-bridge.conflist" /etc/cni/net.d/10-kforge-bridge.conflist
+  fi
+  : >"$ev"
+  t0=$EPOCHREALTIME
+  deadline=$(deadline "$t0")
+  watch_cluster "$ev" "$deadline" 8>&- &
+  wpid=$!
+  WATCH_PIDS+=("$wpid")
+  case $tool in
+  kubeadm)
+    (PATH=$STATE/shim:$PATH KFORGE_BENCH_KFORGE=$KFORGE_ON_HOST KFORGE_BENCH_SUPERVISOR=$SUPERVISOR \
+      KFORGE_BENCH_KUBELET=$STATE/kubelet-kubeadm.sh \
+      timeout "$TIMEOUT" "$KUBEADM" init --config "$STATE/kubeadm.yaml" --ignore-preflight-errors=all 8>&- 2>&1) |
+      stamp >"$out" || rc=$?
+    ;;
+  kforge)
+    (timeout "$TIMEOUT" "$KFORGE" init --bundle "$BUNDLE" 8>&- 2>&1) | stamp >"$out" || rc=$?
+    ;;
+  esac
+  echo "exit $EPOCHREALTIME" >>"$ev"
+  [ "$rc" = 0 ] || die "$tool init (run $run) failed: see $out"
+  wait "$wpid" || true
+  kubelet_started "$t0" >>"$ev"
+  local m v line=""
+  for m in kubelet apiserver node coredns exit; do
+    v=$(event "$ev" "$m" "$t0")
+    [ "$v" != - ] || die "$tool run $run: no $m within ${TIMEOUT}s (events: $ev, log: $out)"
+    record "$tool" "$run" "$m" "$v"
+    line+=" $m ${v}s"
+  done
+  log "$tool init run $run:$line"
+  if [ "$tool" = kforge ]; then
+    kforge_phases "$out" | while read -r p v; do record kforge "$run" "phase $p" "$v"; done
+  else
+    kubeadm_steps "$out" "$t0" | while read -r p v; do record kubeadm "$run" "step $p" "$v"; done
+  fi
+}
+
+# kforge_phases LOG prints each "[ok] NAME DURATION" line as NAME SECONDS.
+kforge_phases() {
+  awk '$2 == "[ok]" {
+    d = $4; s = 0
+    if (d ~ /ms$/) s = substr(d, 1, length(d) - 2) / 1000
+    else if (d ~ /^[0-9]+m[0-9]+s$/) { split(d, a, /[ms]/); s = a[1] * 60 + a[2] }
+    else if (d ~ /s$/) s = substr(d, 1, length(d) - 1)
+    printf "%s %.3f\n", $3, s
+  }' "$1"
+}
+
+# kubeadm_steps LOG T0 prints, for each "[step]" prefix of kubeadm's output
+# in order, the seconds from its first line to the next step's (the last
+# one's to the command's last line).
+kubeadm_steps() {
+  awk -v t0="$2" '
+    { last = $1 }
+    $2 ~ /^\[[a-z-]+\]$/ && !($2 in seen) { seen[$2] = 1; name[++n] = substr($2, 2, length($2) - 2); at[n] = $1 }
+    END { for (i = 1; i <= n; i++) printf "%s %.3f\n", name[i], (i < n ? at[i + 1] : last) - at[i] }' "$1"
+}
+
+# ---------------------------------------------------------------------------
+# kforge up --local from a reset machine (containerd stopped, as a user
+# finds it after kforge reset) to a Service answering by name from a pod.
+
+web_yaml() {
+  cat <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: $NS}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: $NS}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: echo
+        image: kforge.dev/echo:v1
+        imagePullPolicy: Never
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: $NS}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+YAML
+}
+
+client_yaml() { # NAME
+  cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, namespace: $NS}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: client
+    image: kforge.dev/echo:v1
+    imagePullPolicy: Never
+    command: [/echo, get, "http://web.$NS.svc.cluster.local/"]
+YAML
+}
+
+run_up() {
+  local ev=$RUN/up.events out=$RUN/up.log kc=$RUN/up.kubeconfig t0 deadline wpid rc=0 i
+  reset_host
+  : >"$ev"
+  t0=$EPOCHREALTIME
+  deadline=$(deadline "$t0")
+  watch_cluster "$ev" "$deadline" 8>&- &
+  wpid=$!
+  WATCH_PIDS+=("$wpid")
+  (timeout "$TIMEOUT" "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$kc" 8>&- 2>&1) | stamp >"$out" || rc=$?
+  echo "exit $EPOCHREALTIME" >>"$ev"
+  [ "$rc" = 0 ] || die "kforge up --local failed: see $out"
+  kubelet_started "$t0" >>"$ev"
+  # The workload goes in as soon as up returns; the namespace's default
+  # service account may take a moment, so creation is retried.
+  for i in $(seq 1 50); do
+    { web_yaml; echo ---; client_yaml client-1; } | "$KUBECTL" --kubeconfig "$kc" apply -f - >>"$RUN/up-workload.log" 2>&1 && break
+    sleep 0.2
+  done
+  # The client tries for about 10 s; a client that gave up is replaced.
+  local phase="" answered=""
+  for i in 1 2 3 4 5; do
+    [ "$i" = 1 ] || client_yaml "client-$i" | "$KUBECTL" --kubeconfig "$kc" apply -f - >>"$RUN/up-workload.log" 2>&1 || true
+    phase=$(watch_for "$(deadline "$EPOCHREALTIME")" pod_done --kubeconfig "$kc" -n "$NS" pod "client-$i" \
+      -o 'custom-columns=PHASE:.status.phase') || true
+    if [ "$phase" = Succeeded ]; then
+      answered=$("$KUBECTL" --kubeconfig "$kc" -n "$NS" logs --timestamps "client-$i" | grep ' web-' | head -1) || true
+      [ -n "$answered" ] && break
+    fi
+    log "  client-$i: $phase, trying again"
+  done
+  [ -n "$answered" ] || die "no answer from web.$NS.svc.cluster.local: see $RUN/up-workload.log"
+  # The container runtime stamps the answer's line when the client wrote it.
+  echo "usable $(date -d "${answered%% *}" +%s.%N)" >>"$ev"
+  wait "$wpid" || true
+  local m v line=""
+  for m in kubelet apiserver node coredns exit usable; do
+    v=$(event "$ev" "$m" "$t0")
+    record up 1 "$m" "$v"
+    line+=" $m ${v}s"
+  done
+  log "kforge up --local:$line (answer: ${answered#* })"
+  kforge_phases "$out" | while read -r p v; do record up 1 "phase $p" "$v"; done
+  log "  idle ${IDLE}s"
+  sleep "$IDLE"
+  control_plane_rss up 1
+}
+
+# ---------------------------------------------------------------------------
+# The report: medians (with the range) of every metric.
+
+median_table() { # prints TOOL METRIC MEDIAN MIN MAX COUNT for the numbered runs
+  awk -F'\t' '$2 ~ /^[1-9][0-9]*$/' "$RESULTS" | sort -t$'\t' -k1,1 -k3,3 -k4,4g |
+    awk -F'\t' '
+      function flush() { if (n) { m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2; printf "%s\t%s\t%.2f\t%.2f\t%.2f\t%d\n", k1, k2, m, v[1], v[n], n } }
+      { if ($1 != k1 || $3 != k2) { flush(); k1 = $1; k2 = $3; n = 0 } v[++n] = $4 }
+      END { flush() }'
+}
+
+report() {
+  local med=$RUN/medians.tsv
+  median_table >"$med"
+  get() { awk -F'\t' -v t="$1" -v m="$2" '$1 == t && $2 == m { print $3; f = 1 } END { if (!f) print "-" }' "$med"; }
+  range() { awk -F'\t' -v t="$1" -v m="$2" '$1 == t && $2 == m { printf "%.2f-%.2f", $4, $5; f = 1 } END { if (!f) print "-" }' "$med"; }
+  up() { awk -F'\t' -v m="$1" '$1 == "up" && $3 == m { print $4; f = 1 } END { if (!f) print "-" }' "$RESULTS"; }
+  local kv
+  kv=$("$KUBEADM" version -o short 2>/dev/null || echo '?')
+  echo
+  echo "kforge bench, $(date -u +%Y-%m-%d), $(hostname): $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Kubernetes $kv"
+  echo "median (min-max) of $N runs each, seconds from the command's start"
+  echo
+  printf '| %-30s | %-20s | %-20s |\n' "" "kubeadm init" "kforge init"
+  printf '|%s|%s|%s|\n' "--------------------------------" "----------------------" "----------------------"
+  local m label
+  for m in kubelet apiserver node coredns exit; do
+    case $m in
+    kubelet) label="kubelet started" ;;
+    apiserver) label="API server /readyz ok" ;;
+    node) label="node Ready" ;;
+    coredns) label="CoreDNS Ready (2/2)" ;;
+    exit) label="command exits" ;;
+    esac
+    printf '| %-30s | %-20s | %-20s |\n' "$label" "$(get kubeadm "$m") ($(range kubeadm "$m"))" "$(get kforge "$m") ($(range kforge "$m"))"
+  done
+  printf '| %-30s | %-20s | %-20s |\n' "control plane RSS idle (MiB)" "$(get kubeadm rss | cut -d. -f1)" "$(get kforge rss | cut -d. -f1)"
+  echo
+  echo "kforge init phases (median seconds):"
+  awk -F'\t' '$1 == "kforge" && $2 ~ /^phase / { sub(/^phase /, "", $2); printf "  %-32s %6.2f\n", $2, $3 }' "$med" | sort -k2,2nr
+  echo
+  echo "kubeadm init steps (median seconds from a step's first line to the next step's):"
+  awk -F'\t' '$1 == "kubeadm" && $2 ~ /^step / { sub(/^step /, "", $2); printf "  %-32s %6.2f\n", $2, $3 }' "$med" | sort -k2,2nr
+  echo
+  echo "kforge up --local from a reset machine (one run): kubelet started $(up kubelet)s, API server $(up apiserver)s," \
+    "node Ready $(up node)s, command exits $(up exit)s, CoreDNS Ready $(up coredns)s, a Service answers by name from a pod $(up usable)s;" \
+    "control plane RSS after ${IDLE}s idle $(up rss) MiB" \
+    "(etcd $(up rss-etcd), kube-apiserver $(up rss-kube-apiserver), kube-controller-manager $(up rss-kube-controller-manager), kube-scheduler $(up rss-kube-scheduler))"
+  echo "up phases: $(awk -F'\t' '$1 == "up" && $3 ~ /^phase / { sub(/^phase /, "", $3); printf "%s %.2f, ", $3, $4 }' "$RESULTS" | sed 's/, $//')"
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); logs: $RUN"
+  echo
+  awk -v a="$(get kforge node)" -v b="$(get kubeadm node)" 'BEGIN { printf "init ratio kforge/kubeadm: %.2f\n", a / b }'
+}
+
+# ---------------------------------------------------------------------------
+
+main() {
+  [ "$(id -u)" = 0 ] || die "run as root"
+  [[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_N must be a positive number"
+  local t
+  for t in "$KUBECTL" "$KUBEADM" "$KFORGE"; do [ -x "$t" ] || die "no executable $t"; done
+  for t in curl ctr flock setsid ss; do command -v "$t" >/dev/null || die "$t is not installed (make deps)"; done
+  mkdir -p "$RUN"
+  : >"$RESULTS"
+  # One cluster per machine: the e2e tests and the bench take turns.
+  exec 8>/run/kforge-node.lock
+  flock -w 1800 8 || die "another kforge e2e or bench holds /run/kforge-node.lock"
+  LOCKED=1
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  LIB_MODULES=$([ -e /lib/modules ] && echo present || echo absent)
+  log "bench: $N runs each, logs in $RUN"
+
+  # Warm-up: kforge up imports the bundle's images and leaves the files
+  # kubeadm's runs reuse: kforge's containerd service and bridge CNI config,
+  # and the cluster's address, name, version and subnets.
+  reset_host
+  log "warm-up: kforge up --local"
+  timeout "$TIMEOUT" "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$RUN/warmup.kubeconfig" 8>&- >"$RUN/warmup-up.log" 2>&1 ||
+    die "kforge up --local failed: see $RUN/warmup-up.log"
+  rm -rf "$STATE"
+  mkdir -p "$STATE/shim"
+  cp "$SUPERVISOR/services/containerd.yaml" /etc/cni/net.d/10-kforge-bridge.conflist "$STATE/"
+  install -m 0755 bench/systemctl "$STATE/shim/systemctl"
+  install -m 0755 bench/kubelet-kubeadm.sh "$STATE/kubelet-kubeadm.sh"
+  local manifest=/etc/kubernetes/manifests/kube-apiserver.yaml
+  ADDRESS=$(sed -n 's/^ *- "*--advertise-address=\([^"]*\)"*$/\1/p' "$manifest")
+  local version service_subnet pod_subnet domain node
+  version=$(sed -n 's#^ *image: "*registry.k8s.io/kube-apiserver:\([^"]*\)"*$#\1#p' "$manifest")
+  service_subnet=$(sed -n 's/^ *- "*--service-cluster-ip-range=\([^"]*\)"*$/\1/p' "$manifest")
+  pod_subnet=$(sed -n 's/^ *"subnet": "\(.*\)"$/\1/p' "$STATE/10-kforge-bridge.conflist" | head -1)
+  domain=$(sed -n 's/^clusterDomain: "*\([^"]*\)"*$/\1/p' /var/lib/kubelet/config.yaml)
+  node=$("$KUBECTL" --kubeconfig "$SUPER_ADMIN" get nodes -o jsonpath='{.items[0].metadata.name}')
+  for t in ADDRESS version service_subnet pod_subnet domain node; do
+    [ -n "${!t}" ] || die "could not read $t from kforge's cluster"
+  done
+  [ "$("$KUBEADM" version -o short)" = "$version" ] || die "kubeadm is $("$KUBEADM" version -o short), the bundle's Kubernetes is $version"
+  log "cluster: $version, node $node at $ADDRESS, pods $pod_subnet, services $service_subnet, domain $domain"
+  cat >"$STATE/kubeadm.yaml" <<YAML
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: $ADDRESS
+  bindPort: 6443
+nodeRegistration:
+  name: $node
+  criSocket: unix:///run/containerd/containerd.sock
+  kubeletExtraArgs:
+  - name: node-ip
+    value: $ADDRESS
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: $version
+# kforge's default key type; kubeadm's own is RSA-2048.
+encryptionAlgorithm: ECDSA-P256
+networking:
+  podSubnet: $pod_subnet
+  serviceSubnet: $service_subnet
+  dnsDomain: $domain
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+failCgroupV1: false
+---
+# As kforge's kube-proxy: iptables mode, no host-wide conntrack sysctl.
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+conntrack:
+  maxPerCore: 0
+YAML
+
+  log "warm-up: kubeadm init, kforge init"
+  run_init kubeadm 0
+  run_init kforge 0
+  local i
+  for i in $(seq 1 "$N"); do
+    run_init kubeadm "$i"
+    if [ "$i" = "$N" ]; then
+      log "  idle ${IDLE}s"
+      sleep "$IDLE"
+      control_plane_rss kubeadm "$i"
+    fi
+    run_init kforge "$i"
+    if [ "$i" = "$N" ]; then
+      log "  idle ${IDLE}s"
+      sleep "$IDLE"
+      control_plane_rss kforge "$i"
+    fi
+  done
+  run_up
+  reset_host
+  report | tee "$RUN/report.txt"
+  cp "$RUN/report.txt" "$OUT/latest.txt"
+}
+
+main "$@"
