@@ -46,19 +46,58 @@ func loadBundle(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
+	if err := d.installBinaries(ctx, dir, m); err != nil {
+		return err
+	}
+	return d.importImages(ctx, dir, m)
+}
+
+// BinariesStamp records, on a host, the bundle binaries kforge installed
+// there: their paths and sha256.
+const BinariesStamp = KforgeStateDir + "/binaries.sha256"
+
+// installBinaries installs the bundle's binaries into /usr/local/bin and
+// its CNI plugins into /opt/cni/bin. When the stamp says these very
+// binaries were installed and every file still has its size, nothing is
+// read or copied; otherwise each is uploaded, skipped when identical.
+func (d *Data) installBinaries(ctx context.Context, dir string, m bundle.Manifest) error {
+	type install struct {
+		e   bundle.Entry
+		dst string
+	}
+	var all []install
+	stamp := &strings.Builder{}
 	for _, e := range m.Binaries() {
-		if e.Path == bundle.ImagesName {
-			continue
-		}
 		dst := path.Join(BinDir, path.Base(e.Path))
 		if strings.HasPrefix(e.Path, bundle.CNIDir) {
 			dst = path.Join(CNIBundleDir, path.Base(e.Path))
 		}
-		if err := d.Host.Upload(ctx, filepath.Join(dir, e.Path), dst, 0o755); err != nil {
-			return fmt.Errorf("install %s: %w", dst, err)
+		all = append(all, install{e, dst})
+		fmt.Fprintf(stamp, "%s  %s\n", e.SHA256, dst)
+	}
+	old, err := d.Host.ReadFile(ctx, BinariesStamp)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if string(old) == stamp.String() {
+		intact := true
+		for _, i := range all {
+			fi, err := d.Host.Stat(ctx, i.dst)
+			if err != nil || fi.Size() != i.e.Size {
+				intact = false
+				break
+			}
+		}
+		if intact {
+			return nil
 		}
 	}
-	return d.importImages(ctx, dir, m)
+	for _, i := range all {
+		if err := d.Host.Upload(ctx, filepath.Join(dir, i.e.Path), i.dst, 0o755); err != nil {
+			return fmt.Errorf("install %s: %w", i.dst, err)
+		}
+	}
+	return d.Host.WriteFile(ctx, BinariesStamp, []byte(stamp.String()), 0o644)
 }
 
 // stageBundle verifies the bundle and unpacks it into a staging directory
