@@ -26,8 +26,9 @@ import (
 const CNIBundleDir = "/opt/cni/bin"
 
 // ImportedStamp holds the sha256 of the image archive last imported into
-// containerd on a host.
-const ImportedStamp = KforgeStateDir + "/images/imported.sha256"
+// containerd on a host. kforge reset keeps it, as it keeps containerd's
+// images: an init after a reset imports nothing.
+const ImportedStamp = KforgeStateDir + "/images.sha256"
 
 // loadBundle installs a kforge bundle on the host: it verifies every
 // checksum first (a corrupt bundle changes nothing on the host), installs
