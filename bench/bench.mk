@@ -8,5 +8,6 @@ BENCH_N ?= 5
 ## bench: kubeadm init vs kforge init on this machine (BENCH_N=5 each), then kforge up --local to usable; prints a table and `init ratio kforge/kubeadm` last (needs root; changes this machine)
 bench: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
-	  kubeadm=$$(bash scripts/build-artifacts.sh --list kubernetes | grep '/kubeadm$$') && \
-	  BUNDLE="$$bundle" KUBEADM="$$kubeadm" KFORGE=$(BIN) BENCH_N=$(BENCH_N) bash bench/bench.sh
+	  bins=$$(bash scripts/build-artifacts.sh --list kubernetes) && \
+	  BUNDLE="$$bundle" KUBEADM="$$(grep '/kubeadm$$' <<<"$$bins")" KUBECTL_BUILT="$$(grep '/kubectl$$' <<<"$$bins")" \
+	  KFORGE=$(BIN) BENCH_N=$(BENCH_N) bash bench/bench.sh

@@ -25,7 +25,10 @@ cd "$(dirname "$0")/.."
 KFORGE=$(realpath "${KFORGE:-bin/kforge}")
 KUBEADM=${KUBEADM:?set KUBEADM to the kubeadm binary of the bundle Kubernetes version}
 BUNDLE=${BUNDLE:?set BUNDLE to the path make artifacts prints}
+# The machine's own kubectl, an independent client; else the one built
+# with the bundle's Kubernetes (make bench passes it).
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+[ -x "$KUBECTL" ] || KUBECTL=${KUBECTL_BUILT:-$KUBECTL}
 N=${BENCH_N:-5}
 IDLE=${BENCH_IDLE:-30}       # seconds idle before the memory is measured
 TIMEOUT=${BENCH_TIMEOUT:-240} # seconds a run may take to CoreDNS Ready
@@ -55,7 +58,7 @@ cleanup() {
   local rc=$?
   set +e
   for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  if [ -n "${LOCKED:-}" ]; then
+  if [ -n "${LOCKED:-}" ] && [ -z "${DONE:-}" ]; then
     log "resetting the machine"
     reset_host >/dev/null 2>&1
     rm -rf "$STATE"
@@ -547,7 +550,11 @@ YAML
     fi
   done
   run_up
+  log "resetting the machine"
   reset_host
+  rm -rf "$STATE"
+  DONE=1
+  # The ratio is the last line of the output.
   report | tee "$RUN/report.txt"
   cp "$RUN/report.txt" "$OUT/latest.txt"
 }

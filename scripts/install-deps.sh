@@ -18,6 +18,7 @@ packages=(
   ebtables
   debootstrap    # the Debian minbase layer of kube-proxy and kube-router images
   ca-certificates
+  curl           # make bench polls the API server's /readyz
 )
 
 missing=()
