@@ -89,6 +89,24 @@ func (a Addons) withDefaults() Addons {
 
 var dnsDomain = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 
+// APIServerHost is the host of APIServerURL.
+func (a Addons) APIServerHost() string {
+	u, err := url.Parse(a.APIServerURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// APIServerPort is the port of APIServerURL.
+func (a Addons) APIServerPort() string {
+	u, err := url.Parse(a.APIServerURL)
+	if err != nil {
+		return ""
+	}
+	return u.Port()
+}
+
 func (a Addons) validate() error {
 	var errs []error
 	if a.ProxyImage == "" {
