@@ -66,6 +66,8 @@ type Data struct {
 	// Schedulable leaves the control-plane node without its NoSchedule
 	// taint (kforge up --local).
 	Schedulable bool
+	// kforgeInstalled: kforge's binary is on the host for this run.
+	kforgeInstalled bool
 	// DNS is the host's resolver setup as pods see it.
 	DNS resolvers
 	// IgnorePreflight names preflight checks whose failure is only a

@@ -130,7 +130,15 @@ func (d *Data) installKforge(ctx context.Context) error {
 	if d.KforgeBinary == "" {
 		return fmt.Errorf("kforge's own executable is unknown: cannot install the supervisor")
 	}
-	return d.Host.Upload(ctx, d.KforgeBinary, KforgeOnHost, 0o755)
+	if d.kforgeInstalled {
+		return nil
+	}
+	if err := d.Host.Upload(ctx, d.KforgeBinary, KforgeOnHost, 0o755); err != nil {
+		return err
+	}
+	// Once per run: the upload hashes both copies to skip identical ones.
+	d.kforgeInstalled = true
+	return nil
 }
 
 // stopService stops one service and keeps it from starting again.
