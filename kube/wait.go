@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/client-go/util/flowcontrol"
 	"net/http"
 	"strings"
 	"time"
@@ -56,7 +57,16 @@ func (c *Client) WaitAPIServer(ctx context.Context, timeout time.Duration) error
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	rc := c.Kube.Discovery().RESTClient()
+	// The loop paces itself; client-go's rate limiter would only fail a
+	// request near the deadline with its own error instead of the API
+	// server's.
+	cfg := rest.CopyConfig(c.Config)
+	cfg.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("client for %s: %w", cfg.Host, err)
+	}
+	rc := kc.Discovery().RESTClient()
 	var last string
 	tick := time.NewTicker(PollInterval)
 	defer tick.Stop()
