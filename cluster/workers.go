@@ -162,6 +162,10 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		return err
 	}
 	self := d.KforgeBinary
+	if o.Out.Terminal() {
+		// Uploads of kforge and the bundle over 1 MiB show a bar.
+		o.Connect.Progress = o.Out.Writer()
+	}
 	var mu sync.Mutex
 	o.Out.Infof("\nJoining %d worker(s), %d at a time", len(workers), max(1, min(parallel, len(workers))))
 	results := forEachHost(ctx, workers, parallel, func(ctx context.Context, n config.Host) HostResult {

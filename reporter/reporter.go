@@ -41,6 +41,10 @@ func New(out io.Writer, log io.Writer, plain bool) *Reporter {
 // Discard is a Reporter that prints nothing, for tests and library use.
 func Discard() *Reporter { return New(io.Discard, nil, true) }
 
+// Terminal tells whether output goes to a terminal (bars and redrawn
+// lines) rather than plain lines.
+func (r *Reporter) Terminal() bool { return r.fancy }
+
 // Writer is where a step may print longer output (a join command, a plan).
 func (r *Reporter) Writer() io.Writer { return r.out }
 
