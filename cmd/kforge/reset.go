@@ -13,7 +13,7 @@ func newReset(g *globalOptions) *cobra.Command {
 	o := cluster.ResetOptions{}
 	cmd := &cobra.Command{
 		Use:   "reset",
-		Short: "Undo kforge init, join or up on this machine",
+		Short: "Undo kforge init, join or up: on this machine, on one host over SSH, or on every host of a cluster file",
 		Long: "Remove this machine's Kubernetes node: stop the kubelet, remove every pod's containers, stop containerd and kforge's supervisor,\n" +
 			"unmount the kubelet's mounts, remove /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd, the CNI config and interfaces,\n" +
 			"the iptables chains of kube-proxy and the CNI, and the kforge context from your kubeconfig.\n\nPhases:\n" + phases.Tree(phases.Reset()),
