@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"kforge.dev/kforge/config"
 )
@@ -44,5 +45,26 @@ func TestSSHConfigMissingSecretNamesHostAndField(t *testing.T) {
 func TestLoopbackIsLocal(t *testing.T) {
 	if !isLocalAddress("127.0.0.1") || !isLocalAddress("localhost") || isLocalAddress("192.0.2.200") {
 		t.Error("isLocalAddress")
+	}
+}
+
+func TestCachedBundleIsTheNewest(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("KFORGE_CACHE", dir)
+	if b := CachedBundle("v1.35.4"); b != "" {
+		t.Fatalf("an empty cache has bundle %s", b)
+	}
+	vdir := filepath.Join(dir, "bundles", "v1.35.4")
+	os.MkdirAll(vdir, 0o755)
+	old, newer := filepath.Join(vdir, "kforge-bundle-v1.35.4-a.tar.zst"), filepath.Join(vdir, "kforge-bundle-v1.35.4-b.tar.zst")
+	os.WriteFile(old, nil, 0o644)
+	os.WriteFile(newer, nil, 0o644)
+	past := time.Now().Add(-time.Hour)
+	os.Chtimes(old, past, past)
+	if b := CachedBundle("v1.35.4"); b != newer {
+		t.Fatalf("CachedBundle = %q, want %q", b, newer)
+	}
+	if b := CachedBundle("v1.34.0"); b != "" {
+		t.Fatalf("another version's bundle: %q", b)
 	}
 }

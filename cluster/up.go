@@ -32,6 +32,12 @@ func Up(ctx context.Context, o UpOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.Bundle == "" {
+		if b := CachedBundle(c.KubernetesVersion); b != "" {
+			o.Out.Infof("  using the bundle %s", b)
+			o.Bundle = b
+		}
+	}
 	d, err := initControlPlane(ctx, o.InitOptions, c, true)
 	if err != nil {
 		return err
@@ -140,4 +146,25 @@ func writeKubeconfig(path string, c *clientcmdapi.Config) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// CachedBundle is the newest bundle `make artifacts` left in kforge's cache
+// for a Kubernetes version, or "".
+func CachedBundle(version string) string {
+	dir := os.Getenv("KFORGE_CACHE")
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(cache, "kforge")
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "bundles", version, "kforge-bundle-*.tar*"))
+	newest, newestTime := "", int64(0)
+	for _, m := range matches {
+		if fi, err := os.Stat(m); err == nil && fi.Mode().IsRegular() && fi.ModTime().UnixNano() > newestTime {
+			newest, newestTime = m, fi.ModTime().UnixNano()
+		}
+	}
+	return newest
 }
