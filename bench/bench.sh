@@ -304,34 +304,8 @@ kubeadm_steps() {
 # finds it after kforge reset) to a Service answering by name from a pod.
 
 web_yaml() {
-  cat <<YAML
-apiVersion: v1
-kind: Namespace
-metadata: {name: $NS}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: $NS}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: echo
-        image: kforge.dev/echo:v1
-        imagePullPolicy: Never
-        ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: $NS}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-YAML
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n---\n' "$NS"
+  sed "s/^metadata: {name: web}$/metadata: {name: web, namespace: $NS}/" test/e2e/web.yaml
 }
 
 client_yaml() { # NAME

@@ -99,22 +99,6 @@ func KeyMatches(cert *x509.Certificate, key crypto.Signer) bool {
 	return ok && pub.Equal(cert.PublicKey)
 }
 
-// Algorithm names the key algorithm of a public key, or "" when it is
-// neither of kforge's.
-func Algorithm(pub crypto.PublicKey) string {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve.Params().BitSize == 256 {
-			return AlgorithmECDSAP256
-		}
-	case *rsa.PublicKey:
-		if k.N.BitLen() == 2048 {
-			return AlgorithmRSA2048
-		}
-	}
-	return ""
-}
-
 // CAHash returns kubeadm's discovery-token-ca-cert-hash of a CA
 // certificate: "sha256:" and the hex SHA-256 of its SubjectPublicKeyInfo.
 func CAHash(caPEM []byte) (string, error) {

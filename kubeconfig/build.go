@@ -54,17 +54,6 @@ func Build(ca *certs.CA, s Spec, name string) ([]byte, error) {
 	return out, nil
 }
 
-// Admin loads the cluster CA from s.PKIDir on h and returns a new admin
-// kubeconfig (kubeadm:cluster-admins) without writing it.
-func Admin(ctx context.Context, h host.Host, s Spec) ([]byte, error) {
-	s = s.WithDefaults()
-	ca, err := loadCA(ctx, h, s)
-	if err != nil {
-		return nil, err
-	}
-	return Build(ca, s, AdminName)
-}
-
 func loadCA(ctx context.Context, h host.Host, s Spec) (*certs.CA, error) {
 	ca, err := certs.LoadCA(ctx, h, s.PKIDir, "ca", s.Now())
 	if err != nil {

@@ -18,6 +18,7 @@ packages=(
   ebtables
   debootstrap    # the Debian minbase layer of kube-proxy and kube-router images
   ca-certificates
+  iproute2       # ss and ip in the end-to-end tests and reset
   curl           # make bench polls the API server's /readyz
 )
 

@@ -80,30 +80,7 @@ check_workload() {
   ctr -n k8s.io images ls -q | grep -qx kforge.dev/echo:v1 || fail "images load did not import kforge.dev/echo:v1"
   echo "kforge images load imported kforge.dev/echo:v1"
   k create namespace "$NS" >/dev/null
-  k -n "$NS" apply -f - >/dev/null <<'YAML'
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: echo
-        image: kforge.dev/echo:v1
-        imagePullPolicy: Never
-        ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-YAML
+  k -n "$NS" apply -f test/e2e/web.yaml >/dev/null
   k -n "$NS" rollout status deployment/web --timeout=120s >/dev/null || fail "web deployment not available"
   k -n "$NS" run client --image=kforge.dev/echo:v1 --image-pull-policy=Never --restart=Never \
     --command -- /echo get "http://web.$NS.svc.cluster.local/" >/dev/null
