@@ -206,6 +206,8 @@ func TestControlPlaneManifestsParse(t *testing.T) {
 				"client-cert-auth":            "true",
 				"peer-client-cert-auth":       "true",
 				"snapshot-count":              "10000",
+				"heartbeat-interval":          "50",
+				"election-timeout":            "250",
 			}
 			if strings.HasPrefix(strings.TrimPrefix(c.EtcdVersion, "v"), "3.5.") {
 				want["experimental-initial-corrupt-check"] = "true"
