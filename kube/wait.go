@@ -21,7 +21,7 @@ import (
 )
 
 // PollInterval is how often WaitAPIServer asks /readyz.
-const PollInterval = 200 * time.Millisecond
+const PollInterval = 50 * time.Millisecond
 
 // WaitError is a wait that ran out of time. It says what was awaited, for
 // how long, and the last thing seen, so that the message tells what is
@@ -111,16 +111,12 @@ func readyzFailure(code int, body []byte, err error) string {
 // True or timeout passes. On timeout the error is a *WaitError saying
 // whether the node never registered or what its Ready condition says.
 func (c *Client) WaitNodeReady(ctx context.Context, name string, timeout time.Duration) error {
-	return c.waitNode(ctx, name, timeout, NodeReady)
+	return c.WaitNode(ctx, name, timeout, NodeReady)
 }
 
-// WaitNodeRegistered watches until the Node called name exists, for
-// clusters whose network (and so the node's Ready condition) comes later.
-func (c *Client) WaitNodeRegistered(ctx context.Context, name string, timeout time.Duration) error {
-	return c.waitNode(ctx, name, timeout, func(n *corev1.Node) (bool, string) { return true, "registered" })
-}
-
-func (c *Client) waitNode(ctx context.Context, name string, timeout time.Duration, done func(*corev1.Node) (bool, string)) error {
+// WaitNode watches the Node called name until done accepts it or timeout
+// passes. done also describes the node, for the error on timeout.
+func (c *Client) WaitNode(ctx context.Context, name string, timeout time.Duration, done func(*corev1.Node) (bool, string)) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -181,4 +177,21 @@ func NodeReady(n *corev1.Node) (bool, string) {
 		return c.Status == corev1.ConditionTrue, why
 	}
 	return false, "registered, no Ready condition reported yet"
+}
+
+// NodeInitialized reports whether n has registered and its kubelet has
+// set up its CSINode, for clusters whose network (and so the node's Ready
+// condition) comes later. Until then the kubelet reports NotReady with
+// "CSINode is not yet initialized" or "failed to initialize CSINode".
+func NodeInitialized(n *corev1.Node) (bool, string) {
+	ready, why := NodeReady(n)
+	if ready {
+		return true, why
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && strings.Contains(c.Message, "CSINode") {
+			return false, why
+		}
+	}
+	return true, "registered"
 }

@@ -29,6 +29,8 @@ import (
 
 	"kforge.dev/kforge/certs"
 	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/host/fake"
 	"kforge.dev/kforge/internal/controlplanetest"
 	"kforge.dev/kforge/reporter"
 	"kforge.dev/kforge/templates"
@@ -75,6 +77,52 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 		registerNode(ctx, t, super, cp.NodeName, corev1.ConditionTrue)
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	// A kubelet whose node is not Ready kubeletGrace after the API server
+	// is restarted once (here under systemd, on a fake host that shares
+	// admin.conf); one whose node is Ready at once is left alone.
+	t.Run("wait restarts a late kubelet", func(t *testing.T) {
+		conf, err := cp.Host.ReadFile(ctx, AdminConf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, node := range []struct {
+			name    string
+			stuck   bool
+			restart bool
+		}{{"cp-late", true, true}, {"cp-prompt", false, false}} {
+			h := fake.New(node.name)
+			if err := h.WriteFile(ctx, AdminConf, conf, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h.On(fake.Answer{}, "systemctl")
+			h.OnFunc(func(host.Cmd) fake.Answer {
+				registerNode(ctx, t, super, node.name, corev1.ConditionTrue)
+				return fake.Answer{}
+			}, "systemctl", "restart", "kubelet")
+			late := &Data{
+				Cluster: cp.Cluster, Host: h, Out: reporter.Discard(), Now: time.Now,
+				NodeName: node.name, AdvertiseAddress: cp.AdvertiseAddress, Endpoint: d.Endpoint,
+			}
+			late.Facts.Systemd = true
+			registerNode(ctx, t, super, node.name, map[bool]corev1.ConditionStatus{true: corev1.ConditionFalse, false: corev1.ConditionTrue}[node.stuck])
+			start := time.Now()
+			if err := late.waitAPIAndNode(ctx, cp.Server, 30*time.Second, 30*time.Second); err != nil {
+				t.Fatalf("%s: %v", node.name, err)
+			}
+			waited := time.Since(start)
+			restarted := slices.Contains(h.Calls(), "systemctl restart kubelet")
+			if restarted != node.restart {
+				t.Errorf("%s: kubelet restarted %v, want %v; calls %q", node.name, restarted, node.restart, h.Calls())
+			}
+			if node.stuck && waited < kubeletGrace {
+				t.Errorf("%s: restarted after %s, before the grace of %s", node.name, waited, kubeletGrace)
+			}
+			if !node.stuck && waited > kubeletGrace {
+				t.Errorf("%s: a Ready node took %s", node.name, waited)
+			}
 		}
 	})
 

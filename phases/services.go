@@ -162,6 +162,17 @@ func (d *Data) stopService(ctx context.Context, s Service) error {
 	return supervisor.Start(ctx, d.Host, KforgeOnHost, SupervisorDir)
 }
 
+// restartService stops a running service and starts it again.
+func (d *Data) restartService(ctx context.Context, s Service) error {
+	if d.Facts.Systemd {
+		return d.ensureUnit(ctx, s, true)
+	}
+	if err := d.stopService(ctx, s); err != nil {
+		return err
+	}
+	return d.ensureService(ctx, s, false)
+}
+
 // stopSupervisor stops kforge's supervisor and whatever it still runs.
 func (d *Data) stopSupervisor(ctx context.Context) error {
 	if ok, err := host.Exists(ctx, d.Host, KforgeOnHost); err != nil || !ok {

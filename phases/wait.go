@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"kforge.dev/kforge/kube"
@@ -15,7 +16,7 @@ const (
 )
 
 // waitControlPlane waits until this node's API server answers /readyz
-// (polled every 200 ms) and then until the node has registered and is
+// (polled every 50 ms) and then until the node has registered and is
 // Ready (watched). It changes nothing on the host; in the cluster it binds
 // admin.conf's group to cluster-admin, which later phases need. A timeout
 // says what was last seen and adds the last lines of the logs of etcd and
@@ -38,20 +39,45 @@ func (d *Data) waitAPIAndNode(ctx context.Context, server string, apiTimeout, no
 		return err
 	}
 	start = time.Now()
+	// The network's DaemonSet comes with the add-ons: with any network but
+	// the bridge the node turns Ready after them (node-ready).
+	done, what := kube.NodeReady, "Ready"
 	if d.CNIPlugin() != "bridge" {
-		// The network's DaemonSet comes with the add-ons: the node turns
-		// Ready after them (node-ready).
-		if err := c.WaitNodeRegistered(ctx, d.NodeName, nodeTimeout); err != nil {
-			return d.diagnose(ctx, err, "kubelet")
-		}
-		d.Out.Logf("node %s registered after %s", d.NodeName, time.Since(start).Round(time.Millisecond))
-		return nil
+		done, what = kube.NodeInitialized, "registered"
 	}
-	if err := c.WaitNodeReady(ctx, d.NodeName, nodeTimeout); err != nil {
+	err = c.WaitNode(ctx, d.NodeName, min(kubeletGrace, nodeTimeout), done)
+	var late *kube.WaitError
+	if errors.As(err, &late) && nodeTimeout > kubeletGrace && ctx.Err() == nil {
+		// While the API server started, the kubelet's registration retries
+		// backed off (to 7 s), and its CSINode set-up gives up for 15 s
+		// when the node is not registered within about 2 s of the API
+		// server answering: a slow start leaves the node NotReady for half
+		// a minute. A new kubelet does both at once.
+		d.Out.Logf("node %s not %s %s after the API server (%v); restarting the kubelet, whose retries back off while the API server starts", d.NodeName, what, kubeletGrace, late.Last)
+		if err := d.restartKubelet(ctx); err != nil {
+			return err
+		}
+		err = c.WaitNode(ctx, d.NodeName, nodeTimeout-kubeletGrace, done)
+	}
+	if err != nil {
 		return d.diagnose(ctx, err, "kubelet")
 	}
-	d.Out.Logf("node %s Ready after %s", d.NodeName, time.Since(start).Round(time.Millisecond))
+	d.Out.Logf("node %s %s after %s", d.NodeName, what, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// kubeletGrace is how long after the API server is ready the wait phase
+// waits for its node before it restarts the kubelet once; the node
+// registers as soon as the API server answers when nothing went wrong.
+const kubeletGrace = 3 * time.Second
+
+// restartKubelet restarts this host's kubelet with its current files.
+func (d *Data) restartKubelet(ctx context.Context) error {
+	k, _, err := d.renderKubelet()
+	if err != nil {
+		return err
+	}
+	return d.restartService(ctx, kubeletService(k))
 }
 
 // nodeReady waits until the node is Ready: at once with the bridge
