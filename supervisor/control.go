@@ -29,7 +29,7 @@ func SendReload(ctx context.Context, stateDir string) error {
 		return fmt.Errorf("signal supervisor pid %d: %w", pid, err)
 	}
 	var r Report
-	err = poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err = poll(ctx, 10*time.Millisecond, func() (bool, error) {
 		r, err = ReadReport(stateDir)
 		if err != nil {
 			return false, err
@@ -96,7 +96,7 @@ func Shutdown(ctx context.Context, stateDir string) error {
 // service.
 func WaitRunning(ctx context.Context, stateDir, logDir string, services []string) error {
 	var r Report
-	err := poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
 		var err error
 		if r, err = ReadReport(stateDir); err != nil {
 			return false, err

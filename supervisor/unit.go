@@ -275,11 +275,11 @@ func (u *unit) exited(last string) {
 }
 
 // readyCheck closes the returned channel once r passes, polling every
-// 100ms until ctx ends.
+// 20ms until ctx ends.
 func readyCheck(ctx context.Context, r Ready) <-chan struct{} {
 	ch := make(chan struct{})
 	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
+		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
 			if isReady(r) {

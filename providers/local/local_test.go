@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -124,5 +125,27 @@ func TestUploadSkipsIdentical(t *testing.T) {
 	}
 	if st, _ := os.Stat(dst); st.Mode().Perm() != 0o755 {
 		t.Fatalf("mode %v", st.Mode())
+	}
+	// Larger than one compared chunk: identical is skipped, one byte
+	// changed near the end (same size) is written.
+	big := bytes.Repeat([]byte("kforge "), 400_000)
+	os.WriteFile(src, big, 0o644)
+	if err := h.Upload(ctx, src, "/usr/local/bin/x", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(dst, old, old)
+	if err := h.Upload(ctx, src, "/usr/local/bin/x", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !modTime(dst).Equal(old) {
+		t.Fatal("identical large upload rewrote the file")
+	}
+	big[len(big)-3] = 'X'
+	os.WriteFile(src, big, 0o644)
+	if err := h.Upload(ctx, src, "/usr/local/bin/x", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(dst); !bytes.Equal(b, big) {
+		t.Fatal("a same-size change near the end was not written")
 	}
 }
