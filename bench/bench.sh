@@ -119,10 +119,11 @@ stamp() {
 
 kubeconfig_field() { sed -n "s/^ *$1: //p" /etc/kubernetes/admin.conf | head -1 | base64 -d 2>/dev/null; }
 
-wait_readyz() { # EVENTS DEADLINE
-  local ev=$1 deadline=$2 d=$RUN/tls f
+# wait_apiserver EVENTS DEADLINE serving|ready: until the API server answers
+# /readyz at all (serving), or with 200 (ready, recorded as "apiserver").
+wait_apiserver() {
+  local ev=$1 deadline=$2 want=$3 d=$RUN/tls f code
   mkdir -p "$d"
-  rm -f "$d"/*
   while ((${EPOCHREALTIME/./} < deadline)); do
     # admin.conf appears early in both tools' runs; take its CA and client
     # certificate once it is complete.
@@ -132,15 +133,17 @@ wait_readyz() { # EVENTS DEADLINE
       kubeconfig_field client-key-data >"$d/admin.key"
       for f in ca.crt admin.crt admin.key; do grep -q -- '-----END' "$d/$f" || rm -f "$d/admin.key"; done
     fi
-    if [ -s "$d/admin.key" ] &&
-      curl -sf --max-time 1 --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
-        -o /dev/null "https://$ADDRESS:6443/readyz" 2>/dev/null; then
-      echo "apiserver $EPOCHREALTIME" >>"$ev"
-      return 0
+    if [ -s "$d/admin.key" ]; then
+      code=$(curl -s --max-time 1 --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
+        -o /dev/null -w '%{http_code}' "https://$ADDRESS:6443/readyz" 2>/dev/null) || true
+      if [ "$code" = 200 ] || { [ "$want" = serving ] && [ "${code:-000}" != 000 ]; }; then
+        [ "$want" = serving ] || echo "apiserver $EPOCHREALTIME" >>"$ev"
+        return 0
+      fi
     fi
     sleep 0.1
   done
-  echo "timeout apiserver" >>"$ev"
+  [ "$want" = serving ] || echo "timeout apiserver" >>"$ev"
   return 1
 }
 
@@ -187,9 +190,20 @@ watch_event() {
 }
 
 watch_cluster() { # EVENTS DEADLINE
-  wait_readyz "$1" "$2" || return 0
+  rm -f "$RUN"/tls/*
+  if ! wait_apiserver "$1" "$2" serving; then
+    echo "timeout apiserver" >>"$1"
+    return 0
+  fi
+  # The node can turn Ready before /readyz passes: its watch starts as soon
+  # as the API server answers, with super-admin.conf (system:masters, which
+  # needs no RBAC yet).
   watch_event "$1" "$2" node node_ready --kubeconfig "$SUPER_ADMIN" nodes \
     -o 'custom-columns=READY:.status.conditions[?(@.type=="Ready")].status' &
+  if ! wait_apiserver "$1" "$2" ready; then
+    wait
+    return 0
+  fi
   watch_event "$1" "$2" coredns all_ready --kubeconfig "$SUPER_ADMIN" deployments -n kube-system -l k8s-app=kube-dns \
     -o 'custom-columns=READY:.status.readyReplicas,WANT:.spec.replicas' &
   wait

@@ -51,10 +51,15 @@ func (e *Error) Unwrap() error { return e.Err }
 // before their children.
 func Names(list []Phase) []string {
 	var out []string
+	seen := map[string]bool{}
 	var walk func(prefix string, ps []Phase)
 	walk = func(prefix string, ps []Phase) {
 		for _, p := range ps {
-			out = append(out, prefix+p.Name)
+			// A group may come twice (control-plane): one name.
+			if !seen[prefix+p.Name] {
+				seen[prefix+p.Name] = true
+				out = append(out, prefix+p.Name)
+			}
 			walk(prefix+p.Name+"/", p.Children)
 		}
 	}
@@ -95,6 +100,26 @@ func Check(list []Phase, flag string, names ...string) error {
 	all := Names(list)
 	sort.Strings(all)
 	return fmt.Errorf("%s: unknown phase %s; phases are: %s", flag, strings.Join(bad, ", "), strings.Join(all, ", "))
+}
+
+// Merged returns list with the parts of a group that comes more than once
+// joined at its first place, for a tree of commands with one per name.
+func Merged(list []Phase) []Phase {
+	var out []Phase
+	at := map[string]int{}
+	for _, p := range list {
+		if i, ok := at[p.Name]; ok {
+			out[i].Children = append(out[i].Children, p.Children...)
+			continue
+		}
+		at[p.Name] = len(out)
+		p.Children = append([]Phase(nil), p.Children...)
+		out = append(out, p)
+	}
+	for i := range out {
+		out[i].Children = Merged(out[i].Children)
+	}
+	return out
 }
 
 // Execute runs the selected phases in order, reporting each one. It stops at

@@ -62,6 +62,43 @@ func TestExecuteAllSkipAndOnly(t *testing.T) {
 	}
 }
 
+// A group listed twice (init's control-plane, before and after wait) is one
+// name: selecting or skipping it covers both parts, in list order.
+func TestExecuteGroupInTwoParts(t *testing.T) {
+	var ran []string
+	list := []Phase{
+		{Name: "control-plane", Children: []Phase{{Name: "apiserver", Run: recorder(&ran, "control-plane/apiserver", nil)}}},
+		{Name: "wait", Run: recorder(&ran, "wait", nil)},
+		{Name: "control-plane", Children: []Phase{{Name: "scheduler", Run: recorder(&ran, "control-plane/scheduler", nil)}}},
+	}
+	if got := strings.Join(Names(list), " "); got != "control-plane control-plane/apiserver wait control-plane/scheduler" {
+		t.Errorf("Names = %q", got)
+	}
+	if got := strings.Join(Names(Merged(list)), " "); got != "control-plane control-plane/apiserver control-plane/scheduler wait" {
+		t.Errorf("Names(Merged) = %q", got)
+	}
+	if len(list[0].Children) != 1 {
+		t.Errorf("Merged changed its argument: %+v", list[0])
+	}
+	for _, tc := range []struct {
+		opt  Options
+		want string
+	}{
+		{Options{}, "control-plane/apiserver wait control-plane/scheduler"},
+		{Options{Only: "control-plane"}, "control-plane/apiserver control-plane/scheduler"},
+		{Options{Only: "control-plane/scheduler"}, "control-plane/scheduler"},
+		{Options{Skip: []string{"control-plane"}}, "wait"},
+	} {
+		ran = nil
+		if err := Execute(context.Background(), list, testData(), tc.opt); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(ran, " "); got != tc.want {
+			t.Errorf("%+v ran %q, want %q", tc.opt, got, tc.want)
+		}
+	}
+}
+
 func TestExecuteStopsAtFailureNamingPhaseAndHost(t *testing.T) {
 	var ran []string
 	err := Execute(context.Background(), testList(&ran, "control-plane/apiserver"), testData(), Options{})

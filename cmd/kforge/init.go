@@ -80,7 +80,7 @@ func newPhaseCommands(g *globalOptions, o *cluster.InitOptions) *cobra.Command {
 			cmd.AddCommand(sub)
 		}
 	}
-	add(parent, "", phases.Init())
+	add(parent, "", phases.Merged(phases.Init()))
 	parent.Long = "Run one phase of init:\n\n" + strings.TrimRight(phases.Tree(phases.Init()), "\n")
 	return parent
 }
