@@ -120,26 +120,11 @@ func (c *Client) WaitNode(ctx context.Context, name string, timeout time.Duratio
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// The watch lasts as long as ctx allows; the per-request timeout of
-	// c.Config would cut it every RequestTimeout.
-	cfg := rest.CopyConfig(c.Config)
-	cfg.Timeout = 0
-	kc, err := kubernetes.NewForConfig(cfg)
+	kc, err := c.watchClient()
 	if err != nil {
-		return fmt.Errorf("client for %s: %w", cfg.Host, err)
+		return err
 	}
-	nodes := kc.CoreV1().Nodes()
-	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return nodes.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return nodes.Watch(ctx, o)
-		},
-	}
+	lw := fieldListWatch(kc.CoreV1().Nodes(), fields.OneTermEqualSelector("metadata.name", name).String())
 	last := "the node has not registered (no Node object yet; is the kubelet running?)"
 	_, err = watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {
 		n, ok := ev.Object.(*corev1.Node)
@@ -161,6 +146,39 @@ func (c *Client) WaitNode(ctx context.Context, name string, timeout time.Duratio
 		return fmt.Errorf("watch node %s on %s: %w", name, c.Server(), err)
 	}
 	return &WaitError{What: "node " + name, Waited: time.Since(start), Last: last, Err: ctx.Err()}
+}
+
+// watchClient is a clientset for watches: they last as long as their
+// context allows, where the per-request timeout of c.Config would cut them.
+func (c *Client) watchClient() (kubernetes.Interface, error) {
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Timeout = 0
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client for %s: %w", cfg.Host, err)
+	}
+	return kc, nil
+}
+
+// lister is a typed client's List and Watch.
+type lister[L runtime.Object] interface {
+	List(context.Context, metav1.ListOptions) (L, error)
+	Watch(context.Context, metav1.ListOptions) (watch.Interface, error)
+}
+
+// fieldListWatch lists and watches api's objects that match a field
+// selector.
+func fieldListWatch[L runtime.Object](api lister[L], fieldSelector string) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = fieldSelector
+			return api.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = fieldSelector
+			return api.Watch(ctx, o)
+		},
+	}
 }
 
 // NodeReady reports whether n's Ready condition is True, and describes the

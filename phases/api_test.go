@@ -20,6 +20,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -123,6 +124,42 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 			if !node.stuck && waited > kubeletGrace {
 				t.Errorf("%s: a Ready node took %s", node.name, waited)
 			}
+		}
+	})
+
+	t.Run("control-plane-check", func(t *testing.T) {
+		// The harness's controller manager and scheduler renew their leases.
+		if err := d.checkControlPlane(ctx, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// A lease whose holder is gone is not renewed.
+		leases := super.CoordinationV1().Leases("kube-system")
+		holder, now := "gone", metav1.NewMicroTime(time.Now())
+		dead, err := leases.Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: "kforge-test-dead"},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, AcquireTime: &now, RenewTime: &now},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cp.Client(t, "admin")
+		left, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead", "kube-scheduler"}, 3*time.Second)
+		if err == nil || !slices.Equal(left, []string{"kforge-test-dead"}) || !strings.Contains(err.Error(), "kforge-test-dead: held by gone, not renewed since") {
+			t.Errorf("a dead holder: left %q, %v", left, err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead"}, 30*time.Second)
+			done <- err
+		}()
+		time.Sleep(200 * time.Millisecond)
+		later := metav1.NewMicroTime(time.Now())
+		dead.Spec.RenewTime = &later
+		if _, err := leases.Update(ctx, dead, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("a renewed lease: %v", err)
 		}
 	})
 

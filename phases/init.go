@@ -28,6 +28,7 @@ func Init() []Phase {
 		{Name: "bootstrap-token", Short: "Create the join token, cluster-info and the RBAC for TLS bootstrap", Run: bootstrapToken, API: true},
 		{Name: "addons", Short: "Apply kube-proxy, CoreDNS and, with more than one node, kube-router", Run: addons, API: true},
 		{Name: "mark-control-plane", Short: "Label the node; taint it NoSchedule unless it runs workloads", Run: markControlPlane, API: true},
+		{Name: "control-plane-check", Short: "Wait for the controller manager and the scheduler to hold their leader leases", Run: controlPlaneCheck, API: true},
 		{Name: "node-ready", Short: "Wait for the node to be Ready with the pod network running", Run: nodeReady, API: true},
 	}
 }

@@ -45,7 +45,7 @@ const (
 	systemCACertsDir          = "/etc/ssl/certs"
 	hostPathDirectoryOrCreate = "DirectoryOrCreate"
 	hostPathFileOrCreate      = "FileOrCreate"
-	startupProbePeriod        = 10 * time.Second
+	startupProbePeriod        = time.Second
 )
 
 // CACertDirCandidates are the host directories that /etc/ssl/certs may link
@@ -321,8 +321,10 @@ func (c ControlPlane) PKI(name string) string { return path.Join(c.PKIDir, name)
 // Kubeconfig joins a file name to KubeconfigDir.
 func (c ControlPlane) Kubeconfig(name string) string { return path.Join(c.KubeconfigDir, name) }
 
-// StartupFailureThreshold makes the startup probes (every 10s) cover
-// HealthCheckTimeout.
+// StartupFailureThreshold makes the startup probes cover HealthCheckTimeout.
+// They run every second from the container's start (kubeadm's wait 10 s,
+// then probe every 10 s), so that a component counts as started, and its
+// pod as Ready, within a second of answering.
 func (c ControlPlane) StartupFailureThreshold() int {
 	t := c.HealthCheckTimeout
 	if t <= 0 {

@@ -342,8 +342,11 @@ func TestControlPlaneManifestsParse(t *testing.T) {
 
 			for _, f := range files {
 				pod := parsePod(t, f)
-				if got, want := pod.Spec.Containers[0].StartupProbe.FailureThreshold, int32(c.HealthCheckTimeout.Seconds()/10); got != want {
+				if got, want := pod.Spec.Containers[0].StartupProbe.FailureThreshold, int32(c.HealthCheckTimeout.Seconds()); got != want {
 					t.Errorf("%s: startup failureThreshold %d, want %d for %s", f.Path, got, want, c.HealthCheckTimeout)
+				}
+				if p := pod.Spec.Containers[0].StartupProbe; p.PeriodSeconds != 1 || p.InitialDelaySeconds != 0 {
+					t.Errorf("%s: startup probe every %ds after %ds, want every second from the start", f.Path, p.PeriodSeconds, p.InitialDelaySeconds)
 				}
 			}
 		})
