@@ -19,9 +19,10 @@ import (
 // taken or renewed by a holder since the call began: the components that
 // hold them (the controller manager's and the scheduler's leader leases)
 // run and reach the API server. A lease held when the call begins counts
-// once its holder renews it, which a dead holder does not. It returns the
-// names not renewed at the end; on timeout the error is a *WaitError.
-func (c *Client) WaitLeasesRenewed(ctx context.Context, namespace string, names []string, timeout time.Duration) ([]string, error) {
+// once its holder renews it, which a dead holder does not, except for the
+// names in held, for which being held is enough. It returns the names not
+// renewed at the end; on timeout the error is a *WaitError.
+func (c *Client) WaitLeasesRenewed(ctx context.Context, namespace string, names, held []string, timeout time.Duration) ([]string, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -39,6 +40,8 @@ func (c *Client) WaitLeasesRenewed(ctx context.Context, namespace string, names 
 			state[n] = "not taken yet"
 		case err != nil:
 			return names, fmt.Errorf("lease %s/%s on %s: %w", namespace, n, c.Server(), err)
+		case slices.Contains(held, n) && holder(l) != "":
+			state[n] = ""
 		default:
 			before[n] = leaseStamp(l)
 			state[n] = "held by " + holder(l) + ", not renewed since " + before[n]

@@ -143,13 +143,13 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := cp.Client(t, "admin")
-		left, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead", "kube-scheduler"}, 3*time.Second)
+		left, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead", "kube-scheduler"}, nil, 3*time.Second)
 		if err == nil || !slices.Equal(left, []string{"kforge-test-dead"}) || !strings.Contains(err.Error(), "kforge-test-dead: held by gone, not renewed since") {
 			t.Errorf("a dead holder: left %q, %v", left, err)
 		}
 		done := make(chan error, 1)
 		go func() {
-			_, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead"}, 30*time.Second)
+			_, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead"}, nil, 30*time.Second)
 			done <- err
 		}()
 		time.Sleep(200 * time.Millisecond)
@@ -160,6 +160,11 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 		}
 		if err := <-done; err != nil {
 			t.Fatalf("a renewed lease: %v", err)
+		}
+		// Held is enough for a component whose manifest did not change.
+		start := time.Now()
+		if left, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead"}, []string{"kforge-test-dead"}, 30*time.Second); err != nil || time.Since(start) > time.Second {
+			t.Errorf("a held lease that need not be renewed: left %q, %v after %s", left, err, time.Since(start))
 		}
 	})
 

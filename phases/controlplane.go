@@ -19,7 +19,14 @@ func controlPlaneManifest(file string) func(context.Context, *Data) error {
 		}
 		for _, f := range files {
 			if path.Base(f.Path) == file {
-				return writeFiles(ctx, d, []templates.File{f})
+				changed, err := writeChanged(ctx, d, []templates.File{f})
+				if changed {
+					if d.wroteManifest == nil {
+						d.wroteManifest = map[string]bool{}
+					}
+					d.wroteManifest[file] = true
+				}
+				return err
 			}
 		}
 		return fmt.Errorf("no rendered manifest %s", file)

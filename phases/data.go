@@ -68,6 +68,8 @@ type Data struct {
 	Schedulable bool
 	// kforgeInstalled: kforge's binary is on the host for this run.
 	kforgeInstalled bool
+	// wroteManifest names the static pod manifests this run changed.
+	wroteManifest map[string]bool
 	// DNS is the host's resolver setup as pods see it.
 	DNS resolvers
 	// IgnorePreflight names preflight checks whose failure is only a
