@@ -113,7 +113,8 @@ stamp() {
 
 # ---------------------------------------------------------------------------
 # The watcher: /readyz with curl and the admin client certificate (polled
-# every 100 ms), then the node and CoreDNS with kubectl watches. It appends
+# every 100 ms); a kubectl watch on the node from the API server's first
+# answer, and one on CoreDNS once /readyz passes. It appends
 # "NAME EPOCH" lines to an events file, or "timeout NAME". Deadlines are in
 # microseconds since the epoch, ${EPOCHREALTIME/./}.
 

@@ -7,6 +7,9 @@ package kube
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/discovery"
@@ -108,3 +111,28 @@ func FromHost(ctx context.Context, h host.Host, path, server string) (*Client, e
 
 // Server is the URL the Client talks to.
 func (c *Client) Server() string { return c.Config.Host }
+
+// ServerTime is the API server's clock, from the Date header of its answer
+// to /version (one-second resolution), so that times the cluster records
+// can be compared without trusting this machine's clock.
+func (c *Client) ServerTime(ctx context.Context) (time.Time, error) {
+	hc, err := rest.HTTPClientFor(c.Config)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("client for %s: %w", c.Server(), err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.Config.Host, "/")+"/version", nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("API server %s: %w", c.Server(), err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	t, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("API server %s: no Date in its answer to /version: %w", c.Server(), err)
+	}
+	return t, nil
+}

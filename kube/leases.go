@@ -20,8 +20,9 @@ import (
 // hold them (the controller manager's and the scheduler's leader leases)
 // run and reach the API server. A lease held when the call begins counts
 // once its holder renews it, which a dead holder does not, except for the
-// names in held, for which being held is enough. It returns the names not
-// renewed at the end; on timeout the error is a *WaitError.
+// names in held, for which a holder that renewed it within its duration, by
+// the API server's clock, is enough. It returns the names not renewed at
+// the end; on timeout the error is a *WaitError.
 func (c *Client) WaitLeasesRenewed(ctx context.Context, namespace string, names, held []string, timeout time.Duration) ([]string, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -31,6 +32,12 @@ func (c *Client) WaitLeasesRenewed(ctx context.Context, namespace string, names,
 		return names, err
 	}
 	leases := kc.CoordinationV1().Leases(namespace)
+	var now time.Time
+	if len(held) > 0 {
+		if now, err = c.ServerTime(ctx); err != nil {
+			return names, err
+		}
+	}
 	before := map[string]string{}
 	state := map[string]string{}
 	for _, n := range names {
@@ -40,7 +47,7 @@ func (c *Client) WaitLeasesRenewed(ctx context.Context, namespace string, names,
 			state[n] = "not taken yet"
 		case err != nil:
 			return names, fmt.Errorf("lease %s/%s on %s: %w", namespace, n, c.Server(), err)
-		case slices.Contains(held, n) && holder(l) != "":
+		case slices.Contains(held, n) && holder(l) != "" && current(l, now):
 			state[n] = ""
 		default:
 			before[n] = leaseStamp(l)
@@ -79,6 +86,15 @@ func (c *Client) WaitLeasesRenewed(ctx context.Context, namespace string, names,
 	}
 	sort.Strings(last)
 	return rest, &WaitError{What: "leases " + strings.Join(rest, ", "), Waited: time.Since(start), Last: strings.Join(last, "; "), Err: ctx.Err()}
+}
+
+// current reports whether l was renewed within its duration before now
+// (with a second of slack for the Date header's resolution).
+func current(l *coordinationv1.Lease, now time.Time) bool {
+	if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		return false
+	}
+	return now.Sub(l.Spec.RenewTime.Time) < time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second+time.Second
 }
 
 func holder(l *coordinationv1.Lease) string {

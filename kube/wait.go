@@ -68,8 +68,10 @@ func (c *Client) WaitAPIServer(ctx context.Context, timeout time.Duration) error
 	}
 	rc := kc.Discovery().RESTClient()
 	var last string
-	tick := time.NewTicker(PollInterval)
-	defer tick.Stop()
+	// The next request goes PollInterval after the last one ended, not on
+	// a ticker: a slow answer does not bring the next one at once.
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	for {
 		attempt, stop := context.WithTimeout(ctx, 5*time.Second)
 		var code int
@@ -81,10 +83,11 @@ func (c *Client) WaitAPIServer(ctx context.Context, timeout time.Duration) error
 		if ctx.Err() == nil || last == "" {
 			last = readyzFailure(code, body, err)
 		}
+		pause.Reset(PollInterval)
 		select {
 		case <-ctx.Done():
 			return &WaitError{What: "API server " + c.Server() + " /readyz", Waited: time.Since(start), Last: last, Err: ctx.Err()}
-		case <-tick.C:
+		case <-pause.C:
 		}
 	}
 }

@@ -83,20 +83,31 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 
 	// A kubelet whose node is not Ready kubeletGrace after the API server
 	// is restarted once (here under systemd, on a fake host that shares
-	// admin.conf); one whose node is Ready at once is left alone.
+	// admin.conf); one whose node is Ready at once is left alone, and so is
+	// a kubelet kforge does not run (no unit), whose node is waited for.
 	t.Run("wait restarts a late kubelet", func(t *testing.T) {
 		conf, err := cp.Host.ReadFile(ctx, AdminConf)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, node := range []struct {
-			name    string
-			stuck   bool
-			restart bool
-		}{{"cp-late", true, true}, {"cp-prompt", false, false}} {
+			name           string
+			stuck, unit    bool
+			restart        bool
+			readyAfterward time.Duration
+		}{
+			{name: "cp-late", stuck: true, unit: true, restart: true},
+			{name: "cp-prompt", unit: true},
+			{name: "cp-foreign", stuck: true, readyAfterward: kubeletGrace + time.Second},
+		} {
 			h := fake.New(node.name)
 			if err := h.WriteFile(ctx, AdminConf, conf, 0o600); err != nil {
 				t.Fatal(err)
+			}
+			if node.unit {
+				if err := h.WriteFile(ctx, KubeletUnitPath, []byte("[Unit]\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			h.On(fake.Answer{}, "systemctl")
 			h.OnFunc(func(host.Cmd) fake.Answer {
@@ -109,6 +120,12 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 			}
 			late.Facts.Systemd = true
 			registerNode(ctx, t, super, node.name, map[bool]corev1.ConditionStatus{true: corev1.ConditionFalse, false: corev1.ConditionTrue}[node.stuck])
+			if node.readyAfterward > 0 {
+				go func() {
+					time.Sleep(node.readyAfterward)
+					registerNode(ctx, t, super, node.name, corev1.ConditionTrue)
+				}()
+			}
 			start := time.Now()
 			if err := late.waitAPIAndNode(ctx, cp.Server, 30*time.Second, 30*time.Second); err != nil {
 				t.Fatalf("%s: %v", node.name, err)
@@ -119,7 +136,7 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 				t.Errorf("%s: kubelet restarted %v, want %v; calls %q", node.name, restarted, node.restart, h.Calls())
 			}
 			if node.stuck && waited < kubeletGrace {
-				t.Errorf("%s: restarted after %s, before the grace of %s", node.name, waited, kubeletGrace)
+				t.Errorf("%s: done after %s, before the grace of %s", node.name, waited, kubeletGrace)
 			}
 			if !node.stuck && waited > kubeletGrace {
 				t.Errorf("%s: a Ready node took %s", node.name, waited)
@@ -128,43 +145,71 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 	})
 
 	t.Run("control-plane-check", func(t *testing.T) {
-		// The harness's controller manager and scheduler renew their leases.
+		// The harness's controller manager and scheduler renew their leases:
+		// with their manifests written in this run, the check waits for that.
+		d.wroteManifest = map[string]bool{"kube-controller-manager.yaml": true, "kube-scheduler.yaml": true}
 		if err := d.checkControlPlane(ctx, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
+		d.wroteManifest = nil
 		// A lease whose holder is gone is not renewed.
 		leases := super.CoordinationV1().Leases("kube-system")
-		holder, now := "gone", metav1.NewMicroTime(time.Now())
-		dead, err := leases.Create(ctx, &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: "kforge-test-dead"},
-			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, AcquireTime: &now, RenewTime: &now},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
+		holder, now, duration := "gone", metav1.NewMicroTime(time.Now()), int32(15)
+		lease := func(name string, renewed time.Time) *coordinationv1.Lease {
+			at := metav1.NewMicroTime(renewed)
+			l, err := leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, AcquireTime: &now, RenewTime: &at, LeaseDurationSeconds: &duration},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
 		}
+		dead := lease("kforge-test-dead", time.Now())
+		stale := lease("kforge-test-stale", time.Now().Add(-time.Minute))
 		c := cp.Client(t, "admin")
 		left, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead", "kube-scheduler"}, nil, 3*time.Second)
 		if err == nil || !slices.Equal(left, []string{"kforge-test-dead"}) || !strings.Contains(err.Error(), "kforge-test-dead: held by gone, not renewed since") {
 			t.Errorf("a dead holder: left %q, %v", left, err)
 		}
+		// Renewed every 100 ms until the wait sees it.
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead"}, nil, 30*time.Second)
 			done <- err
 		}()
-		time.Sleep(200 * time.Millisecond)
-		later := metav1.NewMicroTime(time.Now())
-		dead.Spec.RenewTime = &later
-		if _, err := leases.Update(ctx, dead, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
+		renew := time.NewTicker(100 * time.Millisecond)
+		defer renew.Stop()
+		seen := false
+		for i := 0; i < 300 && !seen; i++ {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("a renewed lease: %v", err)
+				}
+				seen = true
+				continue
+			case <-renew.C:
+			}
+			later := metav1.NewMicroTime(time.Now())
+			dead.Spec.RenewTime = &later
+			if dead, err = leases.Update(ctx, dead, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := <-done; err != nil {
-			t.Fatalf("a renewed lease: %v", err)
+		if !seen {
+			t.Fatal("a lease renewed every 100 ms for 30 s was not seen renewed")
 		}
-		// Held is enough for a component whose manifest did not change.
+		// Held is enough for a component whose manifest did not change, as
+		// long as it was renewed within its duration; a stale one is not.
 		start := time.Now()
 		if left, err := c.WaitLeasesRenewed(ctx, "kube-system", []string{"kforge-test-dead"}, []string{"kforge-test-dead"}, 30*time.Second); err != nil || time.Since(start) > time.Second {
 			t.Errorf("a held lease that need not be renewed: left %q, %v after %s", left, err, time.Since(start))
+		}
+		left, err = c.WaitLeasesRenewed(ctx, "kube-system", []string{stale.Name}, []string{stale.Name}, 2*time.Second)
+		if err == nil || !slices.Equal(left, []string{stale.Name}) {
+			t.Errorf("a lease not renewed for a minute passed as held: left %q, %v", left, err)
 		}
 	})
 

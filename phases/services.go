@@ -136,7 +136,7 @@ func (d *Data) installKforge(ctx context.Context) error {
 	if err := d.Host.Upload(ctx, d.KforgeBinary, KforgeOnHost, 0o755); err != nil {
 		return err
 	}
-	// Once per run: the upload hashes both copies to skip identical ones.
+	// Once per run: the upload reads both copies to skip identical ones.
 	d.kforgeInstalled = true
 	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/supervisor"
 )
 
 // How long init waits for the control plane and for the node, as kubeadm's
@@ -17,10 +19,11 @@ const (
 
 // waitControlPlane waits until this node's API server answers /readyz
 // (polled every 50 ms) and then until the node has registered and is
-// Ready (watched). It changes nothing on the host; in the cluster it binds
-// admin.conf's group to cluster-admin, which later phases need. A timeout
-// says what was last seen and adds the last lines of the logs of etcd and
-// the API server, or of the kubelet.
+// Ready (watched). On the host it only restarts a kubelet kforge runs whose
+// node is late (see kubeletGrace); in the cluster it binds admin.conf's
+// group to cluster-admin, which later phases need. A timeout says what was
+// last seen and adds the last lines of the logs of etcd and the API server,
+// or of the kubelet.
 func waitControlPlane(ctx context.Context, d *Data) error {
 	return d.waitAPIAndNode(ctx, d.LocalAPIServer(), APIServerWaitTimeout, NodeReadyWaitTimeout)
 }
@@ -53,31 +56,23 @@ func (d *Data) waitAPIAndNode(ctx context.Context, server string, apiTimeout, no
 		// when the node is not registered within about 2 s of the API
 		// server answering: a slow start leaves the node NotReady for half
 		// a minute. A new kubelet does both at once.
-		d.Out.Logf("node %s not %s %s after the API server (%v); restarting the kubelet, whose retries back off while the API server starts", d.NodeName, what, kubeletGrace, late.Last)
-		if err := d.restartKubelet(ctx); err != nil {
-			return err
+		restarted, rerr := d.restartKubelet(ctx)
+		switch {
+		case rerr != nil:
+			d.Out.Infof("  ! node %s not %s %s after the API server (%s); restarting the kubelet failed, waiting on: %v", d.NodeName, what, kubeletGrace, late.Last, rerr)
+		case restarted:
+			d.Out.Logf("node %s not %s %s after the API server (%s); restarted the kubelet, whose retries back off while the API server starts", d.NodeName, what, kubeletGrace, late.Last)
 		}
 		err = c.WaitNode(ctx, d.NodeName, nodeTimeout-kubeletGrace, done)
+		if errors.As(err, &late) {
+			late.Waited = time.Since(start)
+		}
 	}
 	if err != nil {
 		return d.diagnose(ctx, err, "kubelet")
 	}
 	d.Out.Logf("node %s %s after %s", d.NodeName, what, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// kubeletGrace is how long after the API server is ready the wait phase
-// waits for its node before it restarts the kubelet once; the node
-// registers as soon as the API server answers when nothing went wrong.
-const kubeletGrace = 3 * time.Second
-
-// restartKubelet restarts this host's kubelet with its current files.
-func (d *Data) restartKubelet(ctx context.Context) error {
-	k, _, err := d.renderKubelet()
-	if err != nil {
-		return err
-	}
-	return d.restartService(ctx, kubeletService(k))
 }
 
 // nodeReady waits until the node is Ready: at once with the bridge
@@ -92,4 +87,27 @@ func nodeReady(ctx context.Context, d *Data) error {
 		return d.diagnose(ctx, err, "kubelet")
 	}
 	return nil
+}
+
+// kubeletGrace is how long after the API server is ready the wait phase
+// waits for its node before it restarts the kubelet once; the node
+// registers as soon as the API server answers when nothing went wrong.
+const kubeletGrace = 3 * time.Second
+
+// restartKubelet restarts this host's kubelet with its current files when
+// kforge runs it (its systemd unit or its supervisor service file is
+// there); it reports whether it did.
+func (d *Data) restartKubelet(ctx context.Context) (bool, error) {
+	k, _, err := d.renderKubelet()
+	if err != nil {
+		return false, err
+	}
+	mine := supervisor.ServiceFile(SupervisorDir, "kubelet")
+	if d.Facts.Systemd {
+		mine = KubeletUnitPath
+	}
+	if ok, err := host.Exists(ctx, d.Host, mine); err != nil || !ok {
+		return false, err
+	}
+	return true, d.restartService(ctx, kubeletService(k))
 }

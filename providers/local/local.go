@@ -203,7 +203,8 @@ func sameContent(a, b string) (bool, error) {
 	defer fb.Close()
 	// Both are on this machine: comparing the bytes reads each once and
 	// stops at the first difference, faster than hashing both.
-	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
+	n := min(sa.Size(), 1<<20) + 1 // +1: the read that finds the end
+	ba, bb := make([]byte, n), make([]byte, n)
 	for {
 		na, erra := io.ReadFull(fa, ba)
 		nb, errb := io.ReadFull(fb, bb)
