@@ -68,7 +68,7 @@ run() {
 module_file() {
   local json
   json="$(go mod download -json "$1@$2")" || die "cannot download $1@$2: $json"
-  if printf '%s' "$json" | grep -q '"Error"'; then
+  if printf '%s' "$json" | grep '"Error"' >/dev/null; then
     die "cannot download $1@$2: $(printf '%s' "$json" | grep '"Error"')"
   fi
   printf '%s\n' "$json" | sed -n "s/^[[:space:]]*\"$3\": \"\\(.*\\)\",\\{0,1\\}\$/\\1/p"

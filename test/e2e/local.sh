@@ -77,7 +77,7 @@ check_workload() {
   archive=$(ls "${KFORGE_CACHE:-$HOME/.cache/kforge}"/staging/*/images/kforge.dev_echo_v1.tar | head -1)
   ctr -n k8s.io images rm kforge.dev/echo:v1 >/dev/null
   "$KFORGE" images load "$archive" --local >/dev/null || fail "kforge images load"
-  ctr -n k8s.io images ls -q | grep -qx kforge.dev/echo:v1 || fail "images load did not import kforge.dev/echo:v1"
+  ctr -n k8s.io images ls -q | grep -x kforge.dev/echo:v1 >/dev/null || fail "images load did not import kforge.dev/echo:v1"
   echo "kforge images load imported kforge.dev/echo:v1"
   k create namespace "$NS" >/dev/null
   k -n "$NS" apply -f test/e2e/web.yaml >/dev/null
@@ -98,7 +98,7 @@ check_workload() {
   local exec_out
   exec_out=$(k -n "$NS" exec deploy/web -- /echo get "http://web/healthz") || fail "kubectl exec"
   [ "$exec_out" = ok ] || fail "kubectl exec printed $exec_out"
-  k -n "$NS" logs deploy/web | grep -q "serving on" || fail "kubectl logs shows no 'serving on'"
+  k -n "$NS" logs deploy/web | grep "serving on" >/dev/null || fail "kubectl logs shows no 'serving on'"
   echo "kubectl exec and logs work"
 }
 
@@ -124,7 +124,7 @@ check_reset() {
   done
   ss -Hltn | awk '{print $4}' | grep -E ':(6443|2379|2380|10250)$' && fail "reset left a listener"
   ip link show cni0 >/dev/null 2>&1 && fail "reset left cni0"
-  iptables-save | grep -q 'KUBE-' && fail "reset left KUBE- iptables chains"
+  iptables-save | grep 'KUBE-' >/dev/null && fail "reset left KUBE- iptables chains"
   pgrep -x kubelet >/dev/null && fail "reset left a kubelet running"
   grep -q 'name: kforge' "$KUBECONFIG" && fail "reset left the kforge context"
   echo "reset left a clean machine"

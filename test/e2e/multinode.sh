@@ -45,9 +45,9 @@ set -e
 INIT_SECONDS=$(since "$start")
 grep -v '^\[172\.30\.0\.[0-9]*\] [IEW][0-9]' "$STATE/init1.log" | tail -25
 [ "$rc" != 0 ] || fail "init reported success with machine 4 down"
-grep -A6 '^Workers:' "$STATE/init1.log" | grep -q '172.30.0.14 .*FAILED' || fail "the summary does not report machine 4"
+grep -A6 '^Workers:' "$STATE/init1.log" | grep '172.30.0.14 .*FAILED' >/dev/null || fail "the summary does not report machine 4"
 for m in 12 13; do
-  grep -A6 '^Workers:' "$STATE/init1.log" | grep -q "172.30.0.$m .*joined" || fail "172.30.0.$m did not join"
+  grep -A6 '^Workers:' "$STATE/init1.log" | grep "172.30.0.$m .*joined" >/dev/null || fail "172.30.0.$m did not join"
 done
 JOIN2=$(grep -A6 '^Workers:' "$STATE/init1.log" | awk '/joined/ {print $NF}' | sort | tail -1)
 
@@ -110,7 +110,7 @@ if out=$(on 4 timeout 60 /var/lib/kforge/bin/kforge join "$endpoint" --token "$t
 fi
 WRONG_SECONDS=$(since "$start")
 echo "$out" | tail -3
-echo "$out" | grep -qi 'hash' || fail "the error does not name the CA hash"
+echo "$out" | grep -i 'hash' >/dev/null || fail "the error does not name the CA hash"
 awk -v s="$WRONG_SECONDS" 'BEGIN{exit !(s < 15)}' || fail "wrong-hash join took ${WRONG_SECONDS}s"
 left=$(on 4 'ls /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /var/lib/kubelet/config.yaml 2>/dev/null; pgrep -x kubelet' || true)
 [ -z "$left" ] || fail "the failed join left: $left"
@@ -120,7 +120,7 @@ start=$(now)
 "$KFORGE" init -f "$CLUSTER" --bundle "$BUNDLE" --kubeconfig-out "$KUBECONFIG" >"$STATE/init2.log" 2>&1 || { tail -30 "$STATE/init2.log"; fail "second init"; }
 REINIT_SECONDS=$(since "$start")
 grep -A6 '^Workers:' "$STATE/init2.log"
-grep -A6 '^Workers:' "$STATE/init2.log" | grep -q '172.30.0.12 .*already joined' || fail "machine 2 was not skipped"
+grep -A6 '^Workers:' "$STATE/init2.log" | grep '172.30.0.12 .*already joined' >/dev/null || fail "machine 2 was not skipped"
 JOIN1=$(grep -A6 '^Workers:' "$STATE/init2.log" | awk '/172.30.0.14 .*joined/ {print $NF}')
 [ -n "$JOIN1" ] || fail "machine 4 did not join"
 k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "4 nodes not Ready"
