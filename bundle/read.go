@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+
+	"kforge.dev/kforge/images"
 )
 
 // manifestSumName is the entry after manifest.json that holds its sha256
@@ -167,7 +169,7 @@ func Walk(ctx context.Context, path string, fn func(Entry, io.Reader) error) (Ma
 		}
 		seen[hdr.Name] = true
 		h := sha256.New()
-		r := io.TeeReader(ctxReader{ctx, tr}, h)
+		r := io.TeeReader(images.ContextReader(ctx, tr), h)
 		if fn != nil {
 			if err := fn(e, r); err != nil {
 				return m, &EntryError{path, e.Path, err}
@@ -203,17 +205,4 @@ func Walk(ctx context.Context, path string, fn func(Entry, io.Reader) error) (Ma
 func Verify(path string) error {
 	_, err := Walk(context.Background(), path, nil)
 	return err
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

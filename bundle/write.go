@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"kforge.dev/kforge/images"
 )
 
 // write writes the bundle, zstd-compressed: manifest.json, its checksum,
@@ -98,7 +100,7 @@ func copyEntry(ctx context.Context, tw *tar.Writer, e Entry, src string, progres
 		return fmt.Errorf("%s: %w", e.Path, err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tw, h, progress), io.LimitReader(ctxReader{ctx, in}, e.Size))
+	n, err := io.Copy(io.MultiWriter(tw, h, progress), io.LimitReader(images.ContextReader(ctx, in), e.Size))
 	if err != nil {
 		return fmt.Errorf("%s: copying %s: %w", e.Path, src, err)
 	}

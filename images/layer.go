@@ -115,6 +115,9 @@ func copyFile(ctx context.Context, tw *tar.Writer, f File, name string) error {
 	return nil
 }
 
+// ContextReader reads from r until ctx is done.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 // ctxReader stops reading once ctx is done.
 type ctxReader struct {
 	ctx context.Context

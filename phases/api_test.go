@@ -123,7 +123,9 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 			if node.readyAfterward > 0 {
 				go func() {
 					time.Sleep(node.readyAfterward)
-					registerNode(ctx, t, super, node.name, corev1.ConditionTrue)
+					if err := setNodeReady(ctx, super, node.name, corev1.ConditionTrue); err != nil {
+						t.Error(err)
+					}
 				}()
 			}
 			start := time.Now()
@@ -468,6 +470,14 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 // Ready condition.
 func registerNode(ctx context.Context, t *testing.T, c kubernetes.Interface, name string, ready corev1.ConditionStatus) {
 	t.Helper()
+	if err := setNodeReady(ctx, c, name, ready); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setNodeReady creates the Node called name if needed and sets its Ready
+// condition, as a kubelet does.
+func setNodeReady(ctx context.Context, c kubernetes.Interface, name string, ready corev1.ConditionStatus) error {
 	reason, msg := "KubeletReady", "kubelet is posting ready status"
 	if ready != corev1.ConditionTrue {
 		reason, msg = "KubeletNotReady", "container runtime network not ready: cni plugin not initialized"
@@ -487,9 +497,7 @@ func registerNode(ctx context.Context, t *testing.T, c kubernetes.Interface, nam
 		_, err = c.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return err
 }
 
 // canI asks the API server whether a user in a group may do something.

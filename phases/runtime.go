@@ -138,9 +138,3 @@ func writeChanged(ctx context.Context, d *Data, files []templates.File) (bool, e
 	}
 	return changed, nil
 }
-
-// writeFiles writes rendered files through the host.
-func writeFiles(ctx context.Context, d *Data, files []templates.File) error {
-	_, err := writeChanged(ctx, d, files)
-	return err
-}
