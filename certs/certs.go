@@ -12,6 +12,8 @@ import (
 	"time"
 
 	cflog "github.com/cloudflare/cfssl/log"
+
+	"kforge.dev/kforge/layout"
 )
 
 // Key algorithms.
@@ -22,8 +24,6 @@ const (
 
 // Defaults, as kubeadm's.
 const (
-	DefaultDir           = "/etc/kubernetes/pki"
-	DefaultDNSDomain     = "cluster.local"
 	DefaultServiceSubnet = "10.96.0.0/12"
 	DefaultCAValidity    = 10 * 365 * 24 * time.Hour
 	DefaultValidity      = 365 * 24 * time.Hour
@@ -46,12 +46,12 @@ func init() {
 
 // Spec is what the PKI is made for.
 type Spec struct {
-	// Dir is the PKI directory on the host; DefaultDir when empty.
+	// Dir is the PKI directory on the host; layout.PKIDir when empty.
 	Dir string
 	// NodeName is the control-plane node's name (CN of the etcd serving
 	// certificates, a SAN of the API server's).
 	NodeName string
-	// DNSDomain is the cluster's DNS domain; DefaultDNSDomain when empty.
+	// DNSDomain is the cluster's DNS domain; layout.DNSDomain when empty.
 	DNSDomain string
 	// AdvertiseAddress is the IP the API server and etcd listen on.
 	AdvertiseAddress net.IP
@@ -75,10 +75,10 @@ type Spec struct {
 // WithDefaults returns s with every empty field set to its default.
 func (s Spec) WithDefaults() Spec {
 	if s.Dir == "" {
-		s.Dir = DefaultDir
+		s.Dir = layout.PKIDir
 	}
 	if s.DNSDomain == "" {
-		s.DNSDomain = DefaultDNSDomain
+		s.DNSDomain = layout.DNSDomain
 	}
 	if s.ServiceSubnet == "" {
 		s.ServiceSubnet = DefaultServiceSubnet

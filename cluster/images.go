@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"kforge.dev/kforge/config"
-	"kforge.dev/kforge/phases"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/providers/ssh"
 	"kforge.dev/kforge/reporter"
 )
@@ -45,7 +45,7 @@ func ImagesLoad(ctx context.Context, o ImagesLoadOptions) error {
 	defer pool.Close()
 	o.Connect.Pool = pool
 	var mu sync.Mutex
-	dst := path.Join(phases.KforgeStateDir, "images", "load-"+filepath.Base(o.Archive))
+	dst := path.Join(layout.StateDir, "images", "load-"+filepath.Base(o.Archive))
 	results := forEachHost(ctx, hosts, o.Parallel, func(ctx context.Context, n config.Host) HostResult {
 		h, err := Connect(ctx, n, o.Connect)
 		if err != nil {
@@ -55,7 +55,7 @@ func ImagesLoad(ctx context.Context, o ImagesLoadOptions) error {
 		if err := h.Upload(ctx, o.Archive, dst, 0o600); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
-		argv := []string{"ctr", "--address", phases.ContainerdSocket, "-n", "k8s.io", "images", "import", "--all-platforms", dst}
+		argv := []string{"ctr", "--address", layout.ContainerdSocket, "-n", "k8s.io", "images", "import", "--all-platforms", dst}
 		if err := runPrefixed(ctx, h, o.Out.Writer(), &mu, argv); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}

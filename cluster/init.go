@@ -7,6 +7,7 @@ import (
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host/dryrun"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/phases"
 	"kforge.dev/kforge/providers/ssh"
 	"kforge.dev/kforge/reporter"
@@ -67,7 +68,7 @@ func Init(ctx context.Context, o InitOptions) error {
 // copyAdmin writes the control plane's admin.conf to a local file, 0600,
 // atomically.
 func copyAdmin(ctx context.Context, d *phases.Data, dst string) error {
-	b, err := d.Host.ReadFile(ctx, phases.KubernetesDir+"/admin.conf")
+	b, err := d.Host.ReadFile(ctx, layout.KubernetesDir+"/admin.conf")
 	if err != nil {
 		return err
 	}

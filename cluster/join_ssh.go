@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/phases"
 	"kforge.dev/kforge/providers/ssh"
 	"kforge.dev/kforge/reporter"
@@ -31,8 +32,8 @@ func JoinSSH(ctx context.Context, o JoinSSHOptions) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(phases.KubernetesDir + "/admin.conf"); err != nil {
-		return fmt.Errorf("kforge join --ssh runs on the control plane, which has %s/admin.conf: %w", phases.KubernetesDir, err)
+	if _, err := os.Stat(layout.KubernetesDir + "/admin.conf"); err != nil {
+		return fmt.Errorf("kforge join --ssh runs on the control plane, which has %s/admin.conf: %w", layout.KubernetesDir, err)
 	}
 	c := config.Default()
 	c.Hosts = append(c.Hosts, worker)

@@ -8,6 +8,7 @@ import (
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host/fake"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/phases"
 	"kforge.dev/kforge/reporter"
 )
@@ -71,8 +72,8 @@ func TestJoinFailedUndoesOnlyAFreshJoin(t *testing.T) {
 			h := fake.New("w1")
 			h.On(fake.Answer{})
 			ctx := context.Background()
-			h.WriteFile(ctx, phases.KubeletConf, []byte("x"), 0o600)
-			h.WriteFile(ctx, phases.CACertPath, []byte("x"), 0o644)
+			h.WriteFile(ctx, layout.KubeletConf, []byte("x"), 0o600)
+			h.WriteFile(ctx, layout.CACert, []byte("x"), 0o644)
 			j := tc.join
 			d := &phases.Data{Cluster: config.Default(), Host: h, Out: reporter.Discard(), NodeName: "w1", Join: &j}
 			err := joinFailed(ctx, JoinOptions{Phase: tc.phase, Out: reporter.Discard()}, d, failure)
@@ -83,7 +84,7 @@ func TestJoinFailedUndoesOnlyAFreshJoin(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.says) || (tc.notice != "") != strings.Contains(err.Error(), "kubectl delete node") {
 				t.Errorf("got %v, want it to say %q (and %q)", err, tc.says, tc.notice)
 			}
-			_, left := h.Files()[phases.KubeletConf]
+			_, left := h.Files()[layout.KubeletConf]
 			if left == tc.undone {
 				t.Errorf("undone %v, want %v; files left: %v", !left, tc.undone, h.Paths())
 			}

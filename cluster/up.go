@@ -9,7 +9,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"kforge.dev/kforge/phases"
+	"kforge.dev/kforge/layout"
 )
 
 // ContextName is the context `kforge up --local` adds to the user's
@@ -46,7 +46,7 @@ func Up(ctx context.Context, o UpOptions) error {
 	if o.DryRun || o.Phase != "" {
 		return nil
 	}
-	admin, err := d.Host.ReadFile(ctx, phases.KubernetesDir+"/admin.conf")
+	admin, err := d.Host.ReadFile(ctx, layout.KubernetesDir+"/admin.conf")
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func Up(ctx context.Context, o UpOptions) error {
 		return fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
 	o.Out.Total("kforge up finished")
-	o.Out.Infof("\nkubectl now uses the %q context in %s:\n  kubectl get nodes\n  kubectl get pods -A\nThe admin kubeconfig is %s/admin.conf. Remove everything with: kforge reset", ContextName, path, phases.KubernetesDir)
+	o.Out.Infof("\nkubectl now uses the %q context in %s:\n  kubectl get nodes\n  kubectl get pods -A\nThe admin kubeconfig is %s/admin.conf. Remove everything with: kforge reset", ContextName, path, layout.KubernetesDir)
 	return nil
 }
 

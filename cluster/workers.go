@@ -18,6 +18,7 @@ import (
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/phases"
 	"kforge.dev/kforge/reporter"
 )
@@ -26,7 +27,7 @@ import (
 const DefaultParallel = 5
 
 // BundlesOnHost is where kforge keeps uploaded bundles on a host.
-const BundlesOnHost = phases.KforgeStateDir + "/bundles"
+const BundlesOnHost = layout.StateDir + "/bundles"
 
 // HostResult is what happened on one host of a multi-host run.
 type HostResult struct {
@@ -39,7 +40,7 @@ type HostResult struct {
 // remoteKforge puts kforge itself (and the bundle, when there is one) on
 // h, skipping identical files, and returns the bundle's path there.
 func remoteKforge(ctx context.Context, h host.Host, self, bundle string) (string, error) {
-	if err := h.Upload(ctx, self, phases.KforgeOnHost, 0o755); err != nil {
+	if err := h.Upload(ctx, self, layout.KforgeBinary, 0o755); err != nil {
 		return "", fmt.Errorf("upload kforge: %w", err)
 	}
 	if bundle == "" {
@@ -157,7 +158,7 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		return err
 	}
 	args := strings.Fields(join)[2:] // after "kforge join"
-	admin, err := kube.FromHost(ctx, d.Host, phases.KubernetesDir+"/admin.conf", "")
+	admin, err := kube.FromHost(ctx, d.Host, layout.KubernetesDir+"/admin.conf", "")
 	if err != nil {
 		return err
 	}
@@ -187,7 +188,7 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		if err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
-		argv := append([]string{phases.KforgeOnHost, "join", "--plain"}, args...)
+		argv := append([]string{layout.KforgeBinary, "join", "--plain"}, args...)
 		argv = append(argv, "--node-name", name)
 		if n.NodeIP != "" {
 			argv = append(argv, "--node-ip", n.NodeIP)

@@ -2,6 +2,8 @@ package config
 
 import (
 	_ "embed"
+
+	"kforge.dev/kforge/layout"
 )
 
 // Defaults used when the file or flags leave a field empty.
@@ -9,9 +11,6 @@ const (
 	DefaultKubernetesVersion = "v1.35.4"
 	DefaultPodSubnet         = "10.244.0.0/16"
 	DefaultServiceSubnet     = "10.96.0.0/12"
-	DefaultDNSDomain         = "cluster.local"
-	DefaultClusterName       = "kubernetes"
-	DefaultAPIServerPort     = 6443
 	DefaultCAValidity        = "87600h"
 	DefaultValidity          = "8760h"
 	DefaultSSHPort           = 22
@@ -44,11 +43,11 @@ func (c *Cluster) ApplyDefaults() {
 			*p = v
 		}
 	}
-	set(&c.Name, DefaultClusterName)
+	set(&c.Name, layout.ClusterName)
 	set(&c.KubernetesVersion, DefaultKubernetesVersion)
 	set(&c.Networking.PodSubnet, DefaultPodSubnet)
 	set(&c.Networking.ServiceSubnet, DefaultServiceSubnet)
-	set(&c.Networking.DNSDomain, DefaultDNSDomain)
+	set(&c.Networking.DNSDomain, layout.DNSDomain)
 	set(&c.Certs.Algorithm, AlgorithmECDSAP256)
 	set(&c.Certs.CAValidity, DefaultCAValidity)
 	set(&c.Certs.Validity, DefaultValidity)

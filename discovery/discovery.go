@@ -35,6 +35,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"kforge.dev/kforge/layout"
 )
 
 // What can go wrong, each with a message of its own.
@@ -53,7 +55,6 @@ var (
 // Defaults of Options.
 const (
 	DefaultTimeout = 10 * time.Second
-	DefaultPort    = 6443
 	// attemptTimeout bounds one request.
 	attemptTimeout = 5 * time.Second
 	retryEvery     = 500 * time.Millisecond
@@ -191,7 +192,7 @@ func EndpointURL(endpoint string) (string, error) {
 	}
 	host, port, err := net.SplitHostPort(e)
 	if err != nil {
-		host, port = strings.Trim(e, "[]"), strconv.Itoa(DefaultPort)
+		host, port = strings.Trim(e, "[]"), strconv.Itoa(layout.APIServerPort)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || host == "" {
 		return "", fmt.Errorf("API server endpoint %q: want host:port, e.g. 10.0.0.5:6443", endpoint)

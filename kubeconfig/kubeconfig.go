@@ -13,13 +13,11 @@ import (
 	"time"
 
 	"kforge.dev/kforge/certs"
+	"kforge.dev/kforge/layout"
 )
 
 // Defaults, as kubeadm's.
 const (
-	DefaultDir         = "/etc/kubernetes"
-	DefaultClusterName = "kubernetes"
-	DefaultPort        = 6443
 	// Mode is the mode of every kubeconfig file: it holds a private key.
 	Mode = 0o600
 )
@@ -35,16 +33,16 @@ const (
 
 // Spec is what the kubeconfig files are made for.
 type Spec struct {
-	// Dir holds the kubeconfig files; DefaultDir when empty.
+	// Dir holds the kubeconfig files; layout.KubernetesDir when empty.
 	Dir string
-	// PKIDir holds ca.crt and ca.key; certs.DefaultDir when empty.
+	// PKIDir holds ca.crt and ca.key; layout.PKIDir when empty.
 	PKIDir string
-	// ClusterName names the cluster entry; DefaultClusterName when empty.
+	// ClusterName names the cluster entry; layout.ClusterName when empty.
 	ClusterName string
 	// NodeName is this node's name (the kubelet's identity).
 	NodeName string
 	// AdvertiseAddress and BindPort are the local API server's address;
-	// BindPort is DefaultPort when zero.
+	// BindPort is layout.APIServerPort when zero.
 	AdvertiseAddress net.IP
 	BindPort         int
 	// ControlPlaneEndpoint is host or host:port (the port defaults to
@@ -61,16 +59,16 @@ type Spec struct {
 // WithDefaults returns s with every empty field set to its default.
 func (s Spec) WithDefaults() Spec {
 	if s.Dir == "" {
-		s.Dir = DefaultDir
+		s.Dir = layout.KubernetesDir
 	}
 	if s.PKIDir == "" {
-		s.PKIDir = certs.DefaultDir
+		s.PKIDir = layout.PKIDir
 	}
 	if s.ClusterName == "" {
-		s.ClusterName = DefaultClusterName
+		s.ClusterName = layout.ClusterName
 	}
 	if s.BindPort == 0 {
-		s.BindPort = DefaultPort
+		s.BindPort = layout.APIServerPort
 	}
 	if s.Algorithm == "" {
 		s.Algorithm = certs.AlgorithmECDSAP256

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
 
@@ -71,7 +72,7 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 		Image:        imgs.KubeRouter,
 		APIServerURL: "https://" + d.Endpoint,
 		LibModules:   libModules,
-		CNIConfDir:   CNIConfDir,
+		CNIConfDir:   layout.CNIConfDir,
 	})
 	if err != nil {
 		return nil, err

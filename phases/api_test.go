@@ -10,13 +10,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"k8s.io/client-go/util/retry"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/util/retry"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -33,6 +34,7 @@ import (
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/host/fake"
 	"kforge.dev/kforge/internal/controlplanetest"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/reporter"
 	"kforge.dev/kforge/templates"
 )
@@ -86,7 +88,7 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 	// admin.conf); one whose node is Ready at once is left alone, and so is
 	// a kubelet kforge does not run (no unit), whose node is waited for.
 	t.Run("wait restarts a late kubelet", func(t *testing.T) {
-		conf, err := cp.Host.ReadFile(ctx, AdminConf)
+		conf, err := cp.Host.ReadFile(ctx, layout.AdminConf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,11 +103,11 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 			{name: "cp-foreign", stuck: true, readyAfterward: kubeletGrace + time.Second},
 		} {
 			h := fake.New(node.name)
-			if err := h.WriteFile(ctx, AdminConf, conf, 0o600); err != nil {
+			if err := h.WriteFile(ctx, layout.AdminConf, conf, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			if node.unit {
-				if err := h.WriteFile(ctx, KubeletUnitPath, []byte("[Unit]\n"), 0o644); err != nil {
+				if err := h.WriteFile(ctx, layout.KubeletUnit, []byte("[Unit]\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -266,7 +268,7 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 		if err := bootstrapToken(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		stored, err := cp.Host.ReadFile(ctx, BootstrapTokenPath)
+		stored, err := cp.Host.ReadFile(ctx, layout.BootstrapToken)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,8 +276,8 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 		if !regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`).MatchString(token) {
 			t.Fatalf("token %q", token)
 		}
-		if fi, err := cp.Host.Stat(ctx, BootstrapTokenPath); err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: %v %v, want mode 0600", BootstrapTokenPath, fi, err)
+		if fi, err := cp.Host.Stat(ctx, layout.BootstrapToken); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want mode 0600", layout.BootstrapToken, fi, err)
 		}
 		id, secret, _ := strings.Cut(token, ".")
 		s, err := super.CoreV1().Secrets("kube-system").Get(ctx, "bootstrap-token-"+id, metav1.GetOptions{})
@@ -296,7 +298,7 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 		if err := bootstrapToken(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		if again, _ := cp.Host.ReadFile(ctx, BootstrapTokenPath); strings.TrimSpace(string(again)) != token {
+		if again, _ := cp.Host.ReadFile(ctx, layout.BootstrapToken); strings.TrimSpace(string(again)) != token {
 			t.Errorf("a re-run replaced token %s with %s", token, again)
 		}
 		list, err := super.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "type=bootstrap.kubernetes.io/token"})
@@ -306,7 +308,7 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 
 		// The token authenticates as a joining node, which may get nodes
 		// and post CSRs.
-		tc := tokenClient(t, cp.Server, cp.Path(PKIDir+"/ca.crt"), token)
+		tc := tokenClient(t, cp.Server, cp.Path(layout.PKIDir+"/ca.crt"), token)
 		r, err := tc.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -338,7 +340,7 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 		canI(ctx, t, super, "system:node:cp2", NodesGroup, "create", "certificatesigningrequests/selfnodeclient", "", "", true)
 
 		// cluster-info: anonymous may read it; the bootstrapsigner signs it.
-		caPEM, err := cp.Host.ReadFile(ctx, PKIDir+"/ca.crt")
+		caPEM, err := cp.Host.ReadFile(ctx, layout.PKIDir+"/ca.crt")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +387,7 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 		if _, err := d2.ensureBootstrapToken(ctx, cp.Client(t, "admin")); err != nil {
 			t.Fatal(err)
 		}
-		if again, _ := cp.Host.ReadFile(ctx, BootstrapTokenPath); strings.TrimSpace(string(again)) == token {
+		if again, _ := cp.Host.ReadFile(ctx, layout.BootstrapToken); strings.TrimSpace(string(again)) == token {
 			t.Error("a token with 30 minutes left was reused")
 		}
 	})

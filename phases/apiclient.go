@@ -15,12 +15,7 @@ import (
 	"kforge.dev/kforge/certs"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
-)
-
-// Kubeconfig files the API phases use.
-const (
-	AdminConf      = KubernetesDir + "/admin.conf"
-	SuperAdminConf = KubernetesDir + "/super-admin.conf"
+	"kforge.dev/kforge/layout"
 )
 
 // ClusterAdminsBinding binds admin.conf's group to cluster-admin, as
@@ -31,7 +26,7 @@ const ClusterAdminsBinding = "kubeadm:cluster-admins"
 // kubeconfig's own server, the control-plane endpoint, when empty), after
 // making sure admin.conf's group is bound to cluster-admin.
 func (d *Data) adminClient(ctx context.Context, server string) (*kube.Client, error) {
-	c, err := kube.FromHost(ctx, d.Host, AdminConf, server)
+	c, err := kube.FromHost(ctx, d.Host, layout.AdminConf, server)
 	if err != nil {
 		return nil, err
 	}
@@ -56,15 +51,15 @@ func (d *Data) ensureClusterAdmins(ctx context.Context, admin *kube.Client, serv
 	case err == nil, apierrors.IsAlreadyExists(err):
 		return nil
 	case !apierrors.IsForbidden(err):
-		return fmt.Errorf("ClusterRoleBinding %s with %s: %w", ClusterAdminsBinding, AdminConf, err)
+		return fmt.Errorf("ClusterRoleBinding %s with %s: %w", ClusterAdminsBinding, layout.AdminConf, err)
 	}
-	super, err := kube.FromHost(ctx, d.Host, SuperAdminConf, server)
+	super, err := kube.FromHost(ctx, d.Host, layout.SuperAdminConf, server)
 	if err != nil {
 		return fmt.Errorf("admin.conf has no rights yet and super-admin.conf is needed to grant them: %w", err)
 	}
 	_, err = super.Kube.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("ClusterRoleBinding %s with %s: %w", ClusterAdminsBinding, SuperAdminConf, err)
+		return fmt.Errorf("ClusterRoleBinding %s with %s: %w", ClusterAdminsBinding, layout.SuperAdminConf, err)
 	}
 	d.Out.Logf("created ClusterRoleBinding %s for admin.conf's group %s", ClusterAdminsBinding, certs.ClusterAdminsGroup)
 	return nil

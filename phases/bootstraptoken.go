@@ -18,14 +18,12 @@ import (
 
 	"kforge.dev/kforge/certs"
 	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
 
 // Bootstrap tokens, as kubeadm makes them.
 const (
-	// BootstrapTokenPath keeps the token init made (0600), so that a re-run
-	// reuses it while it is valid and the join command can be printed.
-	BootstrapTokenPath = KforgeStateDir + "/bootstrap-token"
 	// BootstrapTokenTTL is how long a new token lasts.
 	BootstrapTokenTTL = 24 * time.Hour
 	// bootstrapTokenMinLeft is how long a stored token must still be valid
@@ -68,9 +66,9 @@ func bootstrapToken(ctx context.Context, d *Data) error {
 // one and stores it.
 func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string, error) {
 	secrets := c.Kube.CoreV1().Secrets(namespaceKubeSystem)
-	stored, err := d.Host.ReadFile(ctx, BootstrapTokenPath)
+	stored, err := d.Host.ReadFile(ctx, layout.BootstrapToken)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("%s on %s: %w", BootstrapTokenPath, d.Host.Name(), err)
+		return "", fmt.Errorf("%s on %s: %w", layout.BootstrapToken, d.Host.Name(), err)
 	}
 	if m := tokenPattern.FindStringSubmatch(strings.TrimSpace(string(stored))); m != nil {
 		s, err := secrets.Get(ctx, bootstrapTokenPrefix+m[1], metav1.GetOptions{})
@@ -108,7 +106,7 @@ func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string
 			return "", fmt.Errorf("bootstrap token %s: %w", id, err)
 		}
 		token := id + "." + secret
-		if err := d.Host.WriteFile(ctx, BootstrapTokenPath, []byte(token+"\n"), 0o600); err != nil {
+		if err := d.Host.WriteFile(ctx, layout.BootstrapToken, []byte(token+"\n"), 0o600); err != nil {
 			return "", err
 		}
 		d.Out.Logf("created bootstrap token %s (expires %s)", id, exp)
@@ -201,21 +199,21 @@ func (d *Data) clusterInfo(ctx context.Context, c *kube.Client) error {
 }
 
 func (d *Data) clusterInfoKubeconfig(ctx context.Context) ([]byte, error) {
-	data, err := d.Host.ReadFile(ctx, AdminConf)
+	data, err := d.Host.ReadFile(ctx, layout.AdminConf)
 	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", AdminConf, d.Host.Name(), err)
+		return nil, fmt.Errorf("%s on %s: %w", layout.AdminConf, d.Host.Name(), err)
 	}
 	admin, err := clientcmd.Load(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", AdminConf, err)
+		return nil, fmt.Errorf("%s: %w", layout.AdminConf, err)
 	}
 	kctx := admin.Contexts[admin.CurrentContext]
 	if kctx == nil || admin.Clusters[kctx.Cluster] == nil {
-		return nil, fmt.Errorf("%s: the current context has no cluster", AdminConf)
+		return nil, fmt.Errorf("%s: the current context has no cluster", layout.AdminConf)
 	}
 	cluster := admin.Clusters[kctx.Cluster]
 	if len(cluster.CertificateAuthorityData) == 0 {
-		return nil, fmt.Errorf("%s: the cluster has no inline CA", AdminConf)
+		return nil, fmt.Errorf("%s: the cluster has no inline CA", layout.AdminConf)
 	}
 	out := clientcmdapi.NewConfig()
 	out.Clusters[""] = &clientcmdapi.Cluster{Server: cluster.Server, CertificateAuthorityData: cluster.CertificateAuthorityData}
@@ -226,11 +224,11 @@ func (d *Data) clusterInfoKubeconfig(ctx context.Context) ([]byte, error) {
 // stored bootstrap token, pinning the cluster CA by the hash of its public
 // key.
 func (d *Data) JoinCommand(ctx context.Context) (string, error) {
-	token, err := d.Host.ReadFile(ctx, BootstrapTokenPath)
+	token, err := d.Host.ReadFile(ctx, layout.BootstrapToken)
 	if err != nil {
 		return "", fmt.Errorf("no bootstrap token on %s (%w): run `kforge init phase bootstrap-token`", d.Host.Name(), err)
 	}
-	ca, err := d.Host.ReadFile(ctx, PKIDir+"/ca.crt")
+	ca, err := d.Host.ReadFile(ctx, layout.PKIDir+"/ca.crt")
 	if err != nil {
 		return "", fmt.Errorf("cluster CA on %s: %w", d.Host.Name(), err)
 	}

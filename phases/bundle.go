@@ -20,15 +20,8 @@ import (
 	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/images"
+	"kforge.dev/kforge/layout"
 )
-
-// CNIBundleDir is where kforge installs the bundle's CNI plugins.
-const CNIBundleDir = "/opt/cni/bin"
-
-// ImportedStamp holds the sha256 of the image archive last imported into
-// containerd on a host. kforge reset keeps it, as it keeps containerd's
-// images: an init after a reset imports nothing.
-const ImportedStamp = KforgeStateDir + "/images.sha256"
 
 // loadBundle installs a kforge bundle on the host: it verifies every
 // checksum first (a corrupt bundle changes nothing on the host), installs
@@ -53,10 +46,6 @@ func loadBundle(ctx context.Context, d *Data) error {
 	return d.importImages(ctx, dir, m)
 }
 
-// BinariesStamp records, on a host, the bundle binaries kforge installed
-// there: their paths and sha256.
-const BinariesStamp = KforgeStateDir + "/binaries.sha256"
-
 // installBinaries installs the bundle's binaries into /usr/local/bin and
 // its CNI plugins into /opt/cni/bin. When the stamp says these very
 // binaries were installed and every file still has its size, nothing is
@@ -69,14 +58,14 @@ func (d *Data) installBinaries(ctx context.Context, dir string, m bundle.Manifes
 	var all []install
 	stamp := &strings.Builder{}
 	for _, e := range m.Binaries() {
-		dst := path.Join(BinDir, path.Base(e.Path))
+		dst := path.Join(layout.BinDir, path.Base(e.Path))
 		if strings.HasPrefix(e.Path, bundle.CNIDir) {
-			dst = path.Join(CNIBundleDir, path.Base(e.Path))
+			dst = path.Join(layout.CNIBinDir, path.Base(e.Path))
 		}
 		all = append(all, install{e, dst})
 		fmt.Fprintf(stamp, "%s  %s\n", e.SHA256, dst)
 	}
-	old, err := d.Host.ReadFile(ctx, BinariesStamp)
+	old, err := d.Host.ReadFile(ctx, layout.BinariesStamp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -98,7 +87,7 @@ func (d *Data) installBinaries(ctx context.Context, dir string, m bundle.Manifes
 			return fmt.Errorf("install %s: %w", i.dst, err)
 		}
 	}
-	return d.Host.WriteFile(ctx, BinariesStamp, []byte(stamp.String()), 0o644)
+	return d.Host.WriteFile(ctx, layout.BinariesStamp, []byte(stamp.String()), 0o644)
 }
 
 // stageBundle verifies the bundle and unpacks it into a staging directory
@@ -190,11 +179,11 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	if !ok {
 		return fmt.Errorf("bundle %s has no %s", d.Cluster.Artifacts.Bundle, bundle.ImagesName)
 	}
-	have, err := check(ctx, d, "ctr", "--address", ContainerdSocket, "-n", "k8s.io", "images", "ls", "-q")
+	have, err := check(ctx, d, "ctr", "--address", layout.ContainerdSocket, "-n", "k8s.io", "images", "ls", "-q")
 	if err != nil {
 		return err
 	}
-	stamp, err := d.Host.ReadFile(ctx, ImportedStamp)
+	stamp, err := d.Host.ReadFile(ctx, layout.ImagesStamp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -216,11 +205,11 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	for _, n := range todo {
 		g.Go(func() error {
 			file := images.FileName(n)
-			onHost := path.Join(KforgeStateDir, "images", file)
+			onHost := path.Join(layout.StateDir, "images", file)
 			if err := d.Host.Upload(gctx, filepath.Join(dir, splitDir, file), onHost, 0o600); err != nil {
 				return fmt.Errorf("image %s: %w", n, err)
 			}
-			_, err := d.Host.Run(gctx, host.Cmd{Argv: []string{"ctr", "--address", ContainerdSocket, "-n", "k8s.io", "images", "import", onHost}, Sudo: true})
+			_, err := d.Host.Run(gctx, host.Cmd{Argv: []string{"ctr", "--address", layout.ContainerdSocket, "-n", "k8s.io", "images", "import", onHost}, Sudo: true})
 			if err != nil {
 				return fmt.Errorf("import image %s: %w", n, err)
 			}
@@ -231,5 +220,5 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return d.Host.WriteFile(ctx, ImportedStamp, []byte(e.SHA256+"\n"), 0o644)
+	return d.Host.WriteFile(ctx, layout.ImagesStamp, []byte(e.SHA256+"\n"), 0o644)
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"kforge.dev/kforge/certs"
+	"kforge.dev/kforge/layout"
 )
 
 // certsPhase creates the control plane's PKI under /etc/kubernetes/pki:
@@ -31,7 +32,7 @@ func (d *Data) certSpec() (certs.Spec, error) {
 		return certs.Spec{}, err
 	}
 	return certs.Spec{
-		Dir:                  PKIDir,
+		Dir:                  layout.PKIDir,
 		NodeName:             d.NodeName,
 		DNSDomain:            c.Networking.DNSDomain,
 		AdvertiseAddress:     net.ParseIP(d.AdvertiseAddress),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
 
@@ -49,7 +50,7 @@ func renderControlPlane(d *Data) ([]templates.File, error) {
 		EtcdVersion:      imgs.Versions.Etcd,
 		NodeName:         d.NodeName,
 		AdvertiseAddress: d.AdvertiseAddress,
-		BindPort:         APIServerPort,
+		BindPort:         layout.APIServerPort,
 		ServiceSubnet:    c.Networking.ServiceSubnet,
 		PodSubnet:        c.Networking.PodSubnet,
 		ClusterName:      c.Name,

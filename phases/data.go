@@ -12,24 +12,9 @@ import (
 	"kforge.dev/kforge/facts"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/images"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/reporter"
 	"kforge.dev/kforge/templates"
-)
-
-// Well-known paths on a kforge host, as kubeadm lays them out.
-const (
-	KubernetesDir   = "/etc/kubernetes"
-	PKIDir          = "/etc/kubernetes/pki"
-	ManifestsDir    = "/etc/kubernetes/manifests"
-	KubeletDir      = "/var/lib/kubelet"
-	EtcdDataDir     = "/var/lib/etcd"
-	CNIConfDir      = "/etc/cni/net.d"
-	ContainerdDir   = "/etc/containerd"
-	BinDir          = "/usr/local/bin"
-	KforgeStateDir  = "/var/lib/kforge"
-	KforgeLogDir    = "/var/log/kforge"
-	APIServerPort   = 6443
-	KubeletUnitPath = "/etc/systemd/system/kubelet.service"
 )
 
 // Data is what the phases of one run share: the cluster, the host they act
@@ -120,25 +105,25 @@ func (d *Data) Prepare(ctx context.Context) error {
 		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
 	}
 	d.CACertDirs = strings.Fields(dirs)
-	d.CNIBinDir = templates.BundleCNIBinDir
-	if ok, err := host.Exists(ctx, d.Host, templates.DebianCNIBinDir+"/bridge"); err != nil {
+	d.CNIBinDir = layout.CNIBinDir
+	if ok, err := host.Exists(ctx, d.Host, layout.DebianCNIBinDir+"/bridge"); err != nil {
 		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
 	} else if ok && d.Cluster.Artifacts.Bundle == "" {
-		d.CNIBinDir = templates.DebianCNIBinDir
+		d.CNIBinDir = layout.DebianCNIBinDir
 	}
 	if d.DNS, err = probeResolvers(ctx, d.Host); err != nil {
 		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
 	}
 	d.Endpoint = d.Cluster.ControlPlaneEndpoint
 	if d.Endpoint == "" {
-		d.Endpoint = net.JoinHostPort(d.AdvertiseAddress, strconv.Itoa(APIServerPort))
+		d.Endpoint = net.JoinHostPort(d.AdvertiseAddress, strconv.Itoa(layout.APIServerPort))
 	} else if _, _, err := net.SplitHostPort(d.Endpoint); err != nil {
-		d.Endpoint = net.JoinHostPort(d.Endpoint, strconv.Itoa(APIServerPort))
+		d.Endpoint = net.JoinHostPort(d.Endpoint, strconv.Itoa(layout.APIServerPort))
 	}
 	return nil
 }
 
 // LocalAPIServer is the URL of this host's own API server.
 func (d *Data) LocalAPIServer() string {
-	return "https://" + net.JoinHostPort(d.AdvertiseAddress, strconv.Itoa(APIServerPort))
+	return "https://" + net.JoinHostPort(d.AdvertiseAddress, strconv.Itoa(layout.APIServerPort))
 }

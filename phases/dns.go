@@ -6,16 +6,8 @@ import (
 	"strings"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 )
-
-// NoUpstreamResolvConf is the resolv.conf kforge gives the kubelet on a
-// host whose resolvers only listen on loopback (a node container behind
-// docker's 127.0.0.11, a host with a local caching resolver): inside a pod
-// those addresses are the pod itself.
-const NoUpstreamResolvConf = KforgeStateDir + "/resolv.conf"
-
-// SystemdResolvConf lists systemd-resolved's real upstream servers.
-const SystemdResolvConf = "/run/systemd/resolve/resolv.conf"
 
 // resolvers are the host's DNS setup as pods would see it.
 type resolvers struct {
@@ -32,7 +24,7 @@ type resolvers struct {
 // upstream list, else a file of kforge's with no resolver at all.
 func probeResolvers(ctx context.Context, h host.Host) (resolvers, error) {
 	out, err := host.Probe(ctx, h, "sh", "-c",
-		`for f in /etc/resolv.conf "$1"; do [ -r "$f" ] && awk -v f="$f" '$1 == "nameserver" {print f, $2}' "$f"; done; true`, "sh", SystemdResolvConf)
+		`for f in /etc/resolv.conf "$1"; do [ -r "$f" ] && awk -v f="$f" '$1 == "nameserver" {print f, $2}' "$f"; done; true`, "sh", layout.SystemdResolvConf)
 	if err != nil {
 		return resolvers{}, err
 	}
@@ -46,8 +38,8 @@ func probeResolvers(ctx context.Context, h host.Host) (resolvers, error) {
 	switch {
 	case found["/etc/resolv.conf"]:
 		return resolvers{ResolvConf: "/etc/resolv.conf", Upstream: true}, nil
-	case found[SystemdResolvConf]:
-		return resolvers{ResolvConf: SystemdResolvConf, Upstream: true}, nil
+	case found[layout.SystemdResolvConf]:
+		return resolvers{ResolvConf: layout.SystemdResolvConf, Upstream: true}, nil
 	}
-	return resolvers{ResolvConf: NoUpstreamResolvConf}, nil
+	return resolvers{ResolvConf: layout.NoUpstreamResolvConf}, nil
 }

@@ -11,8 +11,8 @@ import (
 	"kforge.dev/kforge/facts"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/host/fake"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/reporter"
-	"kforge.dev/kforge/templates"
 )
 
 // fakeNode is a Data for a cgroup v1 host without systemd or
@@ -40,7 +40,7 @@ func fakeNode(t *testing.T, probe string) (*Data, *fake.Host) {
 		KforgeBinary: self,
 		Cluster:      config.Default(), Host: h, Facts: f, Out: reporter.Discard(),
 		NodeName: "node1", AdvertiseAddress: "10.0.0.5", Endpoint: "10.0.0.5:6443",
-		CNIBinDir: templates.DebianCNIBinDir, CACertDirs: []string{"/etc/ssl/certs"},
+		CNIBinDir: layout.DebianCNIBinDir, CACertDirs: []string{"/etc/ssl/certs"},
 	}, h
 }
 
@@ -79,7 +79,7 @@ func TestInitOnAFakeHost(t *testing.T) {
 			t.Errorf("%s service:\n%s", svc, f.Data)
 		}
 	}
-	if _, ok := files[KforgeOnHost]; !ok {
+	if _, ok := files[layout.KforgeBinary]; !ok {
 		t.Errorf("kforge itself was not installed for the supervisor")
 	}
 	if calls := strings.Join(h.Calls(), "\n"); !strings.Contains(calls, "setsid -f") || strings.Contains(calls, "systemctl") {

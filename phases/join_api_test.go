@@ -24,6 +24,7 @@ import (
 	"kforge.dev/kforge/discovery"
 	"kforge.dev/kforge/internal/controlplanetest"
 	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/reporter"
 	"kforge.dev/kforge/templates"
 )
@@ -57,12 +58,12 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 	if err := bootstrapToken(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	stored, _ := cp.Host.ReadFile(ctx, BootstrapTokenPath)
+	stored, _ := cp.Host.ReadFile(ctx, layout.BootstrapToken)
 	token, err := discovery.ParseToken(string(stored))
 	if err != nil {
 		t.Fatal(err)
 	}
-	caPEM, err := cp.Host.ReadFile(ctx, CACertPath)
+	caPEM, err := cp.Host.ReadFile(ctx, layout.CACert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,19 +179,19 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 			t.Errorf("the worker took cluster %+v, endpoint %s", w.Cluster, w.Endpoint)
 		}
 		files := h.Files()
-		if string(files[CACertPath].Data) != string(caPEM) {
+		if string(files[layout.CACert].Data) != string(caPEM) {
 			t.Error("the worker's ca.crt is not the cluster CA")
 		}
-		if _, ok := files[BootstrapKubeletConf]; !ok {
+		if _, ok := files[layout.BootstrapKubeletConf]; !ok {
 			t.Fatal("no bootstrap kubeconfig")
 		}
 		// What the kubelet would do: bootstrap and register.
-		h.WriteFile(ctx, KubeletConf, []byte("written by the kubelet"), 0o600)
+		h.WriteFile(ctx, layout.KubeletConf, []byte("written by the kubelet"), 0o600)
 		registerNode(ctx, t, super, "w1", corev1.ConditionTrue)
 		if err := Execute(ctx, Join(), w, Options{Only: "wait"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := h.Files()[BootstrapKubeletConf]; ok {
+		if _, ok := h.Files()[layout.BootstrapKubeletConf]; ok {
 			t.Error("the bootstrap kubeconfig (the token) is left after the join")
 		}
 

@@ -19,6 +19,7 @@ import (
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/discovery"
 	"kforge.dev/kforge/host/fake"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/supervisor"
 )
 
@@ -97,19 +98,19 @@ func TestJoinPreflight(t *testing.T) {
 		{"a fresh host", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {}, false, nil},
 		{"not root", func(t *testing.T, d *Data, h *fake.Host, ca []byte) { d.Facts.UID = 1000 }, false, []string{"[IsPrivilegedUser]", "uid 1000"}},
 		{"a control plane", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
-			h.WriteFile(ctx, ManifestsDir+"/kube-apiserver.yaml", []byte("x"), 0o600)
+			h.WriteFile(ctx, layout.ManifestsDir+"/kube-apiserver.yaml", []byte("x"), 0o600)
 		}, false, []string{"[ControlPlane]", "runs a control plane"}},
 		{"another cluster's kubelet.conf", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
-			h.WriteFile(ctx, KubeletConf, kubeconfigFor(t, "https://10.9.9.9:6443", testCAPEM(t)), 0o600)
-		}, false, []string{"[KubeletConf]", "left from another cluster", "its CA is sha256:", "the join pins " + "sha256:", "kforge reset"}},
+			h.WriteFile(ctx, layout.KubeletConf, kubeconfigFor(t, "https://10.9.9.9:6443", testCAPEM(t)), 0o600)
+		}, false, []string{"[layout.KubeletConf]", "left from another cluster", "its CA is sha256:", "the join pins " + "sha256:", "kforge reset"}},
 		{"this cluster's kubelet.conf, its kubelet on 10250", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
-			h.WriteFile(ctx, KubeletConf, kubeconfigFor(t, "https://10.0.0.5:6443", ca), 0o600)
+			h.WriteFile(ctx, layout.KubeletConf, kubeconfigFor(t, "https://10.0.0.5:6443", ca), 0o600)
 			listening(h, "280A")
 		}, true, nil},
 		{"this cluster's kubelet.conf with a CA file", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
 			kc := strings.Replace(string(kubeconfigFor(t, "https://10.0.0.5:6443", nil)), "    server:", "    certificate-authority: /etc/kubernetes/pki/ca.crt\n    server:", 1)
-			h.WriteFile(ctx, KubeletConf, []byte(kc), 0o600)
-			h.WriteFile(ctx, CACertPath, ca, 0o644)
+			h.WriteFile(ctx, layout.KubeletConf, []byte(kc), 0o600)
+			h.WriteFile(ctx, layout.CACert, ca, 0o644)
 		}, true, nil},
 		{"another kubelet on 10250", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
 			listening(h, "0016", "280A")
@@ -120,12 +121,12 @@ func TestJoinPreflight(t *testing.T) {
 		}, false, nil},
 		{"no pin: kubelet.conf of the endpoint", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
 			d.Join.Discovery.CACertHashes, d.Join.Discovery.UnsafeSkipCAVerification = nil, true
-			h.WriteFile(ctx, KubeletConf, kubeconfigFor(t, "https://10.0.0.5:6443", testCAPEM(t)), 0o600)
+			h.WriteFile(ctx, layout.KubeletConf, kubeconfigFor(t, "https://10.0.0.5:6443", testCAPEM(t)), 0o600)
 		}, true, nil},
 		{"no pin: kubelet.conf of another server", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
 			d.Join.Discovery.CACertHashes, d.Join.Discovery.UnsafeSkipCAVerification = nil, true
-			h.WriteFile(ctx, KubeletConf, kubeconfigFor(t, "https://10.0.0.7:6443", ca), 0o600)
-		}, false, []string{"[KubeletConf]", "talks to https://10.0.0.7:6443, not https://10.0.0.5:6443"}},
+			h.WriteFile(ctx, layout.KubeletConf, kubeconfigFor(t, "https://10.0.0.7:6443", ca), 0o600)
+		}, false, []string{"[layout.KubeletConf]", "talks to https://10.0.0.7:6443, not https://10.0.0.5:6443"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, h, ca := fakeWorker(t, ciHost)
@@ -157,7 +158,7 @@ func TestKubeletStartRestartsOnlyAKubeletThatHasNotBootstrapped(t *testing.T) {
 	ctx := context.Background()
 	d, h, ca := fakeWorker(t, ciHost)
 	discovered(d, ca)
-	svcFile := supervisor.ServiceFile(SupervisorDir, "kubelet")
+	svcFile := supervisor.ServiceFile(layout.SupervisorDir, "kubelet")
 	launches := func() int { return strings.Count(strings.Join(h.Calls(), "\n"), "setsid -f") }
 
 	if err := kubeletStart(ctx, d); err != nil {
@@ -176,7 +177,7 @@ func TestKubeletStartRestartsOnlyAKubeletThatHasNotBootstrapped(t *testing.T) {
 	}
 
 	// The kubelet bootstraps and writes kubelet.conf.
-	h.WriteFile(ctx, KubeletConf, kubeconfigFor(t, "https://10.0.0.5:6443", ca), 0o600)
+	h.WriteFile(ctx, layout.KubeletConf, kubeconfigFor(t, "https://10.0.0.5:6443", ca), 0o600)
 	n := launches()
 	if err := kubeletStart(ctx, d); err != nil {
 		t.Fatal(err)
@@ -190,7 +191,7 @@ func TestKubeletStartRestartsOnlyAKubeletThatHasNotBootstrapped(t *testing.T) {
 
 	// A kubelet left without kubelet.conf is stopped first, so that it
 	// starts again with this run's bootstrap kubeconfig.
-	h.Remove(ctx, KubeletConf)
+	h.Remove(ctx, layout.KubeletConf)
 	n = launches()
 	if err := kubeletStart(ctx, d); err != nil {
 		t.Fatal(err)
@@ -208,12 +209,12 @@ func TestJoinDiscoveryWritesTheCAAndTheBootstrapKubeconfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := h.Files()
-	if f := files[CACertPath]; string(f.Data) != string(ca) || f.Mode != 0o644 {
-		t.Errorf("%s: mode %v\n%s", CACertPath, f.Mode, f.Data)
+	if f := files[layout.CACert]; string(f.Data) != string(ca) || f.Mode != 0o644 {
+		t.Errorf("%s: mode %v\n%s", layout.CACert, f.Mode, f.Data)
 	}
-	f := files[BootstrapKubeletConf]
+	f := files[layout.BootstrapKubeletConf]
 	if f.Mode != 0o600 {
-		t.Errorf("%s mode %v, want 0600", BootstrapKubeletConf, f.Mode)
+		t.Errorf("%s mode %v, want 0600", layout.BootstrapKubeletConf, f.Mode)
 	}
 	cfg, err := clientcmd.Load(f.Data)
 	if err != nil {
@@ -234,7 +235,7 @@ func TestJoinDiscoveryWritesTheCAAndTheBootstrapKubeconfig(t *testing.T) {
 	if err := joinDiscovery(ctx, d2); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := h2.Files()[BootstrapKubeletConf]; ok {
+	if _, ok := h2.Files()[layout.BootstrapKubeletConf]; ok {
 		t.Error("a joined host got a bootstrap kubeconfig")
 	}
 }
@@ -244,27 +245,27 @@ func TestJoinCleanupLeavesTheWorkerAsBefore(t *testing.T) {
 	d, h, ca := fakeWorker(t, ciHost)
 	discovered(d, ca)
 	h.WriteFile(ctx, "/usr/local/bin/kubelet", []byte("kubelet"), 0o755)
-	h.WriteFile(ctx, KforgeOnHost, []byte("kforge"), 0o755)
-	h.WriteFile(ctx, supervisor.ServiceFile(SupervisorDir, "containerd"), []byte("name: containerd\n"), 0o644)
+	h.WriteFile(ctx, layout.KforgeBinary, []byte("kforge"), 0o755)
+	h.WriteFile(ctx, supervisor.ServiceFile(layout.SupervisorDir, "containerd"), []byte("name: containerd\n"), 0o644)
 	if err := joinDiscovery(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	if err := kubeletStart(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	h.WriteFile(ctx, KubeletConf, []byte("written by the kubelet"), 0o600)
+	h.WriteFile(ctx, layout.KubeletConf, []byte("written by the kubelet"), 0o600)
 	h.WriteFile(ctx, "/var/lib/kubelet/pki/kubelet-client-current.pem", []byte("cert"), 0o600)
-	h.WriteFile(ctx, CNIConfDir+"/10-kuberouter.conflist", []byte("{}"), 0o644)
+	h.WriteFile(ctx, layout.CNIConfDir+"/10-kuberouter.conflist", []byte("{}"), 0o644)
 	if err := Execute(ctx, JoinCleanup(), d, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	left := strings.Join(h.Paths(), "\n")
-	for _, gone := range []string{KubeletConf, BootstrapKubeletConf, CACertPath, "/var/lib/kubelet/", "kubelet.service", "10-kuberouter", supervisor.ServiceFile(SupervisorDir, "kubelet")} {
+	for _, gone := range []string{layout.KubeletConf, layout.BootstrapKubeletConf, layout.CACert, "/var/lib/kubelet/", "kubelet.service", "10-kuberouter", supervisor.ServiceFile(layout.SupervisorDir, "kubelet")} {
 		if strings.Contains(left, gone) {
 			t.Errorf("%s is left after the cleanup:\n%s", gone, left)
 		}
 	}
-	for _, kept := range []string{"/usr/local/bin/kubelet", supervisor.ServiceFile(SupervisorDir, "containerd")} {
+	for _, kept := range []string{"/usr/local/bin/kubelet", supervisor.ServiceFile(layout.SupervisorDir, "containerd")} {
 		if !strings.Contains(left, kept) {
 			t.Errorf("the cleanup removed %s", kept)
 		}

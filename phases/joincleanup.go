@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 )
 
 // JoinCleanup is what `kforge join` runs when it fails after discovery on
@@ -25,9 +26,9 @@ func JoinCleanup() []Phase {
 // joinPaths are what a join writes, or what the kubelet and the pods it
 // started write.
 var joinPaths = []string{
-	KubeletConf, BootstrapKubeletConf, CACertPath, KubeletDir,
-	KubeletUnitPath, KubeletUnitPath + ".d/10-kforge.conf",
-	"/var/lib/cni", CNIConfDir + "/10-kuberouter.conflist",
+	layout.KubeletConf, layout.BootstrapKubeletConf, layout.CACert, layout.KubeletDir,
+	layout.KubeletUnit, layout.KubeletUnitDropIn,
+	layout.CNIDataDir, layout.KubeRouterConflist,
 }
 
 func joinCleanupFiles(ctx context.Context, d *Data) error {
@@ -44,7 +45,7 @@ func joinCleanupFiles(ctx context.Context, d *Data) error {
 		removed = append(removed, p)
 	}
 	// The pki directory holds only the CA on a worker.
-	if _, err := sh(ctx, d, `rmdir "$1" 2>/dev/null; true`, PKIDir); err != nil {
+	if _, err := sh(ctx, d, `rmdir "$1" 2>/dev/null; true`, layout.PKIDir); err != nil {
 		return err
 	}
 	if len(removed) > 0 {

@@ -14,6 +14,7 @@ import (
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/discovery"
 	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
 
@@ -31,7 +32,7 @@ func joinDiscovery(ctx context.Context, d *Data) error {
 	}
 	r := d.Join.Discovered
 	d.Join.Wrote = true
-	if _, err := writeChanged(ctx, d, []templates.File{{Path: CACertPath, Data: r.CACert, Mode: 0o644}}); err != nil {
+	if _, err := writeChanged(ctx, d, []templates.File{{Path: layout.CACert, Data: r.CACert, Mode: 0o644}}); err != nil {
 		return err
 	}
 	if d.Join.Joined {
@@ -42,7 +43,7 @@ func joinDiscovery(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	return d.Host.WriteFile(ctx, BootstrapKubeletConf, kc, 0o600)
+	return d.Host.WriteFile(ctx, layout.BootstrapKubeletConf, kc, 0o600)
 }
 
 // joinCluster runs discovery once per run and adopts the cluster's

@@ -11,16 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"kforge.dev/kforge/discovery"
-)
-
-// KubeletPort is the kubelet's API port, which a worker must have free.
-const KubeletPort = 10250
-
-// Files a worker's join writes or the kubelet writes after it.
-const (
-	KubeletConf          = KubernetesDir + "/kubelet.conf"
-	BootstrapKubeletConf = KubernetesDir + "/bootstrap-kubelet.conf"
-	CACertPath           = PKIDir + "/ca.crt"
+	"kforge.dev/kforge/layout"
 )
 
 // joinPreflight checks that the host can join as a worker before anything
@@ -38,10 +29,10 @@ func joinPreflight(ctx context.Context, d *Data) error {
 	if d.Facts.UID != 0 {
 		add("IsPrivilegedUser", "kforge runs as uid %d; run it as root (sudo kforge join ...)", d.Facts.UID)
 	}
-	if ok, err := d.hostFileExists(ctx, ManifestsDir+"/kube-apiserver.yaml"); err != nil {
+	if ok, err := d.hostFileExists(ctx, layout.ManifestsDir+"/kube-apiserver.yaml"); err != nil {
 		return err
 	} else if ok {
-		add("ControlPlane", "%s/kube-apiserver.yaml: this host runs a control plane; a worker joins from a host without one (kforge reset removes it)", ManifestsDir)
+		add("ControlPlane", "%s/kube-apiserver.yaml: this host runs a control plane; a worker joins from a host without one (kforge reset removes it)", layout.ManifestsDir)
 	}
 	joined, why, err := d.joinedBefore(ctx)
 	if err != nil {
@@ -49,7 +40,7 @@ func joinPreflight(ctx context.Context, d *Data) error {
 	}
 	d.Join.Joined = joined
 	if why != "" && !joined {
-		add("KubeletConf", "%s", why)
+		add("layout.KubeletConf", "%s", why)
 	}
 	st, err := d.preflightProbe(ctx)
 	if err != nil {
@@ -57,11 +48,11 @@ func joinPreflight(ctx context.Context, d *Data) error {
 	}
 	// The kubelet of an earlier join (or kforge's own kubelet service)
 	// holds the port on a re-run.
-	if slices.Contains(st.listening, KubeletPort) && !joined && !st.ours {
-		add(fmt.Sprintf("Port-%d", KubeletPort), "port %d is in use: another kubelet runs here; stop it (ss -ltnp 'sport = :%d') or run kforge reset", KubeletPort, KubeletPort)
+	if slices.Contains(st.listening, layout.KubeletPort) && !joined && !st.ours {
+		add(fmt.Sprintf("Port-%d", layout.KubeletPort), "port %d is in use: another kubelet runs here; stop it (ss -ltnp 'sport = :%d') or run kforge reset", layout.KubeletPort, layout.KubeletPort)
 	}
 	if joined {
-		d.Out.Infof("  %s already belongs to this cluster (%s): the join goes on and changes only what differs", d.Host.Name(), KubeletConf)
+		d.Out.Infof("  %s already belongs to this cluster (%s): the join goes on and changes only what differs", d.Host.Name(), layout.KubeletConf)
 	}
 	if !d.Facts.CgroupV2 {
 		d.Out.Infof("  ! %s uses cgroup v1: kubelet runs with failCgroupV1: false", d.Host.Name())
@@ -79,15 +70,15 @@ func joinPreflight(ctx context.Context, d *Data) error {
 // cluster being joined; when there is one that does not, why says whose
 // it is.
 func (d *Data) joinedBefore(ctx context.Context) (joined bool, why string, err error) {
-	data, err := d.Host.ReadFile(ctx, KubeletConf)
+	data, err := d.Host.ReadFile(ctx, layout.KubeletConf)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, "", nil
 	}
 	if err != nil {
-		return false, "", fmt.Errorf("%s on %s: %w", KubeletConf, d.Host.Name(), err)
+		return false, "", fmt.Errorf("%s on %s: %w", layout.KubeletConf, d.Host.Name(), err)
 	}
 	leftover := func(format string, a ...any) (bool, string, error) {
-		return false, fmt.Sprintf("%s is left from another cluster: %s; run kforge reset on this host first", KubeletConf, fmt.Sprintf(format, a...)), nil
+		return false, fmt.Sprintf("%s is left from another cluster: %s; run kforge reset on this host first", layout.KubeletConf, fmt.Sprintf(format, a...)), nil
 	}
 	cfg, err := clientcmd.Load(data)
 	if err != nil {

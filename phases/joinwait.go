@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/layout"
 )
 
 // How long a join waits for the kubelet's TLS bootstrap, and how often it
@@ -46,7 +47,7 @@ func joinWait(ctx context.Context, d *Data) error {
 		return d.diagnose(ctx, err, "kubelet")
 	}
 	d.Out.Logf("node %s Ready after %s", d.NodeName, time.Since(start).Round(time.Millisecond))
-	return d.Host.Remove(ctx, BootstrapKubeletConf)
+	return d.Host.Remove(ctx, layout.BootstrapKubeletConf)
 }
 
 // poll calls f every joinPollEvery until it reports done or timeout
@@ -74,7 +75,7 @@ func poll(ctx context.Context, what string, timeout time.Duration, f func(contex
 
 func (d *Data) waitTLSBootstrap(ctx context.Context, c kubernetes.Interface, timeout time.Duration) error {
 	return poll(ctx, "the kubelet's client certificate (TLS bootstrap) on "+d.Host.Name(), timeout, func(ctx context.Context) (bool, string) {
-		ok, err := d.hostFileExists(ctx, KubeletConf)
+		ok, err := d.hostFileExists(ctx, layout.KubeletConf)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -119,7 +120,7 @@ func (d *Data) csrState(ctx context.Context, c kubernetes.Interface) string {
 	case len(csr.Status.Certificate) == 0:
 		return fmt.Sprintf("CSR %s is approved but not signed: is the controller manager's csrsigning controller running with --cluster-signing-cert-file?", csr.Name)
 	}
-	return fmt.Sprintf("CSR %s is signed, but the kubelet has not written %s", csr.Name, KubeletConf)
+	return fmt.Sprintf("CSR %s is signed, but the kubelet has not written %s", csr.Name, layout.KubeletConf)
 }
 
 // waitNodeReadyAsToken polls the Node with the bootstrap token, which may

@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"kforge.dev/kforge/kubeconfig"
+	"kforge.dev/kforge/layout"
 )
 
 // kubeconfigPhase writes admin.conf, super-admin.conf, kubelet.conf,
@@ -23,12 +24,12 @@ func kubeconfigPhase(ctx context.Context, d *Data) error {
 func (d *Data) kubeconfigSpec() kubeconfig.Spec {
 	_, validity, _ := d.Cluster.Certs.Durations()
 	return kubeconfig.Spec{
-		Dir:                  KubernetesDir,
-		PKIDir:               PKIDir,
+		Dir:                  layout.KubernetesDir,
+		PKIDir:               layout.PKIDir,
 		ClusterName:          d.Cluster.Name,
 		NodeName:             d.NodeName,
 		AdvertiseAddress:     net.ParseIP(d.AdvertiseAddress),
-		BindPort:             APIServerPort,
+		BindPort:             layout.APIServerPort,
 		ControlPlaneEndpoint: d.Cluster.ControlPlaneEndpoint,
 		Algorithm:            d.Cluster.Certs.Algorithm,
 		Validity:             validity,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
 
@@ -63,7 +64,7 @@ func (d *Data) renderKubelet() (templates.Kubelet, []templates.File, error) {
 		return templates.Kubelet{}, nil, err
 	}
 	k := templates.Kubelet{
-		BinaryPath:    templates.DefaultKubeletBinary,
+		BinaryPath:    layout.KubeletBinary,
 		NodeName:      d.NodeName,
 		NodeIP:        d.AdvertiseAddress,
 		CgroupDriver:  d.Facts.CgroupDriver(),
@@ -77,8 +78,8 @@ func (d *Data) renderKubelet() (templates.Kubelet, []templates.File, error) {
 	}
 	k.ResolvConf = d.DNS.ResolvConf
 	files, err := templates.RenderKubelet(k)
-	if err == nil && k.ResolvConf == NoUpstreamResolvConf {
-		files = append(files, templates.File{Path: NoUpstreamResolvConf, Mode: 0o644,
+	if err == nil && k.ResolvConf == layout.NoUpstreamResolvConf {
+		files = append(files, templates.File{Path: layout.NoUpstreamResolvConf, Mode: 0o644,
 			Data: []byte("# kforge: this host's resolvers listen on loopback only, which pods cannot reach;\n# pods with dnsPolicy Default get no resolver, and CoreDNS answers cluster names only.\n")})
 	}
 	return k, files, err

@@ -3,7 +3,7 @@ package phases
 import (
 	"context"
 
-	"kforge.dev/kforge/templates"
+	"kforge.dev/kforge/layout"
 )
 
 // kubeletStart writes the worker's kubelet files — the KubeletConfiguration
@@ -26,8 +26,8 @@ func kubeletStart(ctx context.Context, d *Data) error {
 		return err
 	}
 	svc := kubeletService(k)
-	svc.Config = []string{templates.DefaultKubeletConfigPath}
-	bootstrapped, err := d.hostFileExists(ctx, KubeletConf)
+	svc.Config = []string{layout.KubeletConfig}
+	bootstrapped, err := d.hostFileExists(ctx, layout.KubeletConf)
 	if err != nil {
 		return err
 	}

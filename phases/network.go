@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-)
 
-// BridgeConfPath is the CNI config kforge writes for single-node clusters.
-const BridgeConfPath = CNIConfDir + "/10-kforge-bridge.conflist"
+	"kforge.dev/kforge/layout"
+)
 
 // BridgeName is the Linux bridge the pods of a single-node cluster share.
 const BridgeName = "cni0"
@@ -24,7 +23,7 @@ func cniConfig(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	return d.Host.WriteFile(ctx, BridgeConfPath, data, 0o644)
+	return d.Host.WriteFile(ctx, layout.BridgeConflist, data, 0o644)
 }
 
 // CNIPlugin is the cluster's network: the cluster file's choice, else

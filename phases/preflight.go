@@ -8,10 +8,8 @@ import (
 	"strings"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 )
-
-// ControlPlanePorts are the ports a control-plane node listens on.
-var ControlPlanePorts = []int{6443, 2379, 2380, 10250, 10257, 10259}
 
 // Minimums a control-plane node needs, as kubeadm checks them.
 const (
@@ -30,7 +28,7 @@ type problem struct{ name, msg string }
 // v1, no CAP_SYS_RESOURCE, swap, IP forwarding off). It changes nothing.
 // Problems named in --ignore-preflight-errors (or "all") become warnings.
 func preflight(ctx context.Context, d *Data) error {
-	return d.runPreflight(ctx, ControlPlanePorts)
+	return d.runPreflight(ctx, layout.ControlPlanePorts)
 }
 
 func (d *Data) runPreflight(ctx context.Context, ports []int) error {
@@ -125,7 +123,7 @@ true`
 
 func (d *Data) preflightProbe(ctx context.Context) (preflightState, error) {
 	out, err := host.Probe(ctx, d.Host, "sh", "-c", preflightScript, "sh",
-		SupervisorDir+"/services/kubelet.yaml", KubeletUnitPath+".d/10-kforge.conf")
+		layout.SupervisorDir+"/services/kubelet.yaml", layout.KubeletUnit+".d/10-kforge.conf")
 	if err != nil {
 		return preflightState{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 )
 
 // Reset is the phase list of `kforge reset`, in order. Every phase works on
@@ -24,12 +25,12 @@ func Reset() []Phase {
 // resetPaths are what reset removes: the contents of /etc/kubernetes and
 // the state of the kubelet, etcd, the CNI and kforge.
 var resetPaths = []string{
-	KubernetesDir + "/manifests", KubernetesDir + "/pki", KubernetesDir + "/admin.conf",
-	KubernetesDir + "/super-admin.conf", KubernetesDir + "/kubelet.conf",
-	KubernetesDir + "/bootstrap-kubelet.conf", KubernetesDir + "/controller-manager.conf",
-	KubernetesDir + "/scheduler.conf",
-	KubeletDir, EtcdDataDir, "/var/lib/cni", KforgeStateDir + "/supervisor", KforgeStateDir + "/images", NoUpstreamResolvConf,
-	"/var/log/pods", "/var/log/containers", "/etc/sysctl.d/99-kforge.conf", KubeletUnitPath, KubeletUnitPath + ".d/10-kforge.conf",
+	layout.KubernetesDir + "/manifests", layout.KubernetesDir + "/pki", layout.KubernetesDir + "/admin.conf",
+	layout.KubernetesDir + "/super-admin.conf", layout.KubernetesDir + "/kubelet.conf",
+	layout.KubernetesDir + "/bootstrap-kubelet.conf", layout.KubernetesDir + "/controller-manager.conf",
+	layout.KubernetesDir + "/scheduler.conf",
+	layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
+	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
 }
 
 // sh runs a shell snippet that is safe to run on any host state, with
@@ -57,7 +58,7 @@ for t in $($c tasks ls -q 2>/dev/null); do $c tasks kill -s SIGKILL "$t" >/dev/n
 for t in $($c tasks ls -q 2>/dev/null); do $c tasks rm -f "$t" >/dev/null 2>&1; done
 for id in $($c containers ls -q 2>/dev/null); do $c containers rm "$id" >/dev/null 2>&1 && n=$((n+1)); done
 for ns in /var/run/netns/cni-*; do [ -e "$ns" ] || continue; umount "$ns" 2>/dev/null; rm -f "$ns"; done
-echo "$n"`, ContainerdSocket)
+echo "$n"`, layout.ContainerdSocket)
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ n=0
 for m in $(awk -v d="$1" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r); do
   umount "$m" 2>/dev/null || umount -l "$m" && n=$((n+1))
 done
-echo "$n"`, KubeletDir)
+echo "$n"`, layout.KubeletDir)
 	if err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func resetFiles(ctx context.Context, d *Data) error {
 		}
 		removed = append(removed, p)
 	}
-	out, err := sh(ctx, d, `for f in "$1"/*; do [ -e "$f" ] || continue; rm -rf "$f"; echo "$f"; done`, CNIConfDir)
+	out, err := sh(ctx, d, `for f in "$1"/*; do [ -e "$f" ] || continue; rm -rf "$f"; echo "$f"; done`, layout.CNIConfDir)
 	if err != nil {
 		return err
 	}

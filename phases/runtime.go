@@ -9,11 +9,9 @@ import (
 	"time"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
-
-// ContainerdSocket is the CRI socket the kubelet talks to.
-const ContainerdSocket = "/run/containerd/containerd.sock"
 
 // runtimePackages are the Debian packages kforge installs when the host has
 // no containerd and no bundle provides one.
@@ -39,11 +37,11 @@ func runtime(ctx context.Context, d *Data) error {
 	if err := cniConfig(ctx, d); err != nil {
 		return err
 	}
-	svc := Service{Name: "containerd", Argv: []string{"containerd", "--config", ContainerdDir + "/config.toml"}, Unit: "containerd"}
+	svc := Service{Name: "containerd", Argv: []string{"containerd", "--config", layout.ContainerdDir + "/config.toml"}, Unit: "containerd"}
 	if err := d.ensureService(ctx, svc, changed); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, d.Host, 30*time.Second, "containerd", "ctr", "--address", ContainerdSocket, "version"); err != nil {
+	if err := waitFor(ctx, d.Host, 30*time.Second, "containerd", "ctr", "--address", layout.ContainerdSocket, "version"); err != nil {
 		return fmt.Errorf("%w\nlast lines of containerd's log:\n%s", err, d.logTail(ctx, "containerd", 15))
 	}
 	return nil
@@ -79,7 +77,7 @@ func installRuntime(ctx context.Context, d *Data) error {
 	}
 	// Debian's package starts containerd with its own config when systemd
 	// runs; kforge restarts it with its config below.
-	d.CNIBinDir = templates.DebianCNIBinDir
+	d.CNIBinDir = layout.DebianCNIBinDir
 	return nil
 }
 
@@ -93,7 +91,7 @@ func sysctls(ctx context.Context, d *Data) error {
 	} else {
 		d.Out.Infof("  ! %s has no bridge netfilter (/proc/sys/net/bridge): Services may not answer pods on the same bridge", d.Host.Name())
 	}
-	if err := d.Host.WriteFile(ctx, "/etc/sysctl.d/99-kforge.conf", []byte(conf), 0o644); err != nil {
+	if err := d.Host.WriteFile(ctx, layout.SysctlConf, []byte(conf), 0o644); err != nil {
 		return err
 	}
 	_, err := d.Host.Run(ctx, host.Cmd{Argv: argv, Sudo: true})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/supervisor"
 )
 
@@ -30,13 +31,6 @@ type Service struct {
 	// restarts it under kforge's supervisor; nil means configFiles[Name].
 	Config []string
 }
-
-// SupervisorDir is the supervisor's state directory on a host.
-const SupervisorDir = KforgeStateDir + "/supervisor"
-
-// KforgeOnHost is where kforge puts its own binary on a host, for the
-// supervisor to run from.
-const KforgeOnHost = KforgeStateDir + "/bin/kforge"
 
 // ensureService makes sure the service runs with its current argv and
 // configuration; restart says its configuration files changed. With
@@ -69,24 +63,24 @@ func (d *Data) ensureService(ctx context.Context, s Service, restart bool) error
 		sv.After = []string{s.After}
 	}
 	if s.Name == "containerd" {
-		sv.Ready = &supervisor.Ready{Socket: ContainerdSocket}
+		sv.Ready = &supervisor.Ready{Socket: layout.ContainerdSocket}
 	}
 	if err := d.installKforge(ctx); err != nil {
 		return err
 	}
-	if err := supervisor.Install(ctx, d.Host, SupervisorDir, sv); err != nil {
+	if err := supervisor.Install(ctx, d.Host, layout.SupervisorDir, sv); err != nil {
 		return err
 	}
-	if err := supervisor.Start(ctx, d.Host, KforgeOnHost, SupervisorDir); err != nil {
+	if err := supervisor.Start(ctx, d.Host, layout.KforgeBinary, layout.SupervisorDir); err != nil {
 		return err
 	}
-	return supervisor.Wait(ctx, d.Host, KforgeOnHost, SupervisorDir, s.Name)
+	return supervisor.Wait(ctx, d.Host, layout.KforgeBinary, layout.SupervisorDir, s.Name)
 }
 
 // configFiles are the files whose content a service reads at start.
 var configFiles = map[string][]string{
-	"containerd": {ContainerdDir + "/config.toml"},
-	"kubelet":    {KubeletDir + "/config.yaml", KubernetesDir + "/kubelet.conf"},
+	"containerd": {layout.ContainerdDir + "/config.toml"},
+	"kubelet":    {layout.KubeletDir + "/config.yaml", layout.KubernetesDir + "/kubelet.conf"},
 }
 
 // configSum hashes the service's configuration files on the host.
@@ -133,7 +127,7 @@ func (d *Data) installKforge(ctx context.Context) error {
 	if d.kforgeInstalled {
 		return nil
 	}
-	if err := d.Host.Upload(ctx, d.KforgeBinary, KforgeOnHost, 0o755); err != nil {
+	if err := d.Host.Upload(ctx, d.KforgeBinary, layout.KforgeBinary, 0o755); err != nil {
 		return err
 	}
 	// Once per run: the upload reads both copies to skip identical ones.
@@ -150,16 +144,16 @@ func (d *Data) stopService(ctx context.Context, s Service) error {
 		_, err := d.Host.Run(ctx, host.Cmd{Argv: []string{"sh", "-c", `systemctl disable --now "$1" 2>/dev/null; true`, "sh", s.Unit}, Sudo: true})
 		return err
 	}
-	if ok, err := host.Exists(ctx, d.Host, supervisor.ServiceFile(SupervisorDir, s.Name)); err != nil || !ok {
+	if ok, err := host.Exists(ctx, d.Host, supervisor.ServiceFile(layout.SupervisorDir, s.Name)); err != nil || !ok {
 		return err
 	}
-	if err := supervisor.Uninstall(ctx, d.Host, SupervisorDir, s.Name); err != nil {
+	if err := supervisor.Uninstall(ctx, d.Host, layout.SupervisorDir, s.Name); err != nil {
 		return err
 	}
-	if ok, err := host.Exists(ctx, d.Host, KforgeOnHost); err != nil || !ok {
+	if ok, err := host.Exists(ctx, d.Host, layout.KforgeBinary); err != nil || !ok {
 		return err
 	}
-	return supervisor.Start(ctx, d.Host, KforgeOnHost, SupervisorDir)
+	return supervisor.Start(ctx, d.Host, layout.KforgeBinary, layout.SupervisorDir)
 }
 
 // restartService stops a running service and starts it again.
@@ -175,10 +169,10 @@ func (d *Data) restartService(ctx context.Context, s Service) error {
 
 // stopSupervisor stops kforge's supervisor and whatever it still runs.
 func (d *Data) stopSupervisor(ctx context.Context) error {
-	if ok, err := host.Exists(ctx, d.Host, KforgeOnHost); err != nil || !ok {
+	if ok, err := host.Exists(ctx, d.Host, layout.KforgeBinary); err != nil || !ok {
 		return err
 	}
-	return supervisor.Stop(ctx, d.Host, KforgeOnHost, SupervisorDir)
+	return supervisor.Stop(ctx, d.Host, layout.KforgeBinary, layout.SupervisorDir)
 }
 
 // waitFor runs a read-only probe every 100 ms until it succeeds or the
@@ -206,7 +200,7 @@ func waitFor(ctx context.Context, h host.Host, timeout time.Duration, what strin
 // logTail returns the last lines of a service's log on the host, for
 // error messages.
 func (d *Data) logTail(ctx context.Context, name string, n int) string {
-	p := path.Join(KforgeLogDir, name+".log")
+	p := path.Join(layout.LogDir, name+".log")
 	if d.Facts.Systemd {
 		out, err := host.Output(ctx, d.Host, "journalctl", "-u", name, "-n", fmt.Sprint(n), "--no-pager")
 		if err == nil {

@@ -7,6 +7,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
 
@@ -37,7 +38,7 @@ func uploadConfig(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	kubelet, err := d.Host.ReadFile(ctx, templates.DefaultKubeletConfigPath)
+	kubelet, err := d.Host.ReadFile(ctx, layout.KubeletConfig)
 	if err != nil {
 		return fmt.Errorf("the kubelet's configuration on %s: %w (run `kforge init phase kubelet` first)", d.Host.Name(), err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/supervisor"
 )
 
@@ -29,7 +30,7 @@ func waitControlPlane(ctx context.Context, d *Data) error {
 }
 
 func (d *Data) waitAPIAndNode(ctx context.Context, server string, apiTimeout, nodeTimeout time.Duration) error {
-	c, err := kube.FromHost(ctx, d.Host, AdminConf, server)
+	c, err := kube.FromHost(ctx, d.Host, layout.AdminConf, server)
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func (d *Data) waitAPIAndNode(ctx context.Context, server string, apiTimeout, no
 // network (wait saw it), after the network's DaemonSet has started
 // otherwise.
 func nodeReady(ctx context.Context, d *Data) error {
-	c, err := kube.FromHost(ctx, d.Host, AdminConf, d.LocalAPIServer())
+	c, err := kube.FromHost(ctx, d.Host, layout.AdminConf, d.LocalAPIServer())
 	if err != nil {
 		return err
 	}
@@ -102,9 +103,9 @@ func (d *Data) restartKubelet(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	mine := supervisor.ServiceFile(SupervisorDir, "kubelet")
+	mine := supervisor.ServiceFile(layout.SupervisorDir, "kubelet")
 	if d.Facts.Systemd {
-		mine = KubeletUnitPath
+		mine = layout.KubeletUnit
 	}
 	if ok, err := host.Exists(ctx, d.Host, mine); err != nil || !ok {
 		return false, err

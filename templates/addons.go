@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+
+	"kforge.dev/kforge/layout"
 )
 
 // Addon names, in the order RenderAddons returns them.
@@ -76,7 +78,7 @@ func RenderAddons(a Addons) ([]Addon, error) {
 
 func (a Addons) withDefaults() Addons {
 	if a.DNSDomain == "" {
-		a.DNSDomain = DefaultDNSDomain
+		a.DNSDomain = layout.DNSDomain
 	}
 	if a.CoreDNSReplicas == 0 {
 		a.CoreDNSReplicas = DefaultCoreDNSReplicas

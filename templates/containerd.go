@@ -5,23 +5,13 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"kforge.dev/kforge/layout"
 )
 
 // Defaults for Containerd fields left empty.
 const (
-	DefaultContainerdConfigPath = "/etc/containerd/config.toml"
-	DefaultContainerdRoot       = "/var/lib/containerd"
-	DefaultContainerdState      = "/run/containerd"
-	DefaultContainerdAddress    = "/run/containerd/containerd.sock"
-	DefaultCNIConfDir           = "/etc/cni/net.d"
-	DefaultSnapshotter          = "overlayfs"
-)
-
-// Where CNI plugins live: Debian's containernetworking-plugins package
-// installs them in /usr/lib/cni, a kforge bundle in /opt/cni/bin.
-const (
-	DebianCNIBinDir = "/usr/lib/cni"
-	BundleCNIBinDir = "/opt/cni/bin"
+	DefaultSnapshotter = "overlayfs"
 )
 
 // Containerd is the data of containerd's config.toml.
@@ -46,7 +36,7 @@ type Containerd struct {
 	// CAP_SYS_RESOURCE, so that containers never ask for an
 	// oom_score_adj below containerd's own.
 	RestrictOOMScoreAdj bool
-	// CNIBinDir is required: DebianCNIBinDir or BundleCNIBinDir.
+	// CNIBinDir is required: layout.DebianCNIBinDir or layout.CNIBinDir.
 	CNIBinDir string
 	// CNIConfDir defaults to /etc/cni/net.d.
 	CNIConfDir string
@@ -79,11 +69,11 @@ func (c Containerd) withDefaults() Containerd {
 	if c.ConfigVersion == 0 {
 		c.ConfigVersion = 2
 	}
-	def(&c.ConfigPath, DefaultContainerdConfigPath)
-	def(&c.Root, DefaultContainerdRoot)
-	def(&c.State, DefaultContainerdState)
-	def(&c.Address, DefaultContainerdAddress)
-	def(&c.CNIConfDir, DefaultCNIConfDir)
+	def(&c.ConfigPath, layout.ContainerdConfig)
+	def(&c.Root, layout.ContainerdRoot)
+	def(&c.State, layout.ContainerdState)
+	def(&c.Address, layout.ContainerdSocket)
+	def(&c.CNIConfDir, layout.CNIConfDir)
 	def(&c.Snapshotter, DefaultSnapshotter)
 	return c
 }
@@ -97,7 +87,7 @@ func (c Containerd) validate() error {
 		errs = append(errs, errors.New("SandboxImage is empty"))
 	}
 	if c.CNIBinDir == "" {
-		errs = append(errs, fmt.Errorf("CNIBinDir is empty: %s for Debian's containernetworking-plugins, %s for a bundle", DebianCNIBinDir, BundleCNIBinDir))
+		errs = append(errs, fmt.Errorf("CNIBinDir is empty: %s for Debian's containernetworking-plugins, %s for a bundle", layout.DebianCNIBinDir, layout.CNIBinDir))
 	}
 	for field, p := range map[string]string{
 		"ConfigPath": c.ConfigPath, "Root": c.Root, "State": c.State, "Address": c.Address,

@@ -10,17 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"kforge.dev/kforge/layout"
 )
 
 // Defaults for ControlPlane and Kubelet fields left empty.
 const (
-	DefaultPKIDir             = "/etc/kubernetes/pki"
-	DefaultKubeconfigDir      = "/etc/kubernetes"
-	DefaultManifestDir        = "/etc/kubernetes/manifests"
-	DefaultEtcdDataDir        = "/var/lib/etcd"
-	DefaultBindPort           = 6443
-	DefaultClusterName        = "kubernetes"
-	DefaultDNSDomain          = "cluster.local"
 	DefaultHealthCheckTimeout = 4 * time.Minute
 )
 
@@ -31,18 +26,7 @@ const (
 	AnnotationEtcdAdvertiseURLs = "kforge.dev/etcd.advertise-client-urls"
 )
 
-// Ports of the control-plane components.
 const (
-	EtcdClientPort            = 2379
-	EtcdPeerPort              = 2380
-	EtcdMetricsPort           = 2381
-	KubeControllerManagerPort = 10257
-	KubeSchedulerPort         = 10259
-)
-
-const (
-	flexVolumeDir             = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
-	systemCACertsDir          = "/etc/ssl/certs"
 	hostPathDirectoryOrCreate = "DirectoryOrCreate"
 	hostPathFileOrCreate      = "FileOrCreate"
 	startupProbePeriod        = time.Second
@@ -144,14 +128,14 @@ func (c ControlPlane) withDefaults() ControlPlane {
 			*s = v
 		}
 	}
-	def(&c.PKIDir, DefaultPKIDir)
-	def(&c.KubeconfigDir, DefaultKubeconfigDir)
-	def(&c.ManifestDir, DefaultManifestDir)
-	def(&c.EtcdDataDir, DefaultEtcdDataDir)
-	def(&c.ClusterName, DefaultClusterName)
-	def(&c.DNSDomain, DefaultDNSDomain)
+	def(&c.PKIDir, layout.PKIDir)
+	def(&c.KubeconfigDir, layout.KubernetesDir)
+	def(&c.ManifestDir, layout.ManifestsDir)
+	def(&c.EtcdDataDir, layout.EtcdDataDir)
+	def(&c.ClusterName, layout.ClusterName)
+	def(&c.DNSDomain, layout.DNSDomain)
 	if c.BindPort == 0 {
-		c.BindPort = DefaultBindPort
+		c.BindPort = layout.APIServerPort
 	}
 	if c.HealthCheckTimeout == 0 {
 		c.HealthCheckTimeout = DefaultHealthCheckTimeout
@@ -292,22 +276,22 @@ func (c ControlPlane) APIServerEndpoint() string {
 
 // EtcdClientURL is where the API server of another node reaches this etcd.
 func (c ControlPlane) EtcdClientURL() string {
-	return "https://" + net.JoinHostPort(c.AdvertiseAddress, strconv.Itoa(EtcdClientPort))
+	return "https://" + net.JoinHostPort(c.AdvertiseAddress, strconv.Itoa(layout.EtcdClientPort))
 }
 
 // EtcdLocalClientURL is this node's etcd on loopback.
 func (c ControlPlane) EtcdLocalClientURL() string {
-	return "https://" + net.JoinHostPort(c.Localhost(), strconv.Itoa(EtcdClientPort))
+	return "https://" + net.JoinHostPort(c.Localhost(), strconv.Itoa(layout.EtcdClientPort))
 }
 
 // EtcdPeerURL is where other etcd members reach this one.
 func (c ControlPlane) EtcdPeerURL() string {
-	return "https://" + net.JoinHostPort(c.AdvertiseAddress, strconv.Itoa(EtcdPeerPort))
+	return "https://" + net.JoinHostPort(c.AdvertiseAddress, strconv.Itoa(layout.EtcdPeerPort))
 }
 
 // EtcdMetricsURL serves etcd's metrics and its /livez and /readyz probes.
 func (c ControlPlane) EtcdMetricsURL() string {
-	return "http://" + net.JoinHostPort(c.Localhost(), strconv.Itoa(EtcdMetricsPort))
+	return "http://" + net.JoinHostPort(c.Localhost(), strconv.Itoa(layout.EtcdMetricsPort))
 }
 
 // ServiceAccountIssuer is the issuer of service account tokens.
@@ -337,7 +321,7 @@ func (c ControlPlane) StartupFailureThreshold() int {
 func (c ControlPlane) APIServerMounts() []Mount {
 	m := []Mount{
 		{Name: "k8s-certs", HostPath: c.PKIDir, ReadOnly: true, Type: hostPathDirectoryOrCreate},
-		{Name: "ca-certs", HostPath: systemCACertsDir, ReadOnly: true, Type: hostPathDirectoryOrCreate},
+		{Name: "ca-certs", HostPath: layout.SystemCACertsDir, ReadOnly: true, Type: hostPathDirectoryOrCreate},
 	}
 	return sortMounts(append(m, c.caCertMounts()...))
 }
@@ -347,9 +331,9 @@ func (c ControlPlane) APIServerMounts() []Mount {
 func (c ControlPlane) ControllerManagerMounts() []Mount {
 	m := []Mount{
 		{Name: "k8s-certs", HostPath: c.PKIDir, ReadOnly: true, Type: hostPathDirectoryOrCreate},
-		{Name: "ca-certs", HostPath: systemCACertsDir, ReadOnly: true, Type: hostPathDirectoryOrCreate},
+		{Name: "ca-certs", HostPath: layout.SystemCACertsDir, ReadOnly: true, Type: hostPathDirectoryOrCreate},
 		{Name: "kubeconfig", HostPath: c.Kubeconfig("controller-manager.conf"), ReadOnly: true, Type: hostPathFileOrCreate},
-		{Name: "flexvolume-dir", HostPath: flexVolumeDir, Type: hostPathDirectoryOrCreate},
+		{Name: "flexvolume-dir", HostPath: layout.FlexVolumePluginDir, Type: hostPathDirectoryOrCreate},
 	}
 	return sortMounts(append(m, c.caCertMounts()...))
 }

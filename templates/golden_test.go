@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"kforge.dev/kforge/layout"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -57,7 +59,7 @@ func goldenCases() []goldenCase {
 			containerd: Containerd{
 				SandboxImage:        "registry.k8s.io/pause:3.10.1",
 				RestrictOOMScoreAdj: true,
-				CNIBinDir:           DebianCNIBinDir,
+				CNIBinDir:           layout.DebianCNIBinDir,
 			},
 		},
 		{
@@ -91,7 +93,7 @@ func goldenCases() []goldenCase {
 				ConfigVersion: 3,
 				SandboxImage:  "registry.k8s.io/pause:3.10.1",
 				SystemdCgroup: true,
-				CNIBinDir:     BundleCNIBinDir,
+				CNIBinDir:     layout.CNIBinDir,
 			},
 		},
 		{
@@ -133,7 +135,7 @@ func goldenCases() []goldenCase {
 				ConfigPath:          "/etc/kforge/containerd/config.toml",
 				SandboxImage:        "registry.k8s.io/pause:3.10.1",
 				RestrictOOMScoreAdj: true,
-				CNIBinDir:           BundleCNIBinDir,
+				CNIBinDir:           layout.CNIBinDir,
 				RuntimeBinary:       "/usr/bin/crun",
 			},
 		},
@@ -157,7 +159,7 @@ func goldenCases() []goldenCase {
 			containerd: Containerd{
 				SandboxImage:  "registry.k8s.io/pause:3.10.1",
 				SystemdCgroup: true,
-				CNIBinDir:     BundleCNIBinDir,
+				CNIBinDir:     layout.CNIBinDir,
 			},
 		},
 	}

@@ -6,20 +6,8 @@ import (
 	"net"
 	"path"
 	"strings"
-)
 
-// Defaults for Kubelet fields left empty.
-const (
-	DefaultKubeletConfigPath        = "/var/lib/kubelet/config.yaml"
-	DefaultKubeletFlagsPath         = "/var/lib/kubelet/kforge-flags.env"
-	DefaultKubeletKubeconfig        = "/etc/kubernetes/kubelet.conf"
-	DefaultKubeletBootstrapConfig   = "/etc/kubernetes/bootstrap-kubelet.conf"
-	DefaultKubeletBinary            = "/usr/local/bin/kubelet"
-	DefaultKubeletUnitPath          = "/etc/systemd/system/kubelet.service"
-	DefaultKubeletDropInPath        = "/etc/systemd/system/kubelet.service.d/10-kforge.conf"
-	DefaultClientCAFile             = "/etc/kubernetes/pki/ca.crt"
-	DefaultContainerRuntimeEndpoint = "unix:///run/containerd/containerd.sock"
-	DefaultResolvConf               = "/etc/resolv.conf"
+	"kforge.dev/kforge/layout"
 )
 
 // Cgroup drivers of the kubelet and of containerd's runc.
@@ -106,18 +94,18 @@ func (k Kubelet) withDefaults() Kubelet {
 			*s = v
 		}
 	}
-	def(&k.ClusterDomain, DefaultDNSDomain)
-	def(&k.ResolvConf, DefaultResolvConf)
-	def(&k.ClientCAFile, DefaultClientCAFile)
-	def(&k.StaticPodPath, DefaultManifestDir)
-	def(&k.ContainerRuntimeEndpoint, DefaultContainerRuntimeEndpoint)
-	def(&k.ConfigPath, DefaultKubeletConfigPath)
-	def(&k.FlagsPath, DefaultKubeletFlagsPath)
-	def(&k.KubeconfigPath, DefaultKubeletKubeconfig)
-	def(&k.BootstrapKubeconfigPath, DefaultKubeletBootstrapConfig)
-	def(&k.BinaryPath, DefaultKubeletBinary)
-	def(&k.UnitPath, DefaultKubeletUnitPath)
-	def(&k.DropInPath, DefaultKubeletDropInPath)
+	def(&k.ClusterDomain, layout.DNSDomain)
+	def(&k.ResolvConf, layout.ResolvConf)
+	def(&k.ClientCAFile, layout.CACert)
+	def(&k.StaticPodPath, layout.ManifestsDir)
+	def(&k.ContainerRuntimeEndpoint, layout.ContainerRuntimeEndpoint)
+	def(&k.ConfigPath, layout.KubeletConfig)
+	def(&k.FlagsPath, layout.KubeletFlagsEnv)
+	def(&k.KubeconfigPath, layout.KubeletConf)
+	def(&k.BootstrapKubeconfigPath, layout.BootstrapKubeletConf)
+	def(&k.BinaryPath, layout.KubeletBinary)
+	def(&k.UnitPath, layout.KubeletUnit)
+	def(&k.DropInPath, layout.KubeletUnitDropIn)
 	return k
 }
 

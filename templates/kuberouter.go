@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"kforge.dev/kforge/layout"
 )
 
 // AddonKubeRouter is the pod network of clusters with more than one node.
@@ -30,7 +32,7 @@ type KubeRouter struct {
 	// has that directory.
 	LibModules bool
 	// CNIConfDir and CNIConfName say where the CNI config goes;
-	// DefaultCNIConfDir and DefaultKubeRouterCNIConf when empty.
+	// layout.CNIConfDir and DefaultKubeRouterCNIConf when empty.
 	CNIConfDir  string
 	CNIConfName string
 }
@@ -38,7 +40,7 @@ type KubeRouter struct {
 // RenderKubeRouter renders kube-router's manifest.
 func RenderKubeRouter(k KubeRouter) (Addon, error) {
 	if k.CNIConfDir == "" {
-		k.CNIConfDir = DefaultCNIConfDir
+		k.CNIConfDir = layout.CNIConfDir
 	}
 	if k.CNIConfName == "" {
 		k.CNIConfName = DefaultKubeRouterCNIConf

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kforge.dev/kforge/cluster"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/phases"
 )
 
@@ -30,7 +31,7 @@ func newReset(g *globalOptions) *cobra.Command {
 	f.StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases to leave out")
 	f.StringVarP(&o.ConfigFile, "config", "f", "", "reset every host of this cluster file, in parallel")
 	f.StringVar(&o.SSH, "ssh", "", "reset one host, [user@]host[:port], after draining and deleting its node")
-	f.StringVar(&o.AdminKubeconfig, "admin-kubeconfig", "/etc/kubernetes/admin.conf", "kubeconfig used to drain and delete the node of --ssh")
+	f.StringVar(&o.AdminKubeconfig, "admin-kubeconfig", layout.AdminConf, "kubeconfig used to drain and delete the node of --ssh")
 	f.IntVar(&o.Parallel, "parallel", 5, "how many hosts to reset at once")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
 	addSSHFlags(cmd, &o.Target)

@@ -33,6 +33,7 @@ import (
 	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/kubeconfig"
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/providers/local"
 	"kforge.dev/kforge/templates"
 )
@@ -97,7 +98,7 @@ func Start(t testing.TB, opt Options) *ControlPlane {
 	}
 	bins := binaries(t, imgs.Versions)
 	lock(t)
-	for _, p := range []int{templates.EtcdClientPort, templates.EtcdPeerPort, templates.EtcdMetricsPort, templates.KubeControllerManagerPort, templates.KubeSchedulerPort} {
+	for _, p := range []int{layout.EtcdClientPort, layout.EtcdPeerPort, layout.EtcdMetricsPort, layout.ControllerManagerPort, layout.SchedulerPort} {
 		if err := portFree(p); err != nil {
 			t.Skipf("port %d is taken (%v): another control plane runs on this machine; stop it to run this test", p, err)
 		}
@@ -278,7 +279,7 @@ func (cp *ControlPlane) Path(p string) string { return cp.Host.Path(p) }
 
 // movedDirs are the host directories whose files the control plane reads
 // and writes; their paths in flags move under Root.
-var movedDirs = []string{"/etc/kubernetes", "/var/lib/etcd"}
+var movedDirs = []string{layout.KubernetesDir, layout.EtcdDataDir}
 
 // Args returns the component's rendered command line with host paths
 // moved under Root. It fails t when a path a flag names is not inside a
@@ -457,7 +458,7 @@ func (cp *ControlPlane) LogTail(component string, n int) string {
 // super-admin, kubelet, controller-manager or scheduler.
 func (cp *ControlPlane) Kubeconfig(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(cp.Path(filepath.Join(kubeconfig.DefaultDir, name+".conf")))
+	b, err := os.ReadFile(cp.Path(filepath.Join(layout.KubernetesDir, name+".conf")))
 	if err != nil {
 		t.Fatal(err)
 	}

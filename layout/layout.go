@@ -1,0 +1,137 @@
+// Package layout is the one place for the well-known paths, ports, file
+// modes and names of a kforge host, as kubeadm's constants package is for
+// kubeadm. Every other package, the templates' defaults included, takes
+// them from here; none spells a path such as /etc/kubernetes or a port
+// such as 6443 itself.
+package layout
+
+import "time"
+
+// Kubernetes' directories and files, as kubeadm lays them out.
+const (
+	KubernetesDir = "/etc/kubernetes"
+	PKIDir        = KubernetesDir + "/pki"
+	ManifestsDir  = KubernetesDir + "/manifests"
+	// CACert is the cluster CA; a worker's pki directory holds only it.
+	CACert = PKIDir + "/ca.crt"
+
+	AdminConf             = KubernetesDir + "/admin.conf"
+	SuperAdminConf        = KubernetesDir + "/super-admin.conf"
+	KubeletConf           = KubernetesDir + "/kubelet.conf"
+	BootstrapKubeletConf  = KubernetesDir + "/bootstrap-kubelet.conf"
+	ControllerManagerConf = KubernetesDir + "/controller-manager.conf"
+	SchedulerConf         = KubernetesDir + "/scheduler.conf"
+
+	EtcdDataDir = "/var/lib/etcd"
+)
+
+// The kubelet's files.
+const (
+	KubeletDir          = "/var/lib/kubelet"
+	KubeletConfig       = KubeletDir + "/config.yaml"
+	KubeletFlagsEnv     = KubeletDir + "/kforge-flags.env"
+	KubeletBinary       = BinDir + "/kubelet"
+	KubeletUnit         = "/etc/systemd/system/kubelet.service"
+	KubeletUnitDropIn   = KubeletUnit + ".d/10-kforge.conf"
+	PodLogsDir          = "/var/log/pods"
+	ContainerLogsDir    = "/var/log/containers"
+	FlexVolumePluginDir = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
+)
+
+// containerd and the CNI.
+const (
+	ContainerdDir    = "/etc/containerd"
+	ContainerdConfig = ContainerdDir + "/config.toml"
+	ContainerdRoot   = "/var/lib/containerd"
+	ContainerdState  = "/run/containerd"
+	ContainerdSocket = ContainerdState + "/containerd.sock"
+	// ContainerRuntimeEndpoint is the kubelet's URL of ContainerdSocket.
+	ContainerRuntimeEndpoint = "unix://" + ContainerdSocket
+
+	CNIConfDir = "/etc/cni/net.d"
+	CNIDataDir = "/var/lib/cni"
+	// CNIBinDir is where a kforge bundle installs the CNI plugins;
+	// DebianCNIBinDir is where Debian's containernetworking-plugins does.
+	CNIBinDir       = "/opt/cni/bin"
+	DebianCNIBinDir = "/usr/lib/cni"
+	// BridgeConflist is the CNI config of single-node clusters.
+	BridgeConflist = CNIConfDir + "/10-kforge-bridge.conflist"
+	// KubeRouterConflist is the CNI config kube-router's init container
+	// installs.
+	KubeRouterConflist = CNIConfDir + "/10-kuberouter.conflist"
+)
+
+// Binaries kforge installs from a bundle.
+const BinDir = "/usr/local/bin"
+
+// kforge's own state on a host.
+const (
+	StateDir = "/var/lib/kforge"
+	LogDir   = "/var/log/kforge"
+	// SupervisorDir is the state of kforge's supervisor on hosts without
+	// systemd.
+	SupervisorDir = StateDir + "/supervisor"
+	// KforgeBinary is where kforge installs itself on a host, for the
+	// supervisor and for joins run there.
+	KforgeBinary = StateDir + "/bin/kforge"
+	// BundlesDir keeps the bundles uploaded to a host.
+	BundlesDir = StateDir + "/bundles"
+	// ImagesDir holds a bundle's images split per image while they are
+	// imported.
+	ImagesDir = StateDir + "/images"
+	// ImagesStamp and BinariesStamp record what the bundle phase installed,
+	// so that a re-run skips it.
+	ImagesStamp   = StateDir + "/images.sha256"
+	BinariesStamp = StateDir + "/binaries.sha256"
+	// BootstrapToken keeps the join token init made (0600).
+	BootstrapToken = StateDir + "/bootstrap-token"
+	// NoUpstreamResolvConf is the resolv.conf pods get on a host whose
+	// resolvers listen on loopback only.
+	NoUpstreamResolvConf = StateDir + "/resolv.conf"
+	// SysctlConf makes pod networking's sysctls last across reboots.
+	SysctlConf = "/etc/sysctl.d/99-kforge.conf"
+)
+
+// The host's own files kforge reads.
+const (
+	ResolvConf        = "/etc/resolv.conf"
+	SystemdResolvConf = "/run/systemd/resolve/resolv.conf"
+	SystemCACertsDir  = "/etc/ssl/certs"
+)
+
+// Ports.
+const (
+	APIServerPort         = 6443
+	EtcdClientPort        = 2379
+	EtcdPeerPort          = 2380
+	EtcdMetricsPort       = 2381
+	KubeletPort           = 10250
+	ControllerManagerPort = 10257
+	SchedulerPort         = 10259
+)
+
+// ControlPlanePorts are the ports a control-plane host must have free.
+var ControlPlanePorts = []int{APIServerPort, EtcdClientPort, EtcdPeerPort, KubeletPort, ControllerManagerPort, SchedulerPort}
+
+// File modes.
+const (
+	// SecretMode is for private keys, kubeconfigs and tokens.
+	SecretMode = 0o600
+	// PublicMode is for certificates, manifests and configuration.
+	PublicMode = 0o644
+	// ExecMode is for binaries.
+	ExecMode = 0o755
+	// PrivateDirMode is for directories that hold secrets (etcd's data).
+	PrivateDirMode = 0o700
+)
+
+// Names in the cluster.
+const (
+	ClusterName = "kubernetes"
+	DNSDomain   = "cluster.local"
+)
+
+// Timeouts of the waits for the control plane, as kubeadm's defaults.
+const (
+	ControlPlaneTimeout = 4 * time.Minute
+)
