@@ -124,12 +124,12 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 	if err != nil {
 		return nil, err
 	}
-	d := &phases.Data{
+	d, err := phases.New(ctx, phases.Config{
 		Cluster: c, Node: node, Host: h, Out: o.Out,
 		Schedulable: schedulable, KforgeBinary: self, StagingDir: stagingDir(),
 		IgnorePreflight: o.IgnorePreflight,
-	}
-	if err := d.Prepare(ctx); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	o.Out.Logf("host %s: %+v", h.Name(), d.Facts)

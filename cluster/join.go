@@ -77,12 +77,12 @@ func Join(ctx context.Context, o JoinOptions) error {
 	if err != nil {
 		return err
 	}
-	d := &phases.Data{
+	d, err := phases.New(ctx, phases.Config{
 		Cluster: c, Node: node, Host: h, Out: o.Out,
 		KforgeBinary: self, StagingDir: stagingDir(), IgnorePreflight: o.IgnorePreflight,
-		Join: &phases.JoinConfig{Discovery: disc},
-	}
-	if err := d.Prepare(ctx); err != nil {
+		Discovery: &disc,
+	})
+	if err != nil {
 		return err
 	}
 	o.Out.Logf("host %s: %+v", h.Name(), d.Facts)
@@ -133,7 +133,7 @@ func joinDiscoveryOptions(o JoinOptions) (discovery.Options, error) {
 // joinFailed undoes a failed join on a machine that had not joined before
 // the run, and says what the user can do next.
 func joinFailed(ctx context.Context, o JoinOptions, d *phases.Data, err error) error {
-	j := d.Join
+	j := d.Results
 	switch {
 	case o.Phase != "":
 		return fmt.Errorf("%w\nFix the cause and run the phase again", err)

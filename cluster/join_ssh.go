@@ -56,8 +56,8 @@ func JoinSSH(ctx context.Context, o JoinSSHOptions) error {
 	if err != nil {
 		return err
 	}
-	d := &phases.Data{Cluster: c, Node: cp, Host: h, Out: o.Out, KforgeBinary: self}
-	if err := d.Prepare(ctx); err != nil {
+	d, err := phases.New(ctx, phases.Config{Cluster: c, Node: cp, Host: h, Out: o.Out, KforgeBinary: self})
+	if err != nil {
 		return err
 	}
 	if err := phases.Execute(ctx, phases.Init(), d, phases.Options{Only: "bootstrap-token"}); err != nil {

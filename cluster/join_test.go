@@ -7,10 +7,12 @@ import (
 	"testing"
 
 	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/facts"
 	"kforge.dev/kforge/host/fake"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/phases"
 	"kforge.dev/kforge/reporter"
+	"kforge.dev/kforge/services"
 )
 
 // TestJoinChecksItsArgumentsFirst: a wrong command line fails before
@@ -56,17 +58,17 @@ func TestJoinFailedUndoesOnlyAFreshJoin(t *testing.T) {
 	failure := &phases.Error{Phase: "wait", Host: "w1", Err: errors.New("node w1 not ready after 4m0s")}
 	for _, tc := range []struct {
 		name   string
-		join   phases.JoinConfig
+		join   phases.Results
 		phase  string
 		undone bool
 		says   string
 		notice string
 	}{
-		{"after discovery on a fresh host", phases.JoinConfig{Wrote: true}, "", true, "back as it was before the join", ""},
-		{"after the node registered", phases.JoinConfig{Wrote: true, Registered: true}, "", true, "back as it was", "kubectl delete node w1"},
-		{"before anything was written", phases.JoinConfig{}, "", false, "Nothing was changed on w1", ""},
-		{"on a host that had joined", phases.JoinConfig{Wrote: true, Joined: true}, "", false, "keeps its membership", ""},
-		{"in a single phase", phases.JoinConfig{Wrote: true}, "wait", false, "run the phase again", ""},
+		{"after discovery on a fresh host", phases.Results{Wrote: true}, "", true, "back as it was before the join", ""},
+		{"after the node registered", phases.Results{Wrote: true, Registered: true}, "", true, "back as it was", "kubectl delete node w1"},
+		{"before anything was written", phases.Results{}, "", false, "Nothing was changed on w1", ""},
+		{"on a host that had joined", phases.Results{Wrote: true, Joined: true}, "", false, "keeps its membership", ""},
+		{"in a single phase", phases.Results{Wrote: true}, "wait", false, "run the phase again", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := fake.New("w1")
@@ -75,7 +77,10 @@ func TestJoinFailedUndoesOnlyAFreshJoin(t *testing.T) {
 			h.WriteFile(ctx, layout.KubeletConf, []byte("x"), 0o600)
 			h.WriteFile(ctx, layout.CACert, []byte("x"), 0o644)
 			j := tc.join
-			d := &phases.Data{Cluster: config.Default(), Host: h, Out: reporter.Discard(), NodeName: "w1", Join: &j}
+			d := &phases.Data{
+				Config:   phases.Config{Cluster: config.Default(), Host: h, Out: reporter.Discard()},
+				Services: services.For(h, facts.Facts{}, ""), NodeName: "w1", Results: j,
+			}
 			err := joinFailed(ctx, JoinOptions{Phase: tc.phase, Out: reporter.Discard()}, d, failure)
 			var pe *phases.Error
 			if !errors.As(err, &pe) || pe.Phase != "wait" {

@@ -87,9 +87,8 @@ func resetHost(ctx context.Context, n config.Host, o ResetOptions, out *reporter
 		return err
 	}
 	defer h.Close()
-	c := config.Default()
-	d := &phases.Data{Cluster: c, Node: n, Host: h, Out: out}
-	if err := d.Prepare(ctx); err != nil {
+	d, err := phases.New(ctx, phases.Config{Cluster: config.Default(), Node: n, Host: h, Out: out})
+	if err != nil {
 		return err
 	}
 	if err := phases.Execute(ctx, phases.Reset(), d, phases.Options{Only: o.Phase, Skip: o.SkipPhases}); err != nil {

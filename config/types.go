@@ -139,3 +139,15 @@ func (c *Cluster) Workers() []Host {
 	}
 	return ws
 }
+
+// CNIPlugin is the cluster's pod network: the cluster file's choice, else
+// bridge for one host and kube-router for more.
+func (c *Cluster) CNIPlugin() string {
+	if c.CNI.Plugin != "" {
+		return c.CNI.Plugin
+	}
+	if len(c.Hosts) > 1 {
+		return "kube-router"
+	}
+	return "bridge"
+}

@@ -9,9 +9,10 @@ import (
 // TailLines is how many lines of output a CommandError keeps.
 const TailLines = 15
 
-// CommandError is a command that ran and failed. Its message names the host,
-// the command as it could be pasted into a shell, the exit code and the tail
-// of its output.
+// CommandError is a command that ran and failed. Its message gives the
+// command as it can be pasted into a shell, the exit code and the tail of
+// its output. It does not name the host: whoever reports the error does,
+// once (a phase's error, the summary of a multi-host run).
 type CommandError struct {
 	Host   string
 	Argv   []string
@@ -23,7 +24,7 @@ type CommandError struct {
 
 func (e *CommandError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "host %s: command %q", e.Host, ShellQuote(e.Argv))
+	fmt.Fprintf(&b, "command `%s`", ShellQuote(e.Argv))
 	if e.Err != nil {
 		fmt.Fprintf(&b, " failed: %v", e.Err)
 	} else {

@@ -21,7 +21,7 @@ func TestCommandErrorTail(t *testing.T) {
 	}
 	e := &CommandError{Host: "10.0.0.5", Argv: []string{"crictl", "ps"}, Result: Result{ExitCode: 2, Stderr: []byte(strings.Join(lines, "\n"))}}
 	msg := e.Error()
-	if !strings.HasPrefix(msg, `host 10.0.0.5: command "crictl ps" exited 2; output:`) {
+	if !strings.HasPrefix(msg, "command `crictl ps` exited 2; output:") {
 		t.Fatalf("message head: %s", msg)
 	}
 	if n := strings.Count(msg, "\n"); n != TailLines {

@@ -12,9 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes/scheme"
 )
 
 // Applied is one object Apply sent.
@@ -140,4 +142,41 @@ func (c *Client) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error)
 		return nil, err
 	}
 	return m, nil
+}
+
+// ApplyObjects applies typed objects, as Apply does documents. Each
+// object's apiVersion and kind come from client-go's scheme, so callers
+// need not set TypeMeta.
+func (c *Client) ApplyObjects(ctx context.Context, objs ...runtime.Object) ([]Applied, error) {
+	out := make([]Applied, 0, len(objs))
+	for _, o := range objs {
+		u, err := toUnstructured(o)
+		if err != nil {
+			return out, err
+		}
+		a, err := c.applyOne(ctx, u)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func toUnstructured(o runtime.Object) (*unstructured.Unstructured, error) {
+	gvks, _, err := scheme.Scheme.ObjectKinds(o)
+	if err != nil || len(gvks) == 0 {
+		return nil, fmt.Errorf("apply %T: not a kind client-go knows: %v", o, err)
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		return nil, fmt.Errorf("apply %T: %w", o, err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetGroupVersionKind(gvks[0])
+	// A typed object's zero creationTimestamp converts to null, which the
+	// server ignores; status is the server's.
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u.Object, "status")
+	return u, nil
 }

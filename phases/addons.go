@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
@@ -51,7 +52,7 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 	if err != nil {
 		return nil, err
 	}
-	libModules, err := d.hostFileExists(ctx, "/lib/modules")
+	libModules, err := host.Exists(ctx, d.Host, "/lib/modules")
 	if err != nil {
 		return nil, err
 	}

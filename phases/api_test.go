@@ -31,11 +31,13 @@ import (
 
 	"kforge.dev/kforge/certs"
 	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/facts"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/host/fake"
 	"kforge.dev/kforge/internal/controlplanetest"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/reporter"
+	"kforge.dev/kforge/services"
 	"kforge.dev/kforge/templates"
 )
 
@@ -48,7 +50,8 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	d := &Data{
-		Cluster: cp.Cluster, Host: cp.Host, Out: reporter.Discard(), Now: time.Now,
+		Config:   Config{Cluster: cp.Cluster, Host: cp.Host, Out: reporter.Discard(), Now: time.Now},
+		Services: services.For(cp.Host, facts.Facts{}, ""),
 		NodeName: cp.NodeName, AdvertiseAddress: cp.AdvertiseAddress,
 		Endpoint: strings.TrimPrefix(cp.Server, "https://"),
 	}
@@ -116,11 +119,13 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 				registerNode(ctx, t, super, node.name, corev1.ConditionTrue)
 				return fake.Answer{}
 			}, "systemctl", "restart", "kubelet")
+			var withSystemd facts.Facts
+			withSystemd.Systemd = true
 			late := &Data{
-				Cluster: cp.Cluster, Host: h, Out: reporter.Discard(), Now: time.Now,
+				Config:   Config{Cluster: cp.Cluster, Host: h, Out: reporter.Discard(), Now: time.Now},
+				Services: services.For(h, withSystemd, ""),
 				NodeName: node.name, AdvertiseAddress: cp.AdvertiseAddress, Endpoint: d.Endpoint,
 			}
-			late.Facts.Systemd = true
 			registerNode(ctx, t, super, node.name, map[bool]corev1.ConditionStatus{true: corev1.ConditionFalse, false: corev1.ConditionTrue}[node.stuck])
 			if node.readyAfterward > 0 {
 				go func() {
@@ -151,11 +156,11 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 	t.Run("control-plane-check", func(t *testing.T) {
 		// The harness's controller manager and scheduler renew their leases:
 		// with their manifests written in this run, the check waits for that.
-		d.wroteManifest = map[string]bool{"kube-controller-manager.yaml": true, "kube-scheduler.yaml": true}
+		d.Results.ChangedManifests = map[string]bool{"kube-controller-manager.yaml": true, "kube-scheduler.yaml": true}
 		if err := d.checkControlPlane(ctx, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		d.wroteManifest = nil
+		d.Results.ChangedManifests = nil
 		// A lease whose holder is gone is not renewed.
 		leases := super.CoordinationV1().Leases("kube-system")
 		holder, now, duration := "gone", metav1.NewMicroTime(time.Now()), int32(15)

@@ -37,9 +37,9 @@ func TestNewToken(t *testing.T) {
 
 func TestTokenValid(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	d := &Data{Now: func() time.Time { return now }}
+	d := &Data{Config: Config{Now: func() time.Time { return now }}}
 	s := func(exp string) *corev1.Secret {
-		return &corev1.Secret{Type: bootstrapTokenSecretType, Data: map[string][]byte{
+		return &corev1.Secret{Type: corev1.SecretTypeBootstrapToken, Data: map[string][]byte{
 			"token-secret": []byte("0123456789abcdef"), "expiration": []byte(exp),
 			"usage-bootstrap-authentication": []byte("true"), "usage-bootstrap-signing": []byte("true"),
 		}}
@@ -92,7 +92,7 @@ func TestClusterForUploadDropsSSH(t *testing.T) {
 	c := config.Default()
 	c.Hosts = append(c.Hosts, config.Host{Address: "192.0.2.11", Role: config.RoleWorker,
 		SSH: config.SSH{User: "admin", KeyPath: "~/.ssh/id_ed25519", PasswordFrom: "env:PW"}, Sudo: config.Sudo{PasswordFrom: "file:/pw"}})
-	out, err := clusterForUpload(&Data{Cluster: c})
+	out, err := clusterForUpload(&Data{Config: Config{Cluster: c}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -30,9 +31,7 @@ const (
 	// to be reused.
 	bootstrapTokenMinLeft = time.Hour
 
-	bootstrapTokenSecretType = corev1.SecretType("bootstrap.kubernetes.io/token")
-	bootstrapTokenPrefix     = "bootstrap-token-"
-	namespaceKubePublic      = "kube-public"
+	bootstrapTokenPrefix = "bootstrap-token-"
 	// ClusterInfoConfigMap in kube-public holds a kubeconfig with the CA
 	// and the endpoint; the controller manager's bootstrapsigner signs it
 	// with every bootstrap token (key jws-kubeconfig-<token id>).
@@ -65,10 +64,10 @@ func bootstrapToken(ctx context.Context, d *Data) error {
 // cluster and valid for at least another hour, and otherwise creates a new
 // one and stores it.
 func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string, error) {
-	secrets := c.Kube.CoreV1().Secrets(namespaceKubeSystem)
+	secrets := c.Kube.CoreV1().Secrets(metav1.NamespaceSystem)
 	stored, err := d.Host.ReadFile(ctx, layout.BootstrapToken)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("%s on %s: %w", layout.BootstrapToken, d.Host.Name(), err)
+		return "", fmt.Errorf("%s: %w", layout.BootstrapToken, err)
 	}
 	if m := tokenPattern.FindStringSubmatch(strings.TrimSpace(string(stored))); m != nil {
 		s, err := secrets.Get(ctx, bootstrapTokenPrefix+m[1], metav1.GetOptions{})
@@ -87,8 +86,8 @@ func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string
 		}
 		exp := d.Now().Add(BootstrapTokenTTL).UTC().Format(time.RFC3339)
 		_, err = secrets.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: bootstrapTokenPrefix + id, Namespace: namespaceKubeSystem},
-			Type:       bootstrapTokenSecretType,
+			ObjectMeta: metav1.ObjectMeta{Name: bootstrapTokenPrefix + id, Namespace: metav1.NamespaceSystem},
+			Type:       corev1.SecretTypeBootstrapToken,
 			StringData: map[string]string{
 				"description":                    "made by kforge init for joining nodes",
 				"token-id":                       id,
@@ -116,7 +115,7 @@ func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string
 }
 
 func (d *Data) tokenValid(s *corev1.Secret, secret string) bool {
-	if s.Type != bootstrapTokenSecretType || string(s.Data["token-secret"]) != secret ||
+	if s.Type != corev1.SecretTypeBootstrapToken || string(s.Data["token-secret"]) != secret ||
 		string(s.Data["usage-bootstrap-authentication"]) != "true" || string(s.Data["usage-bootstrap-signing"]) != "true" {
 		return false
 	}
@@ -152,22 +151,17 @@ func newToken() (id, secret string, err error) {
 // controller manager approve their CSRs and the nodes' certificate
 // renewals, with kubeadm's ClusterRoleBindings.
 func (d *Data) bootstrapRBAC(ctx context.Context, c *kube.Client) error {
-	group := templates.DefaultBootstrapGroup
-	crb := func(name, clusterRole, subject string) map[string]any {
-		return object("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", name, map[string]any{
-			"roleRef": roleRef("ClusterRole", clusterRole), "subjects": groups(subject),
-		})
-	}
-	_, err := d.applyObjects(ctx, c, "bootstrap-token RBAC",
-		object("rbac.authorization.k8s.io/v1", "ClusterRole", "", "kubeadm:get-nodes", map[string]any{
-			"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"nodes"}, "verbs": []any{"get"}}},
-		}),
-		crb("kubeadm:get-nodes", "kubeadm:get-nodes", group),
-		crb("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", group),
-		crb("kubeadm:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", group),
-		crb("kubeadm:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", NodesGroup),
+	bootstrappers := kube.Groups(templates.DefaultBootstrapGroup)
+	return d.apply(ctx, c, "bootstrap-token RBAC",
+		&rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "kubeadm:get-nodes"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}}},
+		},
+		kube.ClusterRoleBinding("kubeadm:get-nodes", "kubeadm:get-nodes", bootstrappers...),
+		kube.ClusterRoleBinding("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", bootstrappers...),
+		kube.ClusterRoleBinding("kubeadm:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", bootstrappers...),
+		kube.ClusterRoleBinding("kubeadm:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", kube.Groups(NodesGroup)...),
 	)
-	return err
 }
 
 // clusterInfo publishes the cluster-info ConfigMap in kube-public: a
@@ -180,28 +174,17 @@ func (d *Data) clusterInfo(ctx context.Context, c *kube.Client) error {
 		return err
 	}
 	name := "kubeadm:bootstrap-signer-clusterinfo"
-	_, err = d.applyObjects(ctx, c, "cluster-info",
-		object("v1", "ConfigMap", namespaceKubePublic, ClusterInfoConfigMap, map[string]any{
-			"data": map[string]any{"kubeconfig": string(kc)},
-		}),
-		object("rbac.authorization.k8s.io/v1", "Role", namespaceKubePublic, name, map[string]any{
-			"rules": []any{map[string]any{
-				"apiGroups": []any{""}, "resources": []any{"configmaps"},
-				"resourceNames": []any{ClusterInfoConfigMap}, "verbs": []any{"get"},
-			}},
-		}),
-		object("rbac.authorization.k8s.io/v1", "RoleBinding", namespaceKubePublic, name, map[string]any{
-			"roleRef":  roleRef("Role", name),
-			"subjects": []any{map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:anonymous"}},
-		}),
+	return d.apply(ctx, c, "cluster-info",
+		kube.ConfigMap(metav1.NamespacePublic, ClusterInfoConfigMap, map[string]string{"kubeconfig": string(kc)}),
+		kube.ConfigMapReader(metav1.NamespacePublic, name, ClusterInfoConfigMap),
+		kube.RoleBinding(metav1.NamespacePublic, name, name, rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "system:anonymous"}),
 	)
-	return err
 }
 
 func (d *Data) clusterInfoKubeconfig(ctx context.Context) ([]byte, error) {
 	data, err := d.Host.ReadFile(ctx, layout.AdminConf)
 	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", layout.AdminConf, d.Host.Name(), err)
+		return nil, fmt.Errorf("%s: %w", layout.AdminConf, err)
 	}
 	admin, err := clientcmd.Load(data)
 	if err != nil {

@@ -31,8 +31,8 @@ import (
 // missing. Without a bundle it checks that the kubelet is installed.
 func loadBundle(ctx context.Context, d *Data) error {
 	if d.Cluster.Artifacts.Bundle == "" {
-		if _, err := check(ctx, d, "sh", "-c", "command -v kubelet"); err != nil {
-			return fmt.Errorf("no kubelet on %s and no bundle: pass --bundle FILE (make artifacts builds one)", d.Host.Name())
+		if _, err := host.Output(ctx, d.Host, "sh", "-c", "command -v kubelet"); err != nil {
+			return errors.New("no kubelet and no bundle: pass --bundle FILE (make artifacts builds one)")
 		}
 		return nil
 	}
@@ -179,7 +179,7 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	if !ok {
 		return fmt.Errorf("bundle %s has no %s", d.Cluster.Artifacts.Bundle, bundle.ImagesName)
 	}
-	have, err := check(ctx, d, "ctr", "--address", layout.ContainerdSocket, "-n", "k8s.io", "images", "ls", "-q")
+	have, err := host.Output(ctx, d.Host, "ctr", "--address", layout.ContainerdSocket, "-n", "k8s.io", "images", "ls", "-q")
 	if err != nil {
 		return err
 	}

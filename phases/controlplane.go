@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
@@ -20,12 +21,12 @@ func controlPlaneManifest(file string) func(context.Context, *Data) error {
 		}
 		for _, f := range files {
 			if path.Base(f.Path) == file {
-				changed, err := writeChanged(ctx, d, []templates.File{f})
+				changed, err := host.WriteChanged(ctx, d.Host, f)
 				if changed {
-					if d.wroteManifest == nil {
-						d.wroteManifest = map[string]bool{}
+					if d.Results.ChangedManifests == nil {
+						d.Results.ChangedManifests = map[string]bool{}
 					}
-					d.wroteManifest[file] = true
+					d.Results.ChangedManifests[file] = true
 				}
 				return err
 			}
@@ -34,7 +35,7 @@ func controlPlaneManifest(file string) func(context.Context, *Data) error {
 	}
 }
 
-func renderControlPlane(d *Data) ([]templates.File, error) {
+func renderControlPlane(d *Data) ([]host.File, error) {
 	imgs, err := d.Images()
 	if err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func (d *Data) checkControlPlane(ctx context.Context, timeout time.Duration) err
 	}
 	var held []string
 	for _, l := range leaderLeases {
-		if !d.wroteManifest[l+".yaml"] {
+		if !d.Results.ChangedManifests[l+".yaml"] {
 			held = append(held, l)
 		}
 	}

@@ -9,84 +9,122 @@ import (
 	"time"
 
 	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/discovery"
 	"kforge.dev/kforge/facts"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/reporter"
+	"kforge.dev/kforge/services"
 	"kforge.dev/kforge/templates"
 )
 
-// Data is what the phases of one run share: the cluster, the host they act
-// on, its facts, and values derived once from them.
-type Data struct {
+// Config is what a command gives the phases of one run on one host.
+type Config struct {
 	Cluster *config.Cluster
 	// Node is the cluster file's entry for the host.
-	Node  config.Host
-	Host  host.Host
-	Facts facts.Facts
-	Out   *reporter.Reporter
-	Now   func() time.Time
+	Node config.Host
+	Host host.Host
+	Out  *reporter.Reporter
+	// KforgeBinary is kforge's own executable on the machine it runs on,
+	// which the supervisor runs from on hosts without systemd. Reset does
+	// not need it.
+	KforgeBinary string
+	// StagingDir is where a verified bundle is unpacked on the machine
+	// kforge runs on (a cache keyed by the bundle's manifest).
+	StagingDir string
+	// Schedulable leaves the control-plane node without its NoSchedule
+	// taint (kforge up --local).
+	Schedulable bool
+	// IgnorePreflight names preflight checks whose failure is only a
+	// warning ("all" for every one).
+	IgnorePreflight []string
+	// Discovery is set for `kforge join`: where the cluster is and how far
+	// to trust it.
+	Discovery *discovery.Options
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
 
+// Data is what the phases of one run share. It has three parts: what the
+// command gave (Config), what New learned about the host once (facts and
+// the values derived from them), and Results, which phases set for later
+// phases. Nothing else passes between phases.
+type Data struct {
+	Config
+
+	// Facts are the host's, gathered once by New.
+	Facts facts.Facts
+	// Services keeps containerd and the kubelet running on the host: as
+	// systemd units or under kforge's supervisor, chosen from Facts.
+	Services services.Manager
 	// NodeName is the Kubernetes node name: Node.Name, or the hostname.
 	NodeName string
-	// AdvertiseAddress is the IP the API server and etcd advertise.
+	// AdvertiseAddress is the IP the API server and etcd advertise and the
+	// kubelet reports.
 	AdvertiseAddress string
 	// Endpoint is the control plane's host:port for clients.
 	Endpoint string
 	// CACertDirs are the host's CA certificate directories that the
 	// control-plane pods mount read-only.
 	CACertDirs []string
-	// CNIBinDir is where the host's CNI plugins are: /opt/cni/bin when
-	// kforge installs them from a bundle or they are already there, else
-	// Debian's /usr/lib/cni when the OS package provides them.
-	CNIBinDir string
-
-	// StagingDir is where a verified bundle is unpacked on the machine
-	// kforge runs on (a cache keyed by the bundle's manifest).
-	StagingDir string
-	// KforgeBinary is kforge's own executable on the machine it runs on;
-	// it is installed on the host for the supervisor to run from.
-	KforgeBinary string
-	// Schedulable leaves the control-plane node without its NoSchedule
-	// taint (kforge up --local).
-	Schedulable bool
-	// kforgeInstalled: kforge's binary is on the host for this run.
-	kforgeInstalled bool
-	// wroteManifest names the static pod manifests this run changed.
-	wroteManifest map[string]bool
 	// DNS is the host's resolver setup as pods see it.
 	DNS resolvers
-	// IgnorePreflight names preflight checks whose failure is only a
-	// warning ("all" for every one).
-	IgnorePreflight []string
-	// Join holds what `kforge join` knows and learns; nil in other
-	// commands.
-	Join *JoinConfig
+
+	Results Results
 }
 
-// Images returns the upstream names of the cluster's images.
-func (d *Data) Images() (images.Set, error) {
-	return images.For(d.Cluster.KubernetesVersion)
+// Results are what phases hand on to later phases of the same run. Each
+// field says which phase sets it and which read it.
+type Results struct {
+	// ChangedManifests names the static pod manifests (etcd.yaml,
+	// kube-apiserver.yaml, ...) this run wrote or changed. Set by etcd and
+	// control-plane/*; read by control-plane-check, which waits for a
+	// fresh leader lease only from components whose manifest changed.
+	ChangedManifests map[string]bool
+	// RuntimeFromOS is set by runtime when it installed containerd and the
+	// CNI plugins with the OS's package manager; CNIBinDir then names the
+	// OS's plugin directory.
+	RuntimeFromOS bool
+
+	// Joined is set by join's preflight: when the run started, the host
+	// already belonged to the cluster being joined (its kubelet.conf names
+	// the pinned CA). A failed run then keeps the membership.
+	Joined bool
+	// Discovered is set by the first join phase that needs the cluster
+	// (discovery, or any one run alone): what token discovery verified.
+	// The same step adopts the cluster's own settings (adoptCluster).
+	Discovered *discovery.Result
+	// Wrote is set by join's phases once they write to the host: a failure
+	// from then on, on a host that had not joined before, undoes the join
+	// (JoinCleanup).
+	Wrote bool
+	// Registered is set by join's wait once the API server has the Node.
+	Registered bool
 }
 
-// Prepare gathers the host's facts and derives the run's values. Commands
-// call it once before Execute.
-func (d *Data) Prepare(ctx context.Context) error {
+// New gathers the host's facts and derives the run's values from them and
+// the cluster file: the node's name and address, the endpoint, the CA
+// directories and resolvers, and the host's service manager. Every command
+// builds its Data here.
+func New(ctx context.Context, cfg Config) (*Data, error) {
+	d := &Data{Config: cfg}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	f, err := facts.Gather(ctx, d.Host)
+	h := d.Host
+	f, err := facts.Gather(ctx, h)
 	if err != nil {
-		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
+		return nil, fmt.Errorf("host %s: %w", h.Name(), err)
 	}
 	d.Facts = f
+	d.Services = services.For(h, f, d.KforgeBinary)
 	d.NodeName = d.Node.Name
 	if d.NodeName == "" {
 		d.NodeName = f.Hostname
 	}
 	if d.NodeName == "" {
-		return fmt.Errorf("host %s: no hostname; set the host's name in the cluster file or pass --node-name", d.Host.Name())
+		return nil, fmt.Errorf("host %s: no hostname; set the host's name in the cluster file or pass --node-name", h.Name())
 	}
 	switch {
 	case d.Node.NodeIP != "":
@@ -97,31 +135,69 @@ func (d *Data) Prepare(ctx context.Context) error {
 		d.AdvertiseAddress = f.DefaultIP
 	}
 	if net.ParseIP(d.AdvertiseAddress) == nil {
-		return fmt.Errorf("host %s: no IPv4 address to advertise (no default route); pass --apiserver-advertise-address or set nodeIP in the cluster file", d.Host.Name())
+		return nil, fmt.Errorf("host %s: no IPv4 address to advertise (no default route); pass --apiserver-advertise-address or set nodeIP in the cluster file", h.Name())
 	}
 	argv := append([]string{"sh", "-c", `for d in "$@"; do [ -d "$d" ] && echo "$d"; done; true`, "sh"}, templates.CACertDirCandidates()...)
-	dirs, err := host.Probe(ctx, d.Host, argv...)
+	dirs, err := host.Probe(ctx, h, argv...)
 	if err != nil {
-		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
+		return nil, fmt.Errorf("host %s: %w", h.Name(), err)
 	}
 	d.CACertDirs = strings.Fields(dirs)
-	d.CNIBinDir = layout.CNIBinDir
-	if ok, err := host.Exists(ctx, d.Host, layout.DebianCNIBinDir+"/bridge"); err != nil {
-		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
-	} else if ok && d.Cluster.Artifacts.Bundle == "" {
-		d.CNIBinDir = layout.DebianCNIBinDir
+	if d.DNS, err = probeResolvers(ctx, h); err != nil {
+		return nil, fmt.Errorf("host %s: %w", h.Name(), err)
 	}
-	if d.DNS, err = probeResolvers(ctx, d.Host); err != nil {
-		return fmt.Errorf("host %s: %w", d.Host.Name(), err)
+	if d.Cluster.Artifacts.Bundle == "" {
+		// Without a bundle the CNI plugins are the OS's when it has them.
+		ok, err := host.Exists(ctx, h, layout.DebianCNIBinDir+"/bridge")
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", h.Name(), err)
+		}
+		d.Results.RuntimeFromOS = ok
 	}
-	d.Endpoint = d.Cluster.ControlPlaneEndpoint
-	if d.Endpoint == "" {
-		d.Endpoint = net.JoinHostPort(d.AdvertiseAddress, strconv.Itoa(layout.APIServerPort))
-	} else if _, _, err := net.SplitHostPort(d.Endpoint); err != nil {
-		d.Endpoint = net.JoinHostPort(d.Endpoint, strconv.Itoa(layout.APIServerPort))
-	}
-	return nil
+	d.Endpoint = endpoint(d.Cluster.ControlPlaneEndpoint, d.AdvertiseAddress)
+	return d, nil
 }
+
+// endpoint is the control plane's host:port: the cluster file's
+// controlPlaneEndpoint (6443 when it has no port), else this node's
+// address.
+func endpoint(configured, advertise string) string {
+	if configured == "" {
+		return net.JoinHostPort(advertise, strconv.Itoa(layout.APIServerPort))
+	}
+	if _, _, err := net.SplitHostPort(configured); err != nil {
+		return net.JoinHostPort(configured, strconv.Itoa(layout.APIServerPort))
+	}
+	return configured
+}
+
+// adoptCluster makes a joining node's run use the cluster's own settings,
+// read from the cluster with the token, and the API server that
+// cluster-info names. It is the one place a run's cluster changes.
+func (d *Data) adoptCluster(c *config.Cluster, r *discovery.Result) {
+	c.Artifacts = d.Cluster.Artifacts
+	d.Cluster = c
+	d.Endpoint = strings.TrimPrefix(r.Server, "https://")
+	d.Results.Discovered = r
+}
+
+// Images returns the upstream names of the cluster's images.
+func (d *Data) Images() (images.Set, error) {
+	return images.For(d.Cluster.KubernetesVersion)
+}
+
+// CNIBinDir is where the host's CNI plugins are: /opt/cni/bin when kforge
+// installs them from a bundle, Debian's /usr/lib/cni when the OS package
+// provides them.
+func (d *Data) CNIBinDir() string {
+	if d.Results.RuntimeFromOS {
+		return layout.DebianCNIBinDir
+	}
+	return layout.CNIBinDir
+}
+
+// CNIPlugin is the cluster's pod network.
+func (d *Data) CNIPlugin() string { return d.Cluster.CNIPlugin() }
 
 // LocalAPIServer is the URL of this host's own API server.
 func (d *Data) LocalAPIServer() string {

@@ -4,7 +4,7 @@ package phases
 func Init() []Phase {
 	return []Phase{
 		{Name: "preflight", Short: "Check that the host can run a control plane", Run: preflight},
-		{Name: "runtime", Short: "Install, configure and start containerd and the CNI plugins", Run: runtime},
+		{Name: "runtime", Short: "Install, configure and start containerd and the CNI plugins", Run: containerRuntime},
 		{Name: "bundle", Short: "Verify the bundle, install its binaries and import its images", Run: loadBundle},
 		{Name: "certs", Short: "Create or reuse the PKI under /etc/kubernetes/pki", Run: certsPhase},
 		{Name: "kubeconfig", Short: "Write the admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs", Run: kubeconfigPhase},

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/facts"
@@ -13,6 +14,7 @@ import (
 	"kforge.dev/kforge/host/fake"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/reporter"
+	"kforge.dev/kforge/services"
 )
 
 // fakeNode is a Data for a cgroup v1 host without systemd or
@@ -36,12 +38,15 @@ func fakeNode(t *testing.T, probe string) (*Data, *fake.Host) {
 	if err := os.WriteFile(self, []byte("kforge"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return &Data{
-		KforgeBinary: self,
-		Cluster:      config.Default(), Host: h, Facts: f, Out: reporter.Discard(),
+	d := &Data{
+		Config:   Config{KforgeBinary: self, Cluster: config.Default(), Host: h, Out: reporter.Discard(), Now: time.Now},
+		Facts:    f,
+		Services: services.For(h, f, self),
 		NodeName: "node1", AdvertiseAddress: "10.0.0.5", Endpoint: "10.0.0.5:6443",
-		CNIBinDir: layout.DebianCNIBinDir, CACertDirs: []string{"/etc/ssl/certs"},
-	}, h
+		CACertDirs: []string{"/etc/ssl/certs"},
+	}
+	d.Results.RuntimeFromOS = true
+	return d, h
 }
 
 const ciHost = "uid=0\nhostname=node1\ncpus=2\nmemkb=4000000\ncgroupfs=tmpfs\npid1=sh\ncapeff=000001fffeffffff\nswaps=0\n"

@@ -2,8 +2,6 @@ package phases
 
 import (
 	"context"
-
-	"kforge.dev/kforge/discovery"
 )
 
 // Join is the phase list of `kforge join`, in order. Discovery comes
@@ -13,29 +11,11 @@ func Join() []Phase {
 	return []Phase{
 		{Name: "preflight", Short: "Check that the host can join as a worker", Run: joinPreflight},
 		{Name: "discovery", Short: "Verify the cluster with the token and CA hash; write its CA and the kubelet's bootstrap kubeconfig", Run: joinDiscovery},
-		{Name: "runtime", Short: "Install, configure and start containerd and the CNI plugins", Run: withCluster(runtime)},
+		{Name: "runtime", Short: "Install, configure and start containerd and the CNI plugins", Run: withCluster(containerRuntime)},
 		{Name: "bundle", Short: "Verify the bundle, install its binaries and import its images", Run: withCluster(loadBundle)},
 		{Name: "kubelet-start", Short: "Configure the kubelet and start it; it gets its client certificate by TLS bootstrap", Run: kubeletStart},
 		{Name: "wait", Short: "Wait for the kubelet's client certificate and for the node to be Ready", Run: joinWait},
 	}
-}
-
-// JoinConfig is what `kforge join` adds to a run's Data.
-type JoinConfig struct {
-	// Discovery says where the cluster is and how far to trust it.
-	Discovery discovery.Options
-
-	// Joined is set by preflight: when the run started, the host already
-	// belonged to this cluster (its kubelet.conf names the pinned CA).
-	Joined bool
-	// Discovered is discovery's result, once it ran.
-	Discovered *discovery.Result
-	// Wrote is set once the run writes to the host after discovery: a
-	// failure from then on, on a host that had not joined before, undoes
-	// the join (JoinCleanup).
-	Wrote bool
-	// Registered is set once the wait saw the Node object.
-	Registered bool
 }
 
 // withCluster runs a phase once discovery has learned the cluster's
@@ -46,7 +26,7 @@ func withCluster(run func(context.Context, *Data) error) func(context.Context, *
 		if err := d.joinCluster(ctx); err != nil {
 			return err
 		}
-		d.Join.Wrote = true
+		d.Results.Wrote = true
 		return run(ctx, d)
 	}
 }

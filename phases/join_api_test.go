@@ -22,10 +22,12 @@ import (
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/discovery"
+	"kforge.dev/kforge/facts"
 	"kforge.dev/kforge/internal/controlplanetest"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/reporter"
+	"kforge.dev/kforge/services"
 	"kforge.dev/kforge/templates"
 )
 
@@ -41,7 +43,8 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 	defer cancel()
 	endpoint := strings.TrimPrefix(cp.Server, "https://")
 	d := &Data{
-		Cluster: cp.Cluster, Host: cp.Host, Out: reporter.Discard(), Now: time.Now,
+		Config:   Config{Cluster: cp.Cluster, Host: cp.Host, Out: reporter.Discard(), Now: time.Now},
+		Services: services.For(cp.Host, facts.Facts{}, ""),
 		NodeName: cp.NodeName, AdvertiseAddress: cp.AdvertiseAddress, Endpoint: endpoint,
 	}
 	super := cp.Client(t, "super-admin").Kube
@@ -171,7 +174,7 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 	t.Run("join phases on a worker", func(t *testing.T) {
 		w, h := fakeNode(t, ciHost)
 		w.NodeName, w.AdvertiseAddress = "w1", "127.0.0.2"
-		w.Join = &JoinConfig{Discovery: discovery.Options{Endpoint: endpoint, Token: token, CACertHashes: pins, Timeout: 30 * time.Second}}
+		w.Discovery = &discovery.Options{Endpoint: endpoint, Token: token, CACertHashes: pins, Timeout: 30 * time.Second}
 		if err := Execute(ctx, Join(), w, Options{Skip: []string{"wait"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -198,12 +201,12 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 		// A second machine may not take the name of a Ready node.
 		w2, h2 := fakeNode(t, ciHost)
 		w2.NodeName = "w1"
-		w2.Join = &JoinConfig{Discovery: w.Join.Discovery}
+		w2.Discovery = w.Discovery
 		err := Execute(ctx, Join(), w2, Options{})
 		if err == nil || !strings.Contains(err.Error(), "phase discovery") || !strings.Contains(err.Error(), "a Node named w1 is already in the cluster and Ready") {
 			t.Errorf("a second w1: %v", err)
 		}
-		if len(h2.Paths()) != 0 || w2.Join.Wrote {
+		if len(h2.Paths()) != 0 || w2.Results.Wrote {
 			t.Errorf("a refused join wrote %v", h2.Paths())
 		}
 	})
@@ -242,7 +245,7 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 	t.Run("a wait for the TLS bootstrap names the CSR's state", func(t *testing.T) {
 		w, _ := fakeNode(t, ciHost)
 		w.NodeName = "w9"
-		w.Join = &JoinConfig{Discovery: good, Discovered: result}
+		w.Discovery, w.Results.Discovered = &good, result
 		c, err := w.tokenClient(result)
 		if err != nil {
 			t.Fatal(err)
@@ -265,7 +268,7 @@ func createToken(ctx context.Context, t *testing.T, c kubernetes.Interface, tok 
 	t.Helper()
 	_, err := c.CoreV1().Secrets("kube-system").Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: bootstrapTokenPrefix + tok.ID, Namespace: "kube-system"},
-		Type:       bootstrapTokenSecretType,
+		Type:       corev1.SecretTypeBootstrapToken,
 		StringData: map[string]string{
 			"token-id": tok.ID, "token-secret": tok.Secret, "expiration": exp.UTC().Format(time.RFC3339),
 			"usage-bootstrap-signing": "true", "usage-bootstrap-authentication": map[bool]string{true: "true", false: "false"}[auth],

@@ -31,10 +31,10 @@ func fakeWorker(t *testing.T, probe string) (*Data, *fake.Host, []byte) {
 	d.NodeName, d.AdvertiseAddress = "w1", "10.0.0.6"
 	ca := testCAPEM(t)
 	pin, _ := discovery.CAHashes(ca)
-	d.Join = &JoinConfig{Discovery: discovery.Options{
+	d.Discovery = &discovery.Options{
 		Endpoint: "10.0.0.5:6443", CACertHashes: pin,
 		Token: discovery.Token{ID: "abcdef", Secret: "0123456789abcdef"},
-	}}
+	}
 	return d, h, ca
 }
 
@@ -46,7 +46,7 @@ func discovered(d *Data, ca []byte) {
 	d.Cluster = c
 	d.Endpoint = "10.0.0.5:6443"
 	hashes, _ := discovery.CAHashes(ca)
-	d.Join.Discovered = &discovery.Result{Server: "https://10.0.0.5:6443", CACert: ca, CAHashes: hashes, User: "system:bootstrap:abcdef"}
+	d.Results.Discovered = &discovery.Result{Server: "https://10.0.0.5:6443", CACert: ca, CAHashes: hashes, User: "system:bootstrap:abcdef"}
 }
 
 func testCAPEM(t *testing.T) []byte {
@@ -102,7 +102,7 @@ func TestJoinPreflight(t *testing.T) {
 		}, false, []string{"[ControlPlane]", "runs a control plane"}},
 		{"another cluster's kubelet.conf", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
 			h.WriteFile(ctx, layout.KubeletConf, kubeconfigFor(t, "https://10.9.9.9:6443", testCAPEM(t)), 0o600)
-		}, false, []string{"[layout.KubeletConf]", "left from another cluster", "its CA is sha256:", "the join pins " + "sha256:", "kforge reset"}},
+		}, false, []string{"[KubeletConf]", "left from another cluster", "its CA is sha256:", "the join pins " + "sha256:", "kforge reset"}},
 		{"this cluster's kubelet.conf, its kubelet on 10250", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
 			h.WriteFile(ctx, layout.KubeletConf, kubeconfigFor(t, "https://10.0.0.5:6443", ca), 0o600)
 			listening(h, "280A")
@@ -120,13 +120,13 @@ func TestJoinPreflight(t *testing.T) {
 			d.IgnorePreflight = []string{"port-10250"}
 		}, false, nil},
 		{"no pin: kubelet.conf of the endpoint", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
-			d.Join.Discovery.CACertHashes, d.Join.Discovery.UnsafeSkipCAVerification = nil, true
+			d.Discovery.CACertHashes, d.Discovery.UnsafeSkipCAVerification = nil, true
 			h.WriteFile(ctx, layout.KubeletConf, kubeconfigFor(t, "https://10.0.0.5:6443", testCAPEM(t)), 0o600)
 		}, true, nil},
 		{"no pin: kubelet.conf of another server", func(t *testing.T, d *Data, h *fake.Host, ca []byte) {
-			d.Join.Discovery.CACertHashes, d.Join.Discovery.UnsafeSkipCAVerification = nil, true
+			d.Discovery.CACertHashes, d.Discovery.UnsafeSkipCAVerification = nil, true
 			h.WriteFile(ctx, layout.KubeletConf, kubeconfigFor(t, "https://10.0.0.7:6443", ca), 0o600)
-		}, false, []string{"[layout.KubeletConf]", "talks to https://10.0.0.7:6443, not https://10.0.0.5:6443"}},
+		}, false, []string{"[KubeletConf]", "talks to https://10.0.0.7:6443, not https://10.0.0.5:6443"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, h, ca := fakeWorker(t, ciHost)
@@ -141,10 +141,10 @@ func TestJoinPreflight(t *testing.T) {
 					t.Errorf("got %v, want it to say %q", err, s)
 				}
 			}
-			if d.Join.Joined != tc.joined {
-				t.Errorf("Joined %v, want %v", d.Join.Joined, tc.joined)
+			if d.Results.Joined != tc.joined {
+				t.Errorf("Joined %v, want %v", d.Results.Joined, tc.joined)
 			}
-			if len(h.Paths()) != before || d.Join.Wrote {
+			if len(h.Paths()) != before || d.Results.Wrote {
 				t.Errorf("preflight wrote to the host: %v", h.Paths())
 			}
 		})
@@ -168,7 +168,7 @@ func TestKubeletStartRestartsOnlyAKubeletThatHasNotBootstrapped(t *testing.T) {
 	if !strings.Contains(first, "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf") || !strings.Contains(first, "--hostname-override=w1") {
 		t.Fatalf("kubelet service:\n%s", first)
 	}
-	if !d.Join.Wrote {
+	if !d.Results.Wrote {
 		t.Error("kubelet-start did not mark the host as written")
 	}
 	k := string(h.Files()["/var/lib/kubelet/config.yaml"].Data)
@@ -231,7 +231,7 @@ func TestJoinDiscoveryWritesTheCAAndTheBootstrapKubeconfig(t *testing.T) {
 	// A host that joined before keeps its kubelet.conf and gets no token.
 	d2, h2, _ := fakeWorker(t, ciHost)
 	discovered(d2, ca)
-	d2.Join.Joined = true
+	d2.Results.Joined = true
 	if err := joinDiscovery(ctx, d2); err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func joinCleanupFiles(ctx context.Context, d *Data) error {
 		removed = append(removed, p)
 	}
 	// The pki directory holds only the CA on a worker.
-	if _, err := sh(ctx, d, `rmdir "$1" 2>/dev/null; true`, layout.PKIDir); err != nil {
+	if _, err := host.Script(ctx, d.Host, `rmdir "$1" 2>/dev/null; true`, layout.PKIDir); err != nil {
 		return err
 	}
 	if len(removed) > 0 {

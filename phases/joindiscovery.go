@@ -13,9 +13,9 @@ import (
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/discovery"
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
-	"kforge.dev/kforge/templates"
 )
 
 // joinDiscovery makes the host trust the cluster: token discovery (the
@@ -30,16 +30,16 @@ func joinDiscovery(ctx context.Context, d *Data) error {
 	if err := d.joinCluster(ctx); err != nil {
 		return err
 	}
-	r := d.Join.Discovered
-	d.Join.Wrote = true
-	if _, err := writeChanged(ctx, d, []templates.File{{Path: layout.CACert, Data: r.CACert, Mode: 0o644}}); err != nil {
+	r := d.Results.Discovered
+	d.Results.Wrote = true
+	if _, err := host.WriteChanged(ctx, d.Host, host.File{Path: layout.CACert, Data: r.CACert, Mode: layout.PublicMode}); err != nil {
 		return err
 	}
-	if d.Join.Joined {
+	if d.Results.Joined {
 		// The kubelet has its own client certificate already.
 		return nil
 	}
-	kc, err := discovery.BootstrapKubeconfig(r, d.Join.Discovery.Token)
+	kc, err := discovery.BootstrapKubeconfig(r, d.Discovery.Token)
 	if err != nil {
 		return err
 	}
@@ -51,14 +51,14 @@ func joinDiscovery(ctx context.Context, d *Data) error {
 // that kforge init uploaded, this host's bundle, and the API server that
 // cluster-info names as the endpoint.
 func (d *Data) joinCluster(ctx context.Context) error {
-	if d.Join == nil {
+	if d.Discovery == nil {
 		return errors.New("this phase belongs to kforge join")
 	}
-	if d.Join.Discovered != nil {
+	if d.Results.Discovered != nil {
 		return nil
 	}
 	start := time.Now()
-	r, err := discovery.Discover(ctx, d.Join.Discovery)
+	r, err := discovery.Discover(ctx, *d.Discovery)
 	if err != nil {
 		return err
 	}
@@ -71,23 +71,20 @@ func (d *Data) joinCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cluster.Artifacts = d.Cluster.Artifacts
-	if p := (&Data{Cluster: cluster}).CNIPlugin(); p == "bridge" {
+	if cluster.CNIPlugin() == "bridge" {
 		return fmt.Errorf("the cluster at %s runs the single-node bridge network (cni.plugin bridge): pods on a second node would get the same addresses as the first node's and could not reach them. "+
 			"A cluster with workers needs cni.plugin: kube-router in its cluster file (the default when it lists more than one host)", r.Server)
 	}
 	if err := d.checkNodeName(ctx, c); err != nil {
 		return err
 	}
-	d.Cluster = cluster
-	d.Endpoint = strings.TrimPrefix(r.Server, "https://")
-	d.Join.Discovered = r
+	d.adoptCluster(cluster, r)
 	return nil
 }
 
 // tokenClient talks to the cluster's API server as the bootstrap token.
 func (d *Data) tokenClient(r *discovery.Result) (kubernetes.Interface, error) {
-	c, err := kubernetes.NewForConfig(discovery.RESTConfig(r.Server, r.CACert, d.Join.Discovery.Token))
+	c, err := kubernetes.NewForConfig(discovery.RESTConfig(r.Server, r.CACert, d.Discovery.Token))
 	if err != nil {
 		return nil, fmt.Errorf("client for %s: %w", r.Server, err)
 	}
@@ -97,8 +94,8 @@ func (d *Data) tokenClient(r *discovery.Result) (kubernetes.Interface, error) {
 // uploadedCluster reads the cluster file kforge init stored in
 // kube-system, which joining nodes may read.
 func uploadedCluster(ctx context.Context, c kubernetes.Interface, server string) (*config.Cluster, error) {
-	name := namespaceKubeSystem + "/" + ClusterConfigMap
-	cm, err := c.CoreV1().ConfigMaps(namespaceKubeSystem).Get(ctx, ClusterConfigMap, metav1.GetOptions{})
+	name := metav1.NamespaceSystem + "/" + ClusterConfigMap
+	cm, err := c.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, ClusterConfigMap, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
 		return nil, fmt.Errorf("the cluster at %s has no ConfigMap %s the token may read (%v): it was not built by kforge init, or init's upload-config phase has not run; kforge join takes the cluster's settings from it", server, name, err)
@@ -115,7 +112,7 @@ func uploadedCluster(ctx context.Context, c kubernetes.Interface, server string)
 // checkNodeName refuses a name that a Ready node of the cluster already
 // has, unless this host is that node.
 func (d *Data) checkNodeName(ctx context.Context, c kubernetes.Interface) error {
-	if d.Join.Joined {
+	if d.Results.Joined {
 		return nil
 	}
 	n, err := c.CoreV1().Nodes().Get(ctx, d.NodeName, metav1.GetOptions{})

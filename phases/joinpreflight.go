@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"kforge.dev/kforge/discovery"
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
 )
 
@@ -29,7 +30,7 @@ func joinPreflight(ctx context.Context, d *Data) error {
 	if d.Facts.UID != 0 {
 		add("IsPrivilegedUser", "kforge runs as uid %d; run it as root (sudo kforge join ...)", d.Facts.UID)
 	}
-	if ok, err := d.hostFileExists(ctx, layout.ManifestsDir+"/kube-apiserver.yaml"); err != nil {
+	if ok, err := host.Exists(ctx, d.Host, layout.ManifestsDir+"/kube-apiserver.yaml"); err != nil {
 		return err
 	} else if ok {
 		add("ControlPlane", "%s/kube-apiserver.yaml: this host runs a control plane; a worker joins from a host without one (kforge reset removes it)", layout.ManifestsDir)
@@ -38,9 +39,9 @@ func joinPreflight(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	d.Join.Joined = joined
+	d.Results.Joined = joined
 	if why != "" && !joined {
-		add("layout.KubeletConf", "%s", why)
+		add("KubeletConf", "%s", why)
 	}
 	st, err := d.preflightProbe(ctx)
 	if err != nil {
@@ -75,7 +76,7 @@ func (d *Data) joinedBefore(ctx context.Context) (joined bool, why string, err e
 		return false, "", nil
 	}
 	if err != nil {
-		return false, "", fmt.Errorf("%s on %s: %w", layout.KubeletConf, d.Host.Name(), err)
+		return false, "", fmt.Errorf("%s: %w", layout.KubeletConf, err)
 	}
 	leftover := func(format string, a ...any) (bool, string, error) {
 		return false, fmt.Sprintf("%s is left from another cluster: %s; run kforge reset on this host first", layout.KubeletConf, fmt.Sprintf(format, a...)), nil
@@ -89,7 +90,7 @@ func (d *Data) joinedBefore(ctx context.Context) (joined bool, why string, err e
 		return leftover("its current context names no cluster")
 	}
 	cluster := cfg.Clusters[kctx.Cluster]
-	o := d.Join.Discovery
+	o := d.Discovery
 	if len(o.CACertHashes) == 0 {
 		want, err := discovery.EndpointURL(o.Endpoint)
 		if err != nil {

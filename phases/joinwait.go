@@ -9,8 +9,10 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
 )
@@ -33,7 +35,7 @@ func joinWait(ctx context.Context, d *Data) error {
 	if err := d.joinCluster(ctx); err != nil {
 		return err
 	}
-	c, err := d.tokenClient(d.Join.Discovered)
+	c, err := d.tokenClient(d.Results.Discovered)
 	if err != nil {
 		return err
 	}
@@ -54,28 +56,24 @@ func joinWait(ctx context.Context, d *Data) error {
 // passes; the *kube.WaitError then carries the last thing f saw.
 func poll(ctx context.Context, what string, timeout time.Duration, f func(context.Context) (bool, string)) error {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	last := ""
-	for {
+	err := wait.PollUntilContextTimeout(ctx, joinPollEvery, timeout, true, func(ctx context.Context) (bool, error) {
 		done, seen := f(ctx)
-		if done {
-			return nil
-		}
+		// A call cut short by the deadline says less than the one before.
 		if ctx.Err() == nil || last == "" {
 			last = seen
 		}
-		select {
-		case <-ctx.Done():
-			return &kube.WaitError{What: what, Waited: time.Since(start), Last: last, Err: ctx.Err()}
-		case <-time.After(joinPollEvery):
-		}
+		return done, nil
+	})
+	if err != nil {
+		return &kube.WaitError{What: what, Waited: time.Since(start), Last: last, Err: err}
 	}
+	return nil
 }
 
 func (d *Data) waitTLSBootstrap(ctx context.Context, c kubernetes.Interface, timeout time.Duration) error {
 	return poll(ctx, "the kubelet's client certificate (TLS bootstrap) on "+d.Host.Name(), timeout, func(ctx context.Context) (bool, string) {
-		ok, err := d.hostFileExists(ctx, layout.KubeletConf)
+		ok, err := host.Exists(ctx, d.Host, layout.KubeletConf)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -89,7 +87,7 @@ func (d *Data) waitTLSBootstrap(ctx context.Context, c kubernetes.Interface, tim
 // csrState describes the newest CSR the token sent (bootstrap tokens may
 // list CSRs), saying which part of the control plane it waits for.
 func (d *Data) csrState(ctx context.Context, c kubernetes.Interface) string {
-	user := d.Join.Discovered.User
+	user := d.Results.Discovered.User
 	list, err := c.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Sprintf("no kubelet.conf yet, and the token may not list CSRs (%v)", err)
@@ -134,7 +132,7 @@ func (d *Data) waitNodeReadyAsToken(ctx context.Context, c kubernetes.Interface,
 		case err != nil:
 			return false, err.Error()
 		}
-		d.Join.Registered = true
+		d.Results.Registered = true
 		ready, why := kube.NodeReady(n)
 		return ready, why
 	})

@@ -21,7 +21,7 @@ func kubelet(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	return d.ensureService(ctx, kubeletService(k), changed)
+	return d.Services.Ensure(ctx, kubeletService(k), changed)
 }
 
 // writeKubelet renders the kubelet's files for this host, creates its
@@ -38,27 +38,17 @@ func (d *Data) writeKubelet(ctx context.Context) (templates.Kubelet, bool, error
 			return k, false, err
 		}
 	}
-	changed, err := writeChanged(ctx, d, files)
+	changed, err := host.WriteChanged(ctx, d.Host, files...)
 	if err != nil {
 		return k, false, err
 	}
-	if _, err := check(ctx, d, "test", "-x", k.BinaryPath); err != nil {
-		return k, false, fmt.Errorf("no kubelet at %s on %s: pass --bundle FILE (make artifacts builds one)", k.BinaryPath, d.Host.Name())
+	if _, err := host.Output(ctx, d.Host, "test", "-x", k.BinaryPath); err != nil {
+		return k, false, fmt.Errorf("no kubelet at %s: pass --bundle FILE (make artifacts builds one)", k.BinaryPath)
 	}
 	return k, changed, nil
 }
 
-// kubeletService is the kubelet as a service of the host.
-func kubeletService(k templates.Kubelet) Service {
-	return Service{
-		Name:  "kubelet",
-		Argv:  append([]string{k.BinaryPath}, k.Args()...),
-		After: "containerd",
-		Unit:  "kubelet",
-	}
-}
-
-func (d *Data) renderKubelet() (templates.Kubelet, []templates.File, error) {
+func (d *Data) renderKubelet() (templates.Kubelet, []host.File, error) {
 	dns, err := d.Cluster.Networking.ServiceIP(10)
 	if err != nil {
 		return templates.Kubelet{}, nil, err
@@ -79,7 +69,7 @@ func (d *Data) renderKubelet() (templates.Kubelet, []templates.File, error) {
 	k.ResolvConf = d.DNS.ResolvConf
 	files, err := templates.RenderKubelet(k)
 	if err == nil && k.ResolvConf == layout.NoUpstreamResolvConf {
-		files = append(files, templates.File{Path: layout.NoUpstreamResolvConf, Mode: 0o644,
+		files = append(files, host.File{Path: layout.NoUpstreamResolvConf, Mode: 0o644,
 			Data: []byte("# kforge: this host's resolvers listen on loopback only, which pods cannot reach;\n# pods with dnsPolicy Default get no resolver, and CoreDNS answers cluster names only.\n")})
 	}
 	return k, files, err

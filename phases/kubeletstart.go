@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
 )
 
@@ -20,21 +21,21 @@ func kubeletStart(ctx context.Context, d *Data) error {
 	if err := d.joinCluster(ctx); err != nil {
 		return err
 	}
-	d.Join.Wrote = true
+	d.Results.Wrote = true
 	k, changed, err := d.writeKubelet(ctx)
 	if err != nil {
 		return err
 	}
 	svc := kubeletService(k)
 	svc.Config = []string{layout.KubeletConfig}
-	bootstrapped, err := d.hostFileExists(ctx, layout.KubeletConf)
+	bootstrapped, err := host.Exists(ctx, d.Host, layout.KubeletConf)
 	if err != nil {
 		return err
 	}
 	if !bootstrapped {
-		if err := d.stopService(ctx, svc); err != nil {
+		if err := d.Services.Stop(ctx, svc); err != nil {
 			return err
 		}
 	}
-	return d.ensureService(ctx, svc, changed)
+	return d.Services.Ensure(ctx, svc, changed)
 }

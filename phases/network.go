@@ -26,18 +26,6 @@ func cniConfig(ctx context.Context, d *Data) error {
 	return d.Host.WriteFile(ctx, layout.BridgeConflist, data, 0o644)
 }
 
-// CNIPlugin is the cluster's network: the cluster file's choice, else
-// bridge for one host and kube-router for more.
-func (d *Data) CNIPlugin() string {
-	if p := d.Cluster.CNI.Plugin; p != "" {
-		return p
-	}
-	if len(d.Cluster.Hosts) > 1 {
-		return "kube-router"
-	}
-	return "bridge"
-}
-
 func bridgeConflist(podSubnet string) ([]byte, error) {
 	if podSubnet == "" {
 		return nil, fmt.Errorf("bridge CNI: the pod subnet is empty")

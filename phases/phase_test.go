@@ -36,7 +36,7 @@ func testList(ran *[]string, failAt string) []Phase {
 }
 
 func testData() *Data {
-	return &Data{Host: fake.New("node1"), Out: reporter.Discard()}
+	return &Data{Config: Config{Host: fake.New("node1"), Out: reporter.Discard()}}
 }
 
 func TestExecuteAllSkipAndOnly(t *testing.T) {

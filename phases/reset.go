@@ -6,6 +6,7 @@ import (
 
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/services"
 )
 
 // Reset is the phase list of `kforge reset`, in order. Every phase works on
@@ -33,23 +34,15 @@ var resetPaths = []string{
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
 }
 
-// sh runs a shell snippet that is safe to run on any host state, with
-// argument words passed as $1...
-func sh(ctx context.Context, d *Data, script string, args ...string) (string, error) {
-	argv := append([]string{"sh", "-c", script, "kforge-reset"}, args...)
-	res, err := d.Host.Run(ctx, host.Cmd{Argv: argv, Sudo: true})
-	return strings.TrimSpace(string(res.Stdout)), err
-}
-
 func resetStopKubelet(ctx context.Context, d *Data) error {
-	return d.stopService(ctx, Service{Name: "kubelet", Unit: "kubelet"})
+	return d.Services.Stop(ctx, services.Service{Name: "kubelet", Unit: "kubelet"})
 }
 
 // resetContainers kills and removes every container in containerd's k8s.io
 // namespace, pod sandboxes included, then releases the pods' network
 // namespaces. Without containerd running there is nothing to do.
 func resetContainers(ctx context.Context, d *Data) error {
-	out, err := sh(ctx, d, `
+	out, err := host.Script(ctx, d.Host, `
 command -v ctr >/dev/null 2>&1 || exit 0
 [ -S "$1" ] || exit 0
 c="ctr --address $1 -n k8s.io"
@@ -67,15 +60,17 @@ echo "$n"`, layout.ContainerdSocket)
 }
 
 func resetServices(ctx context.Context, d *Data) error {
-	if err := d.stopService(ctx, Service{Name: "containerd", Unit: ""}); err != nil {
+	// Under systemd containerd is the OS's unit, which reset leaves to the
+	// OS (no Unit); under kforge's supervisor it is kforge's.
+	if err := d.Services.Stop(ctx, services.Service{Name: "containerd"}); err != nil {
 		return err
 	}
-	return d.stopSupervisor(ctx)
+	return d.Services.Shutdown(ctx)
 }
 
 // resetMounts unmounts everything under /var/lib/kubelet, deepest first.
 func resetMounts(ctx context.Context, d *Data) error {
-	out, err := sh(ctx, d, `
+	out, err := host.Script(ctx, d.Host, `
 n=0
 for m in $(awk -v d="$1" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r); do
   umount "$m" 2>/dev/null || umount -l "$m" && n=$((n+1))
@@ -101,7 +96,7 @@ func resetFiles(ctx context.Context, d *Data) error {
 		}
 		removed = append(removed, p)
 	}
-	out, err := sh(ctx, d, `for f in "$1"/*; do [ -e "$f" ] || continue; rm -rf "$f"; echo "$f"; done`, layout.CNIConfDir)
+	out, err := host.Script(ctx, d.Host, `for f in "$1"/*; do [ -e "$f" ] || continue; rm -rf "$f"; echo "$f"; done`, layout.CNIConfDir)
 	if err != nil {
 		return err
 	}
@@ -114,7 +109,7 @@ func resetFiles(ctx context.Context, d *Data) error {
 // kube-proxy made and every iptables rule and chain whose name starts with
 // KUBE- or CNI-, in both the nft and legacy iptables backends.
 func resetNetwork(ctx context.Context, d *Data) error {
-	out, err := sh(ctx, d, `
+	out, err := host.Script(ctx, d.Host, `
 for i in cni0 kube-bridge kube-dummy-if kube-ipvs0 flannel.1; do
   ip link show "$i" >/dev/null 2>&1 && ip link delete "$i" && echo "interface:$i"
 done

@@ -1,11 +1,8 @@
 package phases
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"kforge.dev/kforge/host"
@@ -17,13 +14,13 @@ import (
 // no containerd and no bundle provides one.
 var runtimePackages = []string{"containerd", "runc", "containernetworking-plugins", "iptables", "conntrack"}
 
-// runtime makes containerd ready for the kubelet: it installs containerd,
+// containerRuntime makes containerd ready for the kubelet: it installs containerd,
 // runc and the CNI plugins from the OS package manager when they are
 // missing, enables IP forwarding and bridge netfilter, writes containerd's
 // config (pause image, cgroup driver, restrict_oom_score_adj when root
 // lacks CAP_SYS_RESOURCE) and the pod network's CNI config, and starts
 // containerd — restarting it when its config changed.
-func runtime(ctx context.Context, d *Data) error {
+func containerRuntime(ctx context.Context, d *Data) error {
 	if err := installRuntime(ctx, d); err != nil {
 		return err
 	}
@@ -37,12 +34,11 @@ func runtime(ctx context.Context, d *Data) error {
 	if err := cniConfig(ctx, d); err != nil {
 		return err
 	}
-	svc := Service{Name: "containerd", Argv: []string{"containerd", "--config", layout.ContainerdDir + "/config.toml"}, Unit: "containerd"}
-	if err := d.ensureService(ctx, svc, changed); err != nil {
+	if err := d.Services.Ensure(ctx, containerdService(), changed); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, d.Host, 30*time.Second, "containerd", "ctr", "--address", layout.ContainerdSocket, "version"); err != nil {
-		return fmt.Errorf("%w\nlast lines of containerd's log:\n%s", err, d.logTail(ctx, "containerd", 15))
+	if err := host.WaitFor(ctx, d.Host, 30*time.Second, "containerd", "ctr", "--address", layout.ContainerdSocket, "version"); err != nil {
+		return fmt.Errorf("%w\nlast lines of containerd's log:\n%s", err, d.Services.Log(ctx, "containerd", 15))
 	}
 	return nil
 }
@@ -50,23 +46,23 @@ func runtime(ctx context.Context, d *Data) error {
 func installRuntime(ctx context.Context, d *Data) error {
 	missing := false
 	for _, bin := range []string{"containerd", "runc"} {
-		if _, err := check(ctx, d, "sh", "-c", "command -v "+bin); err != nil {
+		if _, err := host.Output(ctx, d.Host, "sh", "-c", `command -v "$1"`, "sh", bin); err != nil {
 			missing = true
 		}
 	}
 	if d.Cluster.Artifacts.Bundle == "" {
 		// A bundle brings its own CNI plugins.
-		if _, err := check(ctx, d, "test", "-x", d.CNIBinDir+"/bridge"); err != nil {
+		if _, err := host.Output(ctx, d.Host, "test", "-x", d.CNIBinDir()+"/bridge"); err != nil {
 			missing = true
 		}
 	}
 	if !missing {
 		return nil
 	}
-	if _, err := check(ctx, d, "sh", "-c", "command -v apt-get"); err != nil {
+	if _, err := host.Output(ctx, d.Host, "sh", "-c", "command -v apt-get"); err != nil {
 		return fmt.Errorf("containerd, runc or the CNI plugins are missing and the host has no apt-get: install them, or pass a bundle that carries them (--bundle)")
 	}
-	d.Out.Infof("  installing %v with apt-get on %s", runtimePackages, d.Host.Name())
+	d.Out.Infof("  installing %v with apt-get", runtimePackages)
 	env := []string{"DEBIAN_FRONTEND=noninteractive"}
 	if _, err := d.Host.Run(ctx, host.Cmd{Argv: []string{"apt-get", "update", "-qq"}, Env: env, Sudo: true}); err != nil {
 		return err
@@ -77,7 +73,7 @@ func installRuntime(ctx context.Context, d *Data) error {
 	}
 	// Debian's package starts containerd with its own config when systemd
 	// runs; kforge restarts it with its config below.
-	d.CNIBinDir = layout.DebianCNIBinDir
+	d.Results.RuntimeFromOS = true
 	return nil
 }
 
@@ -109,30 +105,10 @@ func runtimeConfig(ctx context.Context, d *Data) (bool, error) {
 		SandboxImage:        imgs.Pause,
 		SystemdCgroup:       d.Facts.CgroupDriver() == templates.CgroupDriverSystemd,
 		RestrictOOMScoreAdj: !d.Facts.CapSysResource,
-		CNIBinDir:           d.CNIBinDir,
+		CNIBinDir:           d.CNIBinDir(),
 	})
 	if err != nil {
 		return false, err
 	}
-	return writeChanged(ctx, d, files)
-}
-
-// writeChanged writes rendered files whose content differs from what the
-// host has, and tells whether any did.
-func writeChanged(ctx context.Context, d *Data, files []templates.File) (bool, error) {
-	changed := false
-	for _, f := range files {
-		old, err := d.Host.ReadFile(ctx, f.Path)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false, err
-		}
-		if err == nil && bytes.Equal(old, f.Data) {
-			continue
-		}
-		if err := d.Host.WriteFile(ctx, f.Path, f.Data, f.Mode); err != nil {
-			return false, err
-		}
-		changed = true
-	}
-	return changed, nil
+	return host.WriteChanged(ctx, d.Host, files...)
 }

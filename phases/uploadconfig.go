@@ -5,22 +5,23 @@ import (
 	"fmt"
 
 	"gopkg.in/yaml.v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
 
 // ConfigMaps upload-config writes in kube-system, and their keys.
 const (
-	ClusterConfigMap    = "kforge-config"
-	ClusterConfigKey    = "cluster.yaml"
-	KubeletConfigMap    = "kubelet-config"
-	KubeletConfigKey    = "kubelet"
-	NodesGroup          = "system:nodes"
-	nodesKforgeConfig   = "kforge:nodes-kforge-config"
-	nodesKubeletConfig  = "kubeadm:kubelet-config"
-	namespaceKubeSystem = "kube-system"
+	ClusterConfigMap   = "kforge-config"
+	ClusterConfigKey   = "cluster.yaml"
+	KubeletConfigMap   = "kubelet-config"
+	KubeletConfigKey   = "kubelet"
+	NodesGroup         = "system:nodes"
+	nodesKforgeConfig  = "kforge:nodes-kforge-config"
+	nodesKubeletConfig = "kubeadm:kubelet-config"
 )
 
 // uploadConfig stores the cluster file in the kube-system ConfigMap
@@ -40,35 +41,18 @@ func uploadConfig(ctx context.Context, d *Data) error {
 	}
 	kubelet, err := d.Host.ReadFile(ctx, layout.KubeletConfig)
 	if err != nil {
-		return fmt.Errorf("the kubelet's configuration on %s: %w (run `kforge init phase kubelet` first)", d.Host.Name(), err)
+		return fmt.Errorf("the kubelet's configuration: %w (run `kforge init phase kubelet` first)", err)
 	}
-	readers := groups(templates.DefaultBootstrapGroup, NodesGroup)
-	_, err = d.applyObjects(ctx, c, "upload-config",
-		object("v1", "ConfigMap", namespaceKubeSystem, ClusterConfigMap, map[string]any{
-			"data": map[string]any{ClusterConfigKey: string(cluster)},
-		}),
-		object("v1", "ConfigMap", namespaceKubeSystem, KubeletConfigMap, map[string]any{
-			"data": map[string]any{KubeletConfigKey: string(kubelet)},
-		}),
-		readConfigMapRole(nodesKforgeConfig, ClusterConfigMap),
-		object("rbac.authorization.k8s.io/v1", "RoleBinding", namespaceKubeSystem, nodesKforgeConfig, map[string]any{
-			"roleRef": roleRef("Role", nodesKforgeConfig), "subjects": readers,
-		}),
-		readConfigMapRole(nodesKubeletConfig, KubeletConfigMap),
-		object("rbac.authorization.k8s.io/v1", "RoleBinding", namespaceKubeSystem, nodesKubeletConfig, map[string]any{
-			"roleRef": roleRef("Role", nodesKubeletConfig), "subjects": readers,
-		}),
+	readers := kube.Groups(templates.DefaultBootstrapGroup, NodesGroup)
+	ns := metav1.NamespaceSystem
+	return d.apply(ctx, c, "upload-config",
+		kube.ConfigMap(ns, ClusterConfigMap, map[string]string{ClusterConfigKey: string(cluster)}),
+		kube.ConfigMap(ns, KubeletConfigMap, map[string]string{KubeletConfigKey: string(kubelet)}),
+		kube.ConfigMapReader(ns, nodesKforgeConfig, ClusterConfigMap),
+		kube.RoleBinding(ns, nodesKforgeConfig, nodesKforgeConfig, readers...),
+		kube.ConfigMapReader(ns, nodesKubeletConfig, KubeletConfigMap),
+		kube.RoleBinding(ns, nodesKubeletConfig, nodesKubeletConfig, readers...),
 	)
-	return err
-}
-
-func readConfigMapRole(name, configMap string) map[string]any {
-	return object("rbac.authorization.k8s.io/v1", "Role", namespaceKubeSystem, name, map[string]any{
-		"rules": []any{map[string]any{
-			"apiGroups": []any{""}, "resources": []any{"configmaps"},
-			"resourceNames": []any{configMap}, "verbs": []any{"get"},
-		}},
-	})
 }
 
 // clusterForUpload is the cluster file as YAML without the hosts' SSH and

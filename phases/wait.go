@@ -5,10 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
-	"kforge.dev/kforge/supervisor"
 )
 
 // How long init waits for the control plane and for the node, as kubeadm's
@@ -96,19 +94,15 @@ func nodeReady(ctx context.Context, d *Data) error {
 const kubeletGrace = 3 * time.Second
 
 // restartKubelet restarts this host's kubelet with its current files when
-// kforge runs it (its systemd unit or its supervisor service file is
-// there); it reports whether it did.
+// kforge runs it (its unit or its supervisor service is kforge's); it
+// reports whether it did.
 func (d *Data) restartKubelet(ctx context.Context) (bool, error) {
 	k, _, err := d.renderKubelet()
 	if err != nil {
 		return false, err
 	}
-	mine := supervisor.ServiceFile(layout.SupervisorDir, "kubelet")
-	if d.Facts.Systemd {
-		mine = layout.KubeletUnit
-	}
-	if ok, err := host.Exists(ctx, d.Host, mine); err != nil || !ok {
+	if ok, err := d.Services.Owns(ctx, "kubelet"); err != nil || !ok {
 		return false, err
 	}
-	return true, d.restartService(ctx, kubeletService(k))
+	return true, d.Services.Restart(ctx, kubeletService(k))
 }

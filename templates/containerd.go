@@ -6,6 +6,7 @@ import (
 	"path"
 	"strings"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
 )
 
@@ -48,7 +49,7 @@ type Containerd struct {
 }
 
 // RenderContainerd renders containerd's config.toml.
-func RenderContainerd(c Containerd) ([]File, error) {
+func RenderContainerd(c Containerd) ([]host.File, error) {
 	c = c.withDefaults()
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -57,7 +58,7 @@ func RenderContainerd(c Containerd) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []File{{Path: c.ConfigPath, Data: data, Mode: 0o644}}, nil
+	return []host.File{{Path: c.ConfigPath, Data: data, Mode: 0o644}}, nil
 }
 
 func (c Containerd) withDefaults() Containerd {

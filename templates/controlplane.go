@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
 )
 
@@ -106,18 +107,18 @@ type Mount struct {
 
 // RenderControlPlane renders the four static pod manifests into
 // ManifestDir.
-func RenderControlPlane(c ControlPlane) ([]File, error) {
+func RenderControlPlane(c ControlPlane) ([]host.File, error) {
 	c = c.withDefaults()
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	var out []File
+	var out []host.File
 	for _, name := range []string{"etcd.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml"} {
 		data, err := Render("controlplane/"+name, c)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, File{Path: path.Join(c.ManifestDir, name), Data: data, Mode: 0o600})
+		out = append(out, host.File{Path: path.Join(c.ManifestDir, name), Data: data, Mode: 0o600})
 	}
 	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
 )
 
@@ -166,9 +167,9 @@ func goldenCases() []goldenCase {
 }
 
 // renderAll renders every family of a case.
-func renderAll(t *testing.T, c goldenCase) []File {
+func renderAll(t *testing.T, c goldenCase) []host.File {
 	t.Helper()
-	var all []File
+	var all []host.File
 	cp, err := RenderControlPlane(c.controlPlane)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
 )
 
@@ -67,12 +68,12 @@ type Kubelet struct {
 
 // RenderKubelet renders the KubeletConfiguration, the flags file, the
 // systemd unit and its drop-in.
-func RenderKubelet(k Kubelet) ([]File, error) {
+func RenderKubelet(k Kubelet) ([]host.File, error) {
 	k = k.withDefaults()
 	if err := k.validate(); err != nil {
 		return nil, err
 	}
-	var out []File
+	var out []host.File
 	for _, f := range []struct{ name, path string }{
 		{"kubelet/config.yaml", k.ConfigPath},
 		{"kubelet/flags.env", k.FlagsPath},
@@ -83,7 +84,7 @@ func RenderKubelet(k Kubelet) ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, File{Path: f.path, Data: data, Mode: 0o644})
+		out = append(out, host.File{Path: f.path, Data: data, Mode: 0o644})
 	}
 	return out, nil
 }

@@ -11,11 +11,12 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	corev1 "k8s.io/api/core/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"kforge.dev/kforge/host"
 	"sigs.k8s.io/yaml"
 )
 
 // parsePod decodes a manifest strictly: an unknown or misspelt field fails.
-func parsePod(t *testing.T, f File) *corev1.Pod {
+func parsePod(t *testing.T, f host.File) *corev1.Pod {
 	t.Helper()
 	var pod corev1.Pod
 	if err := yaml.UnmarshalStrict(f.Data, &pod); err != nil {
@@ -59,7 +60,7 @@ func wantFlags(t *testing.T, file string, got, want map[string]string) {
 // podShape checks what every kforge static pod has in common, that every
 // mount has its hostPath volume and every volume is mounted, and that every
 // file a flag names under a kforge directory is inside a mount.
-func podShape(t *testing.T, f File, pod *corev1.Pod, component, image string, dirs []string) map[string]string {
+func podShape(t *testing.T, f host.File, pod *corev1.Pod, component, image string, dirs []string) map[string]string {
 	t.Helper()
 	if pod.APIVersion != "v1" || pod.Kind != "Pod" {
 		t.Errorf("%s: apiVersion/kind %s/%s", f.Path, pod.APIVersion, pod.Kind)
@@ -162,7 +163,7 @@ func TestControlPlaneManifestsParse(t *testing.T) {
 			}
 			c := gc.controlPlane.withDefaults()
 			dirs := []string{c.PKIDir, c.KubeconfigDir, c.EtcdDataDir}
-			byName := map[string]File{}
+			byName := map[string]host.File{}
 			for _, f := range files {
 				if f.Mode != 0o600 || path.Dir(f.Path) != c.ManifestDir {
 					t.Errorf("%s: mode %v, want 0600 in %s", f.Path, f.Mode, c.ManifestDir)

@@ -24,14 +24,6 @@ import (
 //go:embed files
 var files embed.FS
 
-// File is one rendered file and where it goes on a host.
-type File struct {
-	// Path is the absolute path on the host.
-	Path string
-	Data []byte
-	Mode fs.FileMode
-}
-
 // Render executes the template files/<name>.tmpl, e.g.
 // "controlplane/etcd.yaml", with data. A missing map key is an error, and
 // every error names the template file.

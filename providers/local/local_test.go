@@ -35,7 +35,10 @@ func TestRunFailureNamesCommandExitAndTail(t *testing.T) {
 		t.Fatalf("want CommandError exit 3, got %v", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"host localhost", "exited 3", "boom", `sh -c 'echo first; echo boom >&2; exit 3'`} {
+	if ce.Host != "localhost" || strings.Contains(msg, "localhost") {
+		t.Errorf("the error keeps the host (%q) for its reporter and does not name it itself: %q", ce.Host, msg)
+	}
+	for _, want := range []string{"exited 3", "boom", "`sh -c 'echo first; echo boom >&2; exit 3'`"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}

@@ -239,7 +239,7 @@ func (h *Host) sftpClient() (*sftp.Client, error) {
 	}
 	c, err := sftp.NewClient(h.client, sftp.UseConcurrentWrites(true))
 	if err != nil {
-		return nil, fmt.Errorf("host %s: starting sftp: %w", h.Name(), err)
+		return nil, fmt.Errorf("starting sftp: %w", err)
 	}
 	h.sftp = c
 	return c, nil

@@ -33,7 +33,7 @@ func (h *Host) script(ctx context.Context, stdin []byte, script string, args ...
 }
 
 func (h *Host) notExist(op, p string) error {
-	return fmt.Errorf("host %s: %w", h.Name(), &fs.PathError{Op: op, Path: p, Err: fs.ErrNotExist})
+	return fmt.Errorf("%w", &fs.PathError{Op: op, Path: p, Err: fs.ErrNotExist})
 }
 
 func isMissing(err error) bool {
@@ -64,13 +64,13 @@ func (h *Host) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
 	}
 	f := strings.Fields(string(res.Stdout))
 	if len(f) != 3 {
-		return nil, fmt.Errorf("host %s: stat %s: unexpected output %q", h.Name(), p, res.Stdout)
+		return nil, fmt.Errorf("stat %s: unexpected output %q", p, res.Stdout)
 	}
 	size, err1 := strconv.ParseInt(f[0], 10, 64)
 	raw, err2 := strconv.ParseUint(f[1], 16, 32)
 	mtime, err3 := strconv.ParseInt(f[2], 10, 64)
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return nil, fmt.Errorf("host %s: stat %s: %w", h.Name(), p, err)
+		return nil, fmt.Errorf("stat %s: %w", p, err)
 	}
 	return &fileInfo{name: path.Base(p), size: size, mode: fileMode(uint32(raw)), modTime: time.Unix(mtime, 0)}, nil
 }
@@ -78,7 +78,7 @@ func (h *Host) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
 // Remove removes p and everything under it; a missing p is fine.
 func (h *Host) Remove(ctx context.Context, p string) error {
 	if clean := path.Clean(p); p == "" || clean == "/" || clean == "." {
-		return fmt.Errorf("host %s: refusing to remove %q", h.Name(), p)
+		return fmt.Errorf("refusing to remove %q", p)
 	}
 	_, err := h.asRoot(ctx, nil, "rm", "-rf", "--", p)
 	return err

@@ -79,7 +79,7 @@ func (h *Host) sudoMode(ctx context.Context) (sudoMode, error) {
 }
 
 func probeFailed(h *Host, what string, stderr []byte) error {
-	return fmt.Errorf("user %s cannot become root on %s: %s%s", h.cfg.user(), h.Name(), what, tailSuffix(stderr))
+	return fmt.Errorf("user %s cannot become root: %s%s", h.cfg.user(), what, tailSuffix(stderr))
 }
 
 func tailSuffix(out []byte) string {

@@ -44,16 +44,16 @@ trap - EXIT`
 func (h *Host) Upload(ctx context.Context, localPath, p string, mode fs.FileMode) error {
 	f, err := os.Open(localPath)
 	if err != nil {
-		return fmt.Errorf("upload to %s: %w", h.Name(), err)
+		return fmt.Errorf("upload %s: %w", localPath, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("upload to %s: %w", h.Name(), err)
+		return fmt.Errorf("upload %s: %w", localPath, err)
 	}
 	sum := sha256.New()
 	if _, err := io.Copy(sum, f); err != nil {
-		return fmt.Errorf("upload to %s: reading %s: %w", h.Name(), localPath, err)
+		return fmt.Errorf("upload: reading %s: %w", localPath, err)
 	}
 	want := hex.EncodeToString(sum.Sum(nil))
 
@@ -158,7 +158,7 @@ func sftpWrite(sc *sftp.Client, name string, src io.Reader, mode fs.FileMode) er
 }
 
 func (h *Host) sftpErr(op, p string, err error) error {
-	return fmt.Errorf("host %s: sftp %s %s: %w", h.Name(), op, p, err)
+	return fmt.Errorf("sftp %s %s: %w", op, p, err)
 }
 
 func randomName() string {
