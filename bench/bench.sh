@@ -271,7 +271,7 @@ run_init() { # TOOL RUN
       stamp >"$out" || rc=$?
     ;;
   kforge)
-    (timeout "$TIMEOUT" "$KFORGE" init --bundle "$BUNDLE" 8>&- 2>&1) | stamp >"$out" || rc=$?
+    (timeout "$TIMEOUT" "$KFORGE" init --bundle "$BUNDLE" -o json 8>&- 2>&1) | stamp >"$out" || rc=$?
     ;;
   esac
   echo "exit $EPOCHREALTIME" >>"$ev"
@@ -293,15 +293,14 @@ run_init() { # TOOL RUN
   fi
 }
 
-# kforge_phases LOG prints each "[ok] NAME DURATION" line as NAME SECONDS.
+# kforge_phases LOG prints each phase that succeeded as NAME SECONDS, from
+# the phase-end events of kforge's JSON output (-o json) in LOG; stamp's
+# time is cut off each line first, and lines that are not JSON (stderr)
+# are skipped.
 kforge_phases() {
-  awk '$2 == "[ok]" {
-    d = $4; s = 0
-    if (d ~ /ms$/) s = substr(d, 1, length(d) - 2) / 1000
-    else if (d ~ /^[0-9]+m[0-9]+s$/) { split(d, a, /[ms]/); s = a[1] * 60 + a[2] }
-    else if (d ~ /s$/) s = substr(d, 1, length(d) - 1)
-    printf "%s %.3f\n", $3, s
-  }' "$1"
+  cut -d' ' -f2- "$1" |
+    jq -Rr 'fromjson? | objects | select(.event == "phase-end" and (.error // "") == "") | [.phase, .duration_seconds] | @tsv' |
+    awk -F'\t' '{ printf "%s %.3f\n", $1, $2 }'
 }
 
 # kubeadm_steps LOG T0 prints, for each "[step]" prefix of kubeadm's output
@@ -347,7 +346,7 @@ run_up() {
   watch_cluster "$ev" "$deadline" 8>&- &
   wpid=$!
   WATCH_PIDS+=("$wpid")
-  (timeout "$TIMEOUT" "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$kc" 8>&- 2>&1) | stamp >"$out" || rc=$?
+  (timeout "$TIMEOUT" "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$kc" -o json 8>&- 2>&1) | stamp >"$out" || rc=$?
   echo "exit $EPOCHREALTIME" >>"$ev"
   [ "$rc" = 0 ] || die "kforge up --local failed: see $out"
   kubelet_started "$t0" >>"$ev"
@@ -447,7 +446,7 @@ main() {
   [[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_N must be a positive number"
   local t
   for t in "$KUBECTL" "$KUBEADM" "$KFORGE"; do [ -x "$t" ] || die "no executable $t"; done
-  for t in curl ctr flock setsid ss; do command -v "$t" >/dev/null || die "$t is not installed (make deps)"; done
+  for t in curl ctr flock setsid ss jq; do command -v "$t" >/dev/null || die "$t is not installed (make deps)"; done
   mkdir -p "$RUN"
   : >"$RESULTS"
   # One cluster per machine: the e2e tests and the bench take turns.

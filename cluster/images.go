@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sync"
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/layout"
@@ -44,7 +43,6 @@ func ImagesLoad(ctx context.Context, o ImagesLoadOptions) error {
 	pool := ssh.NewPool()
 	defer pool.Close()
 	o.Connect.Pool = pool
-	var mu sync.Mutex
 	dst := path.Join(layout.StateDir, "images", "load-"+filepath.Base(o.Archive))
 	results := forEachHost(ctx, hosts, o.Parallel, func(ctx context.Context, n config.Host) HostResult {
 		h, err := Connect(ctx, n, o.Connect)
@@ -56,7 +54,7 @@ func ImagesLoad(ctx context.Context, o ImagesLoadOptions) error {
 			return HostResult{Outcome: "failed", Err: err}
 		}
 		argv := []string{"ctr", "--address", layout.ContainerdSocket, "-n", "k8s.io", "images", "import", "--all-platforms", dst}
-		if err := runPrefixed(ctx, h, o.Out.Writer(), &mu, argv); err != nil {
+		if err := runPrefixed(ctx, h, o.Out, argv); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
 		if err := h.Remove(ctx, dst); err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
@@ -103,11 +102,8 @@ func resetCluster(ctx context.Context, o ResetOptions) error {
 	if err != nil {
 		return err
 	}
-	var mu sync.Mutex
 	results := forEachHost(ctx, c.Hosts, o.Parallel, func(ctx context.Context, n config.Host) HostResult {
-		w := &prefixWriter{prefix: "[" + n.Address + "] ", out: o.Out.Writer(), mu: &mu}
-		defer w.Flush()
-		if err := resetHost(ctx, n, o, reporter.New(w, nil, true)); err != nil {
+		if err := resetHost(ctx, n, o, o.Out.ForHost(n.Address)); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
 		return HostResult{Outcome: "reset"}

@@ -1,10 +1,8 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"path"
 	"path/filepath"
 	"sort"
@@ -53,42 +51,13 @@ func remoteKforge(ctx context.Context, h host.Host, self, bundle string) (string
 	return dst, nil
 }
 
-// runPrefixed runs argv on h, copying its output to out line by line with
-// "[name] " in front, and keeps the output's tail for errors.
-func runPrefixed(ctx context.Context, h host.Host, out io.Writer, mu *sync.Mutex, argv []string) error {
-	w := &prefixWriter{prefix: "[" + h.Name() + "] ", out: out, mu: mu}
+// runPrefixed runs argv on h, relaying its output through out with h's
+// name (Reporter.Relay); the output's tail is in the error.
+func runPrefixed(ctx context.Context, h host.Host, out *reporter.Reporter, argv []string) error {
+	w := out.Relay(h.Name())
 	_, err := h.Run(ctx, host.Cmd{Argv: argv, Sudo: true, Stdout: w, Stderr: w})
-	w.Flush()
+	w.Close()
 	return err
-}
-
-// prefixWriter writes whole lines to out, each with a prefix.
-type prefixWriter struct {
-	prefix string
-	out    io.Writer
-	mu     *sync.Mutex
-	buf    bytes.Buffer
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.buf.Write(b)
-	for {
-		line, err := p.buf.ReadBytes('\n')
-		if err != nil {
-			p.buf.Write(line)
-			return len(b), nil
-		}
-		p.mu.Lock()
-		fmt.Fprintf(p.out, "%s%s", p.prefix, line)
-		p.mu.Unlock()
-	}
-}
-
-// Flush writes a last unterminated line.
-func (p *prefixWriter) Flush() {
-	if p.buf.Len() > 0 {
-		p.Write([]byte("\n"))
-	}
 }
 
 // forEachHost runs fn on every host, at most limit at a time. One host
@@ -116,32 +85,23 @@ func forEachHost(ctx context.Context, hosts []config.Host, limit int, fn func(co
 	return results
 }
 
-// summarize prints one line per host and returns an error naming the
+// summarize reports each host's result and returns an error naming the
 // hosts that failed.
 func summarize(out *reporter.Reporter, what string, results []HostResult) error {
 	sort.SliceStable(results, func(i, j int) bool { return results[i].Host < results[j].Host })
-	out.Infof("\n%s:", what)
 	var failed []string
-	for _, r := range results {
+	hosts := make([]reporter.HostResult, len(results))
+	for i, r := range results {
 		if r.Err != nil {
 			failed = append(failed, r.Host)
-			out.Infof("  %-20s FAILED after %s: %s", r.Host, r.Duration.Round(10*time.Millisecond), indentTail(r.Err.Error()))
-			continue
 		}
-		out.Infof("  %-20s %s in %s", r.Host, r.Outcome, r.Duration.Round(10*time.Millisecond))
+		hosts[i] = reporter.HostResult{Host: r.Host, Outcome: r.Outcome, Duration: r.Duration, Err: r.Err}
 	}
+	out.Hosts(what, hosts)
 	if len(failed) > 0 {
 		return fmt.Errorf("%s failed on %d of %d hosts: %s; fix them and run the same command again (finished hosts are skipped)", what, len(failed), len(results), strings.Join(failed, ", "))
 	}
 	return nil
-}
-
-func indentTail(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > 12 {
-		lines = lines[len(lines)-12:]
-	}
-	return strings.Join(lines, "\n      ")
 }
 
 // JoinWorkers joins the cluster file's workers over SSH, in parallel: each
@@ -167,7 +127,6 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		// Uploads of kforge and the bundle over 1 MiB show a bar.
 		o.Connect.Progress = o.Out.Writer()
 	}
-	var mu sync.Mutex
 	o.Out.Infof("\nJoining %d worker(s), %d at a time", len(workers), max(1, min(parallel, len(workers))))
 	results := forEachHost(ctx, workers, parallel, func(ctx context.Context, n config.Host) HostResult {
 		h, err := Connect(ctx, n, o.Connect)
@@ -188,7 +147,9 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		if err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
-		argv := append([]string{layout.KforgeBinary, "join", "--plain"}, args...)
+		// The worker's kforge writes as this one does (text or JSON) and
+		// its lines are relayed with the worker's name.
+		argv := append([]string{layout.KforgeBinary, "join", "--plain", "--output", o.Out.Format()}, args...)
 		argv = append(argv, "--node-name", name)
 		if n.NodeIP != "" {
 			argv = append(argv, "--node-ip", n.NodeIP)
@@ -196,7 +157,7 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		if bundle != "" {
 			argv = append(argv, "--bundle", bundle)
 		}
-		if err := runPrefixed(ctx, h, o.Out.Writer(), &mu, argv); err != nil {
+		if err := runPrefixed(ctx, h, o.Out, argv); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
 		return HostResult{Outcome: "joined as " + name}

@@ -140,11 +140,11 @@ func Execute(ctx context.Context, list []Phase, d *Data, opt Options) error {
 		for _, p := range ps {
 			name := prefix + p.Name
 			if p.API && opt.NoAPI {
-				d.Out.Infof("[skip] %s (talks to the cluster's API: not part of a dry run)", name)
+				d.Out.SkipOn(d.Host.Name(), name, "talks to the cluster's API: not part of a dry run")
 				continue
 			}
 			if skip[name] {
-				d.Out.Logf("skipping phase %s (--skip-phases)", name)
+				d.Out.SkipOn(d.Host.Name(), name, "--skip-phases")
 				continue
 			}
 			sel := selected || opt.Only == "" || opt.Only == name
@@ -152,7 +152,7 @@ func Execute(ctx context.Context, list []Phase, d *Data, opt Options) error {
 				continue
 			}
 			if p.Run != nil && sel {
-				done := d.Out.Step(name)
+				done := d.Out.StepOn(d.Host.Name(), name)
 				err := p.Run(ctx, d)
 				done(err)
 				if err != nil {

@@ -1,7 +1,9 @@
 package phases
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -130,5 +132,77 @@ func TestTree(t *testing.T) {
 	tree := Tree(testList(&ran, ""))
 	if !strings.Contains(tree, "  preflight ") || !strings.Contains(tree, "    apiserver") {
 		t.Fatalf("tree:\n%s", tree)
+	}
+}
+
+// In JSON mode every phase that runs has one start and one end event
+// naming the host and the phase's path, a failure's end carries its
+// error, and phases left out get a skip event with the reason.
+func TestExecuteJSONEvents(t *testing.T) {
+	type event struct {
+		Event, Host, Phase, Error, Reason string
+		DurationSeconds                   *float64 `json:"duration_seconds"`
+	}
+	run := func(list []Phase, opt Options) ([]event, error) {
+		var out bytes.Buffer
+		d := &Data{Config: Config{Host: fake.New("node1"), Out: reporter.NewJSON(&out, nil, "init")}}
+		err := Execute(context.Background(), list, d, opt)
+		var evs []event
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var e event
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("not JSON: %q: %v", line, err)
+			}
+			evs = append(evs, e)
+		}
+		return evs, err
+	}
+
+	var ran []string
+	evs, err := run(testList(&ran, ""), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		if e.Host != "node1" {
+			t.Errorf("event %+v does not name host node1", e)
+		}
+		if (e.Event == "phase-end") != (e.DurationSeconds != nil) {
+			t.Errorf("event %+v: duration_seconds on phase-end and only there", e)
+		}
+		got = append(got, e.Event+" "+e.Phase)
+	}
+	want := "phase-start preflight, phase-end preflight, " +
+		"phase-start control-plane/apiserver, phase-end control-plane/apiserver, " +
+		"phase-start control-plane/scheduler, phase-end control-plane/scheduler, " +
+		"phase-start kubelet, phase-end kubelet"
+	if strings.Join(got, ", ") != want {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, ", "), want)
+	}
+
+	ran = nil
+	list := testList(&ran, "control-plane/apiserver")
+	list[2].API = true
+	evs, err = run(list, Options{Skip: []string{"preflight"}, NoAPI: true})
+	if err == nil {
+		t.Fatal("the failing phase did not fail")
+	}
+	got = nil
+	for _, e := range evs {
+		got = append(got, e.Event+" "+e.Phase+" "+e.Reason+e.Error)
+	}
+	want = "phase-skip preflight --skip-phases, " +
+		"phase-start control-plane/apiserver , phase-end control-plane/apiserver disk full"
+	if strings.Join(got, ", ") != want {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, ", "), want)
+	}
+
+	ran = nil
+	list = testList(&ran, "")
+	list[2].API = true
+	evs, _ = run(list, Options{NoAPI: true})
+	if last := evs[len(evs)-1]; last.Event != "phase-skip" || last.Phase != "kubelet" || !strings.Contains(last.Reason, "dry run") {
+		t.Errorf("an API phase in a dry run: %+v", last)
 	}
 }

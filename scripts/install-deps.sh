@@ -20,6 +20,7 @@ packages=(
   ca-certificates
   iproute2       # ss and ip in the end-to-end tests and reset
   curl           # make bench polls the API server's /readyz
+  jq             # make bench reads kforge's phase events (-o json)
 )
 
 missing=()

@@ -20,10 +20,11 @@ func newInit(g *globalOptions) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = g.reporter(cmd)
-			return cluster.Init(cmd.Context(), o)
+			return finish(o.Out, cluster.Init(cmd.Context(), o))
 		},
 	}
 	addInitFlags(cmd, &o)
+	addOutputFlag(cmd, g)
 	cmd.Flags().IntVar(&o.Parallel, "parallel", 5, "how many workers to join at once")
 	cmd.Flags().StringVar(&o.KubeconfigOut, "kubeconfig-out", "", "also write the admin kubeconfig here (0600), e.g. when init runs from another machine")
 	cmd.Flags().StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases to leave out, e.g. preflight,mark-control-plane (kforge init phase --help lists them)")
@@ -70,7 +71,7 @@ func newPhaseCommands(g *globalOptions, o *cluster.InitOptions) *cobra.Command {
 				RunE: func(cmd *cobra.Command, _ []string) error {
 					o.Out = g.reporter(cmd)
 					o.Phase = name
-					return cluster.Init(cmd.Context(), *o)
+					return finish(o.Out, cluster.Init(cmd.Context(), *o))
 				},
 			}
 			if len(p.Children) > 0 {

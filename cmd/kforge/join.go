@@ -35,13 +35,14 @@ func newJoin(g *globalOptions) *cobra.Command {
 			o.Out = g.reporter(cmd)
 			if push.Target != "" {
 				push.Out, push.Bundle = o.Out, o.Bundle
-				return cluster.JoinSSH(cmd.Context(), push)
+				return finish(o.Out, cluster.JoinSSH(cmd.Context(), push))
 			}
 			o.Endpoint = args[0]
-			return cluster.Join(cmd.Context(), o)
+			return finish(o.Out, cluster.Join(cmd.Context(), o))
 		},
 	}
 	addJoinFlags(cmd, &o)
+	addOutputFlag(cmd, g)
 	cmd.Flags().StringVar(&push.Target, "ssh", "", "run on the control plane: join [user@]host[:port] over SSH with a token minted here (no ENDPOINT or token needed)")
 	cmd.Flags().BoolVar(&push.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time (with --ssh)")
 	addSSHFlags(cmd, &push.SSH)
@@ -90,7 +91,7 @@ func newJoinPhaseCommands(g *globalOptions, o *cluster.JoinOptions) *cobra.Comma
 				o.Out = g.reporter(cmd)
 				o.Endpoint = args[0]
 				o.Phase = name
-				return cluster.Join(cmd.Context(), *o)
+				return finish(o.Out, cluster.Join(cmd.Context(), *o))
 			},
 		})
 	}

@@ -22,7 +22,7 @@ func newReset(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = g.reporter(cmd)
 			o.In = cmd.InOrStdin()
-			return cluster.Reset(cmd.Context(), o)
+			return finish(o.Out, cluster.Reset(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -35,6 +35,7 @@ func newReset(g *globalOptions) *cobra.Command {
 	f.IntVar(&o.Parallel, "parallel", 5, "how many hosts to reset at once")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
 	addSSHFlags(cmd, &o.Target)
+	addOutputFlag(cmd, g)
 	return cmd
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +15,8 @@ import (
 type globalOptions struct {
 	plain   bool
 	verbose bool
+	// output is -o/--output of the commands that take it (addOutputFlag).
+	output outputFormat
 }
 
 func (g *globalOptions) reporter(cmd *cobra.Command) *reporter.Reporter {
@@ -20,7 +24,43 @@ func (g *globalOptions) reporter(cmd *cobra.Command) *reporter.Reporter {
 	if g.verbose {
 		log = cmd.ErrOrStderr()
 	}
+	if g.output == "json" {
+		command := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+		return reporter.NewJSON(cmd.OutOrStdout(), log, command)
+	}
 	return reporter.New(cmd.OutOrStdout(), log, g.plain || os.Getenv("CI") != "")
+}
+
+// finish ends r's report of a command that returned err (in JSON mode
+// with the summary event) and returns err.
+func finish(r *reporter.Reporter, err error) error {
+	r.Finish(err)
+	return err
+}
+
+// outputFormat is the value of -o/--output: text or json.
+type outputFormat string
+
+func (f *outputFormat) String() string {
+	if *f == "" {
+		return "text"
+	}
+	return string(*f)
+}
+
+func (f *outputFormat) Set(s string) error {
+	if s != "text" && s != "json" {
+		return fmt.Errorf("must be text or json")
+	}
+	*f = outputFormat(s)
+	return nil
+}
+
+func (f *outputFormat) Type() string { return "text|json" }
+
+// addOutputFlag registers -o/--output on cmd and its subcommands.
+func addOutputFlag(cmd *cobra.Command, g *globalOptions) {
+	cmd.PersistentFlags().VarP(&g.output, "output", "o", "text: a line per phase; json: JSON Lines on stdout, an event per phase start, end and skip, an info event per line of text, and a summary last")
 }
 
 func newRoot() *cobra.Command {

@@ -24,7 +24,7 @@ func newUp(g *globalOptions) *cobra.Command {
 				return fmt.Errorf("kforge up needs --local (a cluster on this machine); for clusters on other hosts use kforge init -f cluster.yaml")
 			}
 			o.Out = g.reporter(cmd)
-			return cluster.Up(cmd.Context(), o)
+			return finish(o.Out, cluster.Up(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -36,5 +36,6 @@ func newUp(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig to add the kforge context to (default: $KUBECONFIG or ~/.kube/config)")
 	f.StringSliceVar(&o.IgnorePreflight, "ignore-preflight-errors", nil, "preflight checks whose failure is only a warning (or all)")
 	f.StringSliceVar(&o.SkipPhases, "skip-phases", nil, "init phases to leave out")
+	addOutputFlag(cmd, g)
 	return cmd
 }
