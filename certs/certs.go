@@ -34,8 +34,8 @@ const (
 
 // File modes.
 const (
-	CertMode = 0o644
-	KeyMode  = 0o600
+	CertMode = layout.PublicMode
+	KeyMode  = layout.SecretMode
 )
 
 func init() {

@@ -43,17 +43,17 @@ func ImagesLoad(ctx context.Context, o ImagesLoadOptions) error {
 	pool := ssh.NewPool()
 	defer pool.Close()
 	o.Connect.Pool = pool
-	dst := path.Join(layout.StateDir, "images", "load-"+filepath.Base(o.Archive))
+	dst := path.Join(layout.ImagesDir, "load-"+filepath.Base(o.Archive))
 	results := forEachHost(ctx, hosts, o.Parallel, func(ctx context.Context, n config.Host) HostResult {
 		h, err := Connect(ctx, n, o.Connect)
 		if err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
 		defer h.Close()
-		if err := h.Upload(ctx, o.Archive, dst, 0o600); err != nil {
+		if err := h.Upload(ctx, o.Archive, dst, layout.SecretMode); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
-		argv := []string{"ctr", "--address", layout.ContainerdSocket, "-n", "k8s.io", "images", "import", "--all-platforms", dst}
+		argv := []string{"ctr", "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "import", "--all-platforms", dst}
 		if err := runPrefixed(ctx, h, o.Out, argv); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}

@@ -74,10 +74,10 @@ func copyAdmin(ctx context.Context, d *phases.Data, dst string) error {
 	}
 	dst = config.ExpandHome(dst)
 	tmp := dst + ".kforge-tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := os.WriteFile(tmp, b, layout.SecretMode); err != nil {
 		return fmt.Errorf("--kubeconfig-out: %w", err)
 	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
+	if err := os.Chmod(tmp, layout.SecretMode); err != nil {
 		return err
 	}
 	return os.Rename(tmp, dst)

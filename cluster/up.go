@@ -126,7 +126,7 @@ func writeKubeconfig(path string, c *clientcmdapi.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), layout.PrivateDirMode); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".kforge-kubeconfig-*")
@@ -134,7 +134,7 @@ func writeKubeconfig(path string, c *clientcmdapi.Config) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := tmp.Chmod(layout.SecretMode); err != nil {
 		tmp.Close()
 		return err
 	}

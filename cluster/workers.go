@@ -24,9 +24,6 @@ import (
 // DefaultParallel is how many hosts kforge works on at once.
 const DefaultParallel = 5
 
-// BundlesOnHost is where kforge keeps uploaded bundles on a host.
-const BundlesOnHost = layout.StateDir + "/bundles"
-
 // HostResult is what happened on one host of a multi-host run.
 type HostResult struct {
 	Host     string
@@ -38,14 +35,14 @@ type HostResult struct {
 // remoteKforge puts kforge itself (and the bundle, when there is one) on
 // h, skipping identical files, and returns the bundle's path there.
 func remoteKforge(ctx context.Context, h host.Host, self, bundle string) (string, error) {
-	if err := h.Upload(ctx, self, layout.KforgeBinary, 0o755); err != nil {
+	if err := h.Upload(ctx, self, layout.KforgeBinary, layout.ExecMode); err != nil {
 		return "", fmt.Errorf("upload kforge: %w", err)
 	}
 	if bundle == "" {
 		return "", nil
 	}
-	dst := path.Join(BundlesOnHost, filepath.Base(bundle))
-	if err := h.Upload(ctx, bundle, dst, 0o600); err != nil {
+	dst := path.Join(layout.BundlesDir, filepath.Base(bundle))
+	if err := h.Upload(ctx, bundle, dst, layout.SecretMode); err != nil {
 		return "", fmt.Errorf("upload bundle: %w", err)
 	}
 	return dst, nil

@@ -19,7 +19,7 @@ import (
 // Defaults, as kubeadm's.
 const (
 	// Mode is the mode of every kubeconfig file: it holds a private key.
-	Mode = 0o600
+	Mode = layout.SecretMode
 )
 
 // Names of the kubeconfig files, without ".conf".

@@ -48,6 +48,10 @@ const (
 	// ContainerRuntimeEndpoint is the kubelet's URL of ContainerdSocket.
 	ContainerRuntimeEndpoint = "unix://" + ContainerdSocket
 
+	// ContainerdNamespace is containerd's namespace of the CRI plugin,
+	// where the kubelet's images and containers are.
+	ContainerdNamespace = "k8s.io"
+
 	CNIConfDir = "/etc/cni/net.d"
 	CNIDataDir = "/var/lib/cni"
 	// CNIBinDir is where a kforge bundle installs the CNI plugins;
@@ -94,6 +98,9 @@ const (
 
 // The host's own files kforge reads.
 const (
+	// SystemdUnitDir holds the units kforge writes (the OS's are under
+	// /lib/systemd/system).
+	SystemdUnitDir    = "/etc/systemd/system"
 	ResolvConf        = "/etc/resolv.conf"
 	SystemdResolvConf = "/run/systemd/resolve/resolv.conf"
 	SystemCACertsDir  = "/etc/ssl/certs"

@@ -105,7 +105,7 @@ func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string
 			return "", fmt.Errorf("bootstrap token %s: %w", id, err)
 		}
 		token := id + "." + secret
-		if err := d.Host.WriteFile(ctx, layout.BootstrapToken, []byte(token+"\n"), 0o600); err != nil {
+		if err := d.Host.WriteFile(ctx, layout.BootstrapToken, []byte(token+"\n"), layout.SecretMode); err != nil {
 			return "", err
 		}
 		d.Out.Logf("created bootstrap token %s (expires %s)", id, exp)

@@ -83,11 +83,11 @@ func (d *Data) installBinaries(ctx context.Context, dir string, m bundle.Manifes
 		}
 	}
 	for _, i := range all {
-		if err := d.Host.Upload(ctx, filepath.Join(dir, i.e.Path), i.dst, 0o755); err != nil {
+		if err := d.Host.Upload(ctx, filepath.Join(dir, i.e.Path), i.dst, layout.ExecMode); err != nil {
 			return fmt.Errorf("install %s: %w", i.dst, err)
 		}
 	}
-	return d.Host.WriteFile(ctx, layout.BinariesStamp, []byte(stamp.String()), 0o644)
+	return d.Host.WriteFile(ctx, layout.BinariesStamp, []byte(stamp.String()), layout.PublicMode)
 }
 
 // stageBundle verifies the bundle and unpacks it into a staging directory
@@ -123,7 +123,7 @@ func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fs.FileMode(e.Mode)&0o755)
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fs.FileMode(e.Mode)&layout.ExecMode)
 		if err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error)
 		os.RemoveAll(tmp)
 		return "", m, fmt.Errorf("bundle %s: %w", file, err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, ".verified"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, ".verified"), nil, layout.PublicMode); err != nil {
 		return "", m, err
 	}
 	os.RemoveAll(dir)
@@ -179,7 +179,7 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	if !ok {
 		return fmt.Errorf("bundle %s has no %s", d.Cluster.Artifacts.Bundle, bundle.ImagesName)
 	}
-	have, err := host.Output(ctx, d.Host, "ctr", "--address", layout.ContainerdSocket, "-n", "k8s.io", "images", "ls", "-q")
+	have, err := host.Output(ctx, d.Host, "ctr", "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "ls", "-q")
 	if err != nil {
 		return err
 	}
@@ -205,11 +205,11 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	for _, n := range todo {
 		g.Go(func() error {
 			file := images.FileName(n)
-			onHost := path.Join(layout.StateDir, "images", file)
-			if err := d.Host.Upload(gctx, filepath.Join(dir, splitDir, file), onHost, 0o600); err != nil {
+			onHost := path.Join(layout.ImagesDir, file)
+			if err := d.Host.Upload(gctx, filepath.Join(dir, splitDir, file), onHost, layout.SecretMode); err != nil {
 				return fmt.Errorf("image %s: %w", n, err)
 			}
-			_, err := d.Host.Run(gctx, host.Cmd{Argv: []string{"ctr", "--address", layout.ContainerdSocket, "-n", "k8s.io", "images", "import", onHost}, Sudo: true})
+			_, err := d.Host.Run(gctx, host.Cmd{Argv: []string{"ctr", "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "import", onHost}, Sudo: true})
 			if err != nil {
 				return fmt.Errorf("import image %s: %w", n, err)
 			}
@@ -220,5 +220,5 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return d.Host.WriteFile(ctx, layout.ImagesStamp, []byte(e.SHA256+"\n"), 0o644)
+	return d.Host.WriteFile(ctx, layout.ImagesStamp, []byte(e.SHA256+"\n"), layout.PublicMode)
 }

@@ -43,7 +43,7 @@ func joinDiscovery(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	return d.Host.WriteFile(ctx, layout.BootstrapKubeletConf, kc, 0o600)
+	return d.Host.WriteFile(ctx, layout.BootstrapKubeletConf, kc, layout.SecretMode)
 }
 
 // joinCluster runs discovery once per run and adopts the cluster's

@@ -69,7 +69,7 @@ func (d *Data) renderKubelet() (templates.Kubelet, []host.File, error) {
 	k.ResolvConf = d.DNS.ResolvConf
 	files, err := templates.RenderKubelet(k)
 	if err == nil && k.ResolvConf == layout.NoUpstreamResolvConf {
-		files = append(files, host.File{Path: layout.NoUpstreamResolvConf, Mode: 0o644,
+		files = append(files, host.File{Path: layout.NoUpstreamResolvConf, Mode: layout.PublicMode,
 			Data: []byte("# kforge: this host's resolvers listen on loopback only, which pods cannot reach;\n# pods with dnsPolicy Default get no resolver, and CoreDNS answers cluster names only.\n")})
 	}
 	return k, files, err

@@ -23,7 +23,7 @@ func cniConfig(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	return d.Host.WriteFile(ctx, layout.BridgeConflist, data, 0o644)
+	return d.Host.WriteFile(ctx, layout.BridgeConflist, data, layout.PublicMode)
 }
 
 func bridgeConflist(podSubnet string) ([]byte, error) {

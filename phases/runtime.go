@@ -87,7 +87,7 @@ func sysctls(ctx context.Context, d *Data) error {
 	} else {
 		d.Out.Infof("  ! %s has no bridge netfilter (/proc/sys/net/bridge): Services may not answer pods on the same bridge", d.Host.Name())
 	}
-	if err := d.Host.WriteFile(ctx, layout.SysctlConf, []byte(conf), 0o644); err != nil {
+	if err := d.Host.WriteFile(ctx, layout.SysctlConf, []byte(conf), layout.PublicMode); err != nil {
 		return err
 	}
 	_, err := d.Host.Run(ctx, host.Cmd{Argv: argv, Sudo: true})

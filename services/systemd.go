@@ -6,6 +6,7 @@ import (
 	"path"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 )
 
 // systemd runs services as systemd units. containerd's unit comes with the
@@ -53,10 +54,10 @@ func (m *systemd) Restart(ctx context.Context, s Service) error {
 	return m.Ensure(ctx, s, true)
 }
 
-// Owns: kforge writes its units under /etc/systemd/system; the OS's live
+// Owns: kforge writes its units to layout.SystemdUnitDir; the OS's live
 // under /lib/systemd/system.
 func (m *systemd) Owns(ctx context.Context, name string) (bool, error) {
-	return host.Exists(ctx, m.h, path.Join("/etc/systemd/system", name+".service"))
+	return host.Exists(ctx, m.h, path.Join(layout.SystemdUnitDir, name+".service"))
 }
 
 func (m *systemd) Log(ctx context.Context, name string, lines int) string {

@@ -58,7 +58,7 @@ func RenderContainerd(c Containerd) ([]host.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []host.File{{Path: c.ConfigPath, Data: data, Mode: 0o644}}, nil
+	return []host.File{{Path: c.ConfigPath, Data: data, Mode: layout.PublicMode}}, nil
 }
 
 func (c Containerd) withDefaults() Containerd {

@@ -118,7 +118,7 @@ func RenderControlPlane(c ControlPlane) ([]host.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, host.File{Path: path.Join(c.ManifestDir, name), Data: data, Mode: 0o600})
+		out = append(out, host.File{Path: path.Join(c.ManifestDir, name), Data: data, Mode: layout.SecretMode})
 	}
 	return out, nil
 }

@@ -84,7 +84,7 @@ func RenderKubelet(k Kubelet) ([]host.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, host.File{Path: f.path, Data: data, Mode: 0o644})
+		out = append(out, host.File{Path: f.path, Data: data, Mode: layout.PublicMode})
 	}
 	return out, nil
 }

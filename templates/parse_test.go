@@ -11,8 +11,9 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	corev1 "k8s.io/api/core/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
-	"kforge.dev/kforge/host"
 	"sigs.k8s.io/yaml"
+
+	"kforge.dev/kforge/host"
 )
 
 // parsePod decodes a manifest strictly: an unknown or misspelt field fails.
