@@ -6,8 +6,6 @@ import (
 	"path"
 
 	"kforge.dev/kforge/host"
-	"kforge.dev/kforge/layout"
-	"kforge.dev/kforge/templates"
 )
 
 // controlPlaneManifest returns a phase function that writes one static pod
@@ -33,29 +31,4 @@ func controlPlaneManifest(file string) func(context.Context, *Data) error {
 		}
 		return fmt.Errorf("no rendered manifest %s", file)
 	}
-}
-
-func renderControlPlane(d *Data) ([]host.File, error) {
-	imgs, err := d.Images()
-	if err != nil {
-		return nil, err
-	}
-	c := d.Cluster
-	return templates.RenderControlPlane(templates.ControlPlane{
-		Images: templates.ControlPlaneImages{
-			Etcd:              imgs.Etcd,
-			APIServer:         imgs.APIServer,
-			ControllerManager: imgs.ControllerManager,
-			Scheduler:         imgs.Scheduler,
-		},
-		EtcdVersion:      imgs.Versions.Etcd,
-		NodeName:         d.NodeName,
-		AdvertiseAddress: d.AdvertiseAddress,
-		BindPort:         layout.APIServerPort,
-		ServiceSubnet:    c.Networking.ServiceSubnet,
-		PodSubnet:        c.Networking.PodSubnet,
-		ClusterName:      c.Name,
-		DNSDomain:        c.Networking.DNSDomain,
-		CACertDirs:       d.CACertDirs,
-	})
 }

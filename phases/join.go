@@ -1,9 +1,5 @@
 package phases
 
-import (
-	"context"
-)
-
 // Join is the phase list of `kforge join`, in order. Discovery comes
 // before anything is installed: a wrong token or CA hash fails within
 // seconds and leaves the host as it was.
@@ -15,18 +11,5 @@ func Join() []Phase {
 		{Name: "bundle", Short: "Verify the bundle, install its binaries and import its images", Run: withCluster(loadBundle)},
 		{Name: "kubelet-start", Short: "Configure the kubelet and start it; it gets its client certificate by TLS bootstrap", Run: kubeletStart},
 		{Name: "wait", Short: "Wait for the kubelet's client certificate and for the node to be Ready", Run: joinWait},
-	}
-}
-
-// withCluster runs a phase once discovery has learned the cluster's
-// settings (Kubernetes version, networks), which `kforge join phase NAME`
-// run alone has not.
-func withCluster(run func(context.Context, *Data) error) func(context.Context, *Data) error {
-	return func(ctx context.Context, d *Data) error {
-		if err := d.joinCluster(ctx); err != nil {
-			return err
-		}
-		d.Results.Wrote = true
-		return run(ctx, d)
 	}
 }

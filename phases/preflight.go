@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 
-	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
 )
 
@@ -17,10 +14,6 @@ const (
 	MinMemoryMiB  = 1700
 	MinDiskFreeMB = 2048
 )
-
-// problem is one failed preflight check: its name (for
-// --ignore-preflight-errors), what is wrong and what to do.
-type problem struct{ name, msg string }
 
 // preflight checks that the host can run a control plane before anything
 // is changed: root, free ports, CPUs, memory and disk, and leftovers of a
@@ -83,72 +76,3 @@ func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	return d.preflightResult(problems)
 }
 
-// preflightResult turns problems into an error, leaving out (as warnings)
-// those named in --ignore-preflight-errors.
-func (d *Data) preflightResult(problems []problem) error {
-	var errs []string
-	for _, p := range problems {
-		if slices.Contains(d.IgnorePreflight, "all") || slices.ContainsFunc(d.IgnorePreflight, func(s string) bool { return strings.EqualFold(s, p.name) }) {
-			d.Out.Infof("  ! [ignored %s] %s", p.name, p.msg)
-			continue
-		}
-		errs = append(errs, fmt.Sprintf("[%s] %s", p.name, p.msg))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s\nTo go on anyway, pass --ignore-preflight-errors=NAME,... (or all)", strings.Join(errs, "\n"))
-	}
-	return nil
-}
-
-// preflightState is what preflight reads from the host in one probe.
-type preflightState struct {
-	listening  []int
-	diskFreeMB int
-	// ours: kforge's own services are installed (a re-run).
-	ours bool
-	// foreign names a leftover of a cluster kforge did not build.
-	foreign string
-}
-
-const preflightScript = `
-echo "listen=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {split($2, a, ":"); print a[2]}' | sort -u | tr '\n' ' ')"
-echo "diskfree=$(df -Pk /var/lib 2>/dev/null | awk 'NR==2 {print int($4/1024)}')"
-ours=
-[ -e "$1" ] || [ -e "$2" ] && ours=yes
-echo "ours=$ours"
-for f in /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/kubelet.conf /var/lib/etcd/member; do
-  [ -e "$f" ] && echo "leftover=$f" && break
-done
-true`
-
-func (d *Data) preflightProbe(ctx context.Context) (preflightState, error) {
-	out, err := host.Probe(ctx, d.Host, "sh", "-c", preflightScript, "sh",
-		layout.SupervisorDir+"/services/kubelet.yaml", layout.KubeletUnit+".d/10-kforge.conf")
-	if err != nil {
-		return preflightState{}, err
-	}
-	st := preflightState{diskFreeMB: -1}
-	for _, line := range strings.Split(out, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-		switch k {
-		case "listen":
-			for _, hex := range strings.Fields(v) {
-				if p, err := strconv.ParseInt(hex, 16, 32); err == nil {
-					st.listening = append(st.listening, int(p))
-				}
-			}
-		case "diskfree":
-			if n, err := strconv.Atoi(v); err == nil {
-				st.diskFreeMB = n
-			}
-		case "ours":
-			st.ours = v == "yes"
-		case "leftover":
-			st.foreign = v
-		}
-	}
-	if st.ours {
-		st.foreign = ""
-	}
-	return st, nil
-}

@@ -7,7 +7,6 @@ import (
 
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
-	"kforge.dev/kforge/templates"
 )
 
 // runtimePackages are the Debian packages kforge installs when the host has
@@ -92,23 +91,4 @@ func sysctls(ctx context.Context, d *Data) error {
 	}
 	_, err := d.Host.Run(ctx, host.Cmd{Argv: argv, Sudo: true})
 	return err
-}
-
-// runtimeConfig writes containerd's config.toml for this host and tells
-// whether it changed.
-func runtimeConfig(ctx context.Context, d *Data) (bool, error) {
-	imgs, err := d.Images()
-	if err != nil {
-		return false, err
-	}
-	files, err := templates.RenderContainerd(templates.Containerd{
-		SandboxImage:        imgs.Pause,
-		SystemdCgroup:       d.Facts.CgroupDriver() == templates.CgroupDriverSystemd,
-		RestrictOOMScoreAdj: !d.Facts.CapSysResource,
-		CNIBinDir:           d.CNIBinDir(),
-	})
-	if err != nil {
-		return false, err
-	}
-	return host.WriteChanged(ctx, d.Host, files...)
 }

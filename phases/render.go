@@ -1,0 +1,182 @@
+// What kforge renders for a host from the run's Data: the kubelet's
+// files, the control plane's static pod manifests, containerd's config
+// and the single-node bridge network's CNI config, and the services that
+// run them. Phases write these; nothing here changes a host except
+// writeKubelet, which the kubelet and kubelet-start phases share.
+package phases
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/services"
+	"kforge.dev/kforge/templates"
+)
+
+// BridgeName is the Linux bridge the pods of a single-node cluster share.
+const BridgeName = "cni0"
+
+// writeKubelet renders the kubelet's files for this host, creates its
+// cgroup root when it needs one, writes the files that differ and checks
+// that the kubelet is installed. It tells whether any file changed.
+func (d *Data) writeKubelet(ctx context.Context) (templates.Kubelet, bool, error) {
+	k, files, err := d.renderKubelet()
+	if err != nil {
+		return k, false, err
+	}
+	if k.CgroupRoot != "" {
+		// The kubelet refuses a cgroup root missing from any hierarchy.
+		if _, err := d.Host.Run(ctx, host.Cmd{Argv: []string{"sh", "-c", `for h in /sys/fs/cgroup/*/; do [ -L "${h%/}" ] || mkdir -p "$h${1#/}"; done`, "sh", k.CgroupRoot}, Sudo: true}); err != nil {
+			return k, false, err
+		}
+	}
+	changed, err := host.WriteChanged(ctx, d.Host, files...)
+	if err != nil {
+		return k, false, err
+	}
+	if _, err := host.Output(ctx, d.Host, "test", "-x", k.BinaryPath); err != nil {
+		return k, false, fmt.Errorf("no kubelet at %s: pass --bundle FILE (make artifacts builds one)", k.BinaryPath)
+	}
+	return k, changed, nil
+}
+
+func (d *Data) renderKubelet() (templates.Kubelet, []host.File, error) {
+	dns, err := d.Cluster.Networking.ServiceIP(10)
+	if err != nil {
+		return templates.Kubelet{}, nil, err
+	}
+	k := templates.Kubelet{
+		BinaryPath:    layout.KubeletBinary,
+		NodeName:      d.NodeName,
+		NodeIP:        d.AdvertiseAddress,
+		CgroupDriver:  d.Facts.CgroupDriver(),
+		CgroupV1:      !d.Facts.CgroupV2,
+		AllowSwap:     d.Facts.SwapOn,
+		ClusterDNS:    []string{dns.String()},
+		ClusterDomain: d.Cluster.Networking.DNSDomain,
+	}
+	if d.Facts.SharedCgroups() {
+		k.CgroupRoot = "/kubelet-" + d.NodeName
+	}
+	k.ResolvConf = d.DNS.ResolvConf
+	files, err := templates.RenderKubelet(k)
+	if err == nil && k.ResolvConf == layout.NoUpstreamResolvConf {
+		files = append(files, host.File{Path: layout.NoUpstreamResolvConf, Mode: layout.PublicMode,
+			Data: []byte("# kforge: this host's resolvers listen on loopback only, which pods cannot reach;\n# pods with dnsPolicy Default get no resolver, and CoreDNS answers cluster names only.\n")})
+	}
+	return k, files, err
+}
+
+func renderControlPlane(d *Data) ([]host.File, error) {
+	imgs, err := d.Images()
+	if err != nil {
+		return nil, err
+	}
+	c := d.Cluster
+	return templates.RenderControlPlane(templates.ControlPlane{
+		Images: templates.ControlPlaneImages{
+			Etcd:              imgs.Etcd,
+			APIServer:         imgs.APIServer,
+			ControllerManager: imgs.ControllerManager,
+			Scheduler:         imgs.Scheduler,
+		},
+		EtcdVersion:      imgs.Versions.Etcd,
+		NodeName:         d.NodeName,
+		AdvertiseAddress: d.AdvertiseAddress,
+		BindPort:         layout.APIServerPort,
+		ServiceSubnet:    c.Networking.ServiceSubnet,
+		PodSubnet:        c.Networking.PodSubnet,
+		ClusterName:      c.Name,
+		DNSDomain:        c.Networking.DNSDomain,
+		CACertDirs:       d.CACertDirs,
+	})
+}
+
+// runtimeConfig writes containerd's config.toml for this host and tells
+// whether it changed.
+func runtimeConfig(ctx context.Context, d *Data) (bool, error) {
+	imgs, err := d.Images()
+	if err != nil {
+		return false, err
+	}
+	files, err := templates.RenderContainerd(templates.Containerd{
+		SandboxImage:        imgs.Pause,
+		SystemdCgroup:       d.Facts.CgroupDriver() == templates.CgroupDriverSystemd,
+		RestrictOOMScoreAdj: !d.Facts.CapSysResource,
+		CNIBinDir:           d.CNIBinDir(),
+	})
+	if err != nil {
+		return false, err
+	}
+	return host.WriteChanged(ctx, d.Host, files...)
+}
+
+// cniConfig writes the pod network's CNI config for the bridge plugin: one
+// Linux bridge, host-local addresses from the pod subnet, masquerading of
+// traffic leaving it, and portmap for hostPort. kube-router (multi-node)
+// writes its own config from its DaemonSet.
+func cniConfig(ctx context.Context, d *Data) error {
+	if d.CNIPlugin() != "bridge" {
+		return nil
+	}
+	data, err := bridgeConflist(d.Cluster.Networking.PodSubnet)
+	if err != nil {
+		return err
+	}
+	return d.Host.WriteFile(ctx, layout.BridgeConflist, data, layout.PublicMode)
+}
+
+func bridgeConflist(podSubnet string) ([]byte, error) {
+	if podSubnet == "" {
+		return nil, fmt.Errorf("bridge CNI: the pod subnet is empty")
+	}
+	type obj = map[string]any
+	conf := obj{
+		"cniVersion": "1.0.0",
+		"name":       "kforge",
+		"plugins": []obj{
+			{
+				"type":        "bridge",
+				"bridge":      BridgeName,
+				"isGateway":   true,
+				"ipMasq":      true,
+				"hairpinMode": true,
+				"ipam": obj{
+					"type":   "host-local",
+					"ranges": [][]obj{{{"subnet": podSubnet}}},
+					"routes": []obj{{"dst": "0.0.0.0/0"}},
+				},
+			},
+			{"type": "portmap", "capabilities": obj{"portMappings": true}},
+		},
+	}
+	b, err := json.MarshalIndent(conf, "", "  ")
+	return append(b, '\n'), err
+}
+
+// containerdService is containerd with kforge's config. Under systemd it
+// is the OS package's unit.
+func containerdService() services.Service {
+	return services.Service{
+		Name:        "containerd",
+		Argv:        []string{"containerd", "--config", layout.ContainerdConfig},
+		Unit:        "containerd",
+		Config:      []string{layout.ContainerdConfig},
+		ReadySocket: layout.ContainerdSocket,
+	}
+}
+
+// kubeletService is the kubelet with the files the kubelet phase renders.
+// Under systemd it is kforge's unit, which reads the same flags file.
+func kubeletService(k templates.Kubelet) services.Service {
+	return services.Service{
+		Name:   "kubelet",
+		Argv:   append([]string{k.BinaryPath}, k.Args()...),
+		After:  "containerd",
+		Unit:   "kubelet",
+		Config: []string{layout.KubeletConfig, layout.KubeletConf},
+	}
+}
