@@ -1,5 +1,21 @@
 package phases
 
+// Where a phase's inputs come from, for a reader of one phase file:
+//
+//   - d.Cluster, d.Node, d.Host, d.Out and the command's choices: Config,
+//     filled by package cluster from the cluster file and the flags.
+//   - d.Facts, d.Services, d.NodeName, d.AdvertiseAddress, d.Endpoint,
+//     d.CACertDirs, d.DNS: learned once by New (data.go).
+//   - d.Results: what earlier phases of the run produced; each field of
+//     Results (data.go) names the phase that sets it and those that read it.
+//   - Paths, ports and file modes: package layout.
+//   - Files for the host: render.go, from package templates.
+//   - Changes to the host: d.Host and package host's helpers; services
+//     (containerd, the kubelet): d.Services, never systemctl or the
+//     supervisor directly.
+//   - Objects in the cluster: package kube (typed objects, server-side
+//     apply, waits).
+
 // Init is the phase list of `kforge init`, in order.
 func Init() []Phase {
 	return []Phase{

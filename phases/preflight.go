@@ -75,4 +75,3 @@ func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	}
 	return d.preflightResult(problems)
 }
-
