@@ -124,8 +124,12 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 	if err != nil {
 		return nil, err
 	}
+	command := "init"
+	if schedulable {
+		command = "up"
+	}
 	d, err := phases.New(ctx, phases.Config{
-		Cluster: c, Node: node, Host: h, Out: o.Out,
+		Command: command, Cluster: c, Node: node, Host: h, Out: o.Out,
 		Schedulable: schedulable, KforgeBinary: self, StagingDir: stagingDir(),
 		IgnorePreflight: o.IgnorePreflight,
 	})

@@ -78,7 +78,7 @@ func Join(ctx context.Context, o JoinOptions) error {
 		return err
 	}
 	d, err := phases.New(ctx, phases.Config{
-		Cluster: c, Node: node, Host: h, Out: o.Out,
+		Command: "join", Cluster: c, Node: node, Host: h, Out: o.Out,
 		KforgeBinary: self, StagingDir: stagingDir(), IgnorePreflight: o.IgnorePreflight,
 		Discovery: &disc,
 	})

@@ -56,7 +56,7 @@ func JoinSSH(ctx context.Context, o JoinSSHOptions) error {
 	if err != nil {
 		return err
 	}
-	d, err := phases.New(ctx, phases.Config{Cluster: c, Node: cp, Host: h, Out: o.Out, KforgeBinary: self})
+	d, err := phases.New(ctx, phases.Config{Command: "join", Cluster: c, Node: cp, Host: h, Out: o.Out, KforgeBinary: self})
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func resetHost(ctx context.Context, n config.Host, o ResetOptions, out *reporter
 		return err
 	}
 	defer h.Close()
-	d, err := phases.New(ctx, phases.Config{Cluster: config.Default(), Node: n, Host: h, Out: out})
+	d, err := phases.New(ctx, phases.Config{Command: "reset", Cluster: config.Default(), Node: n, Host: h, Out: out})
 	if err != nil {
 		return err
 	}

@@ -87,6 +87,10 @@ const (
 	// so that a re-run skips it.
 	ImagesStamp   = StateDir + "/images.sha256"
 	BinariesStamp = StateDir + "/binaries.sha256"
+	// RunRecord says that a kforge run of a given command for a given
+	// cluster began on the host; preflight writes it before anything else
+	// changes, so a re-run after a kill knows the partial work is its own.
+	RunRecord = StateDir + "/run.json"
 	// BootstrapToken keeps the join token init made (0600).
 	BootstrapToken = StateDir + "/bootstrap-token"
 	// NoUpstreamResolvConf is the resolv.conf pods get on a host whose

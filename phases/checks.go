@@ -20,8 +20,9 @@ import (
 type problem struct{ name, msg string }
 
 // preflightResult turns problems into an error, leaving out (as warnings)
-// those named in --ignore-preflight-errors.
-func (d *Data) preflightResult(problems []problem) error {
+// those named in --ignore-preflight-errors, with what the run record says.
+func (d *Data) preflightResult(st preflightState, problems []problem) error {
+	problems = append(problems, st.problems...)
 	var errs []string
 	for _, p := range problems {
 		if slices.Contains(d.IgnorePreflight, "all") || slices.ContainsFunc(d.IgnorePreflight, func(s string) bool { return strings.EqualFold(s, p.name) }) {
@@ -65,6 +66,16 @@ func (d *Data) preflightProbe(ctx context.Context) (preflightState, error) {
 			st.foreign = v
 		}
 	}
+	if st.record, err = d.readRunRecord(ctx); err != nil {
+		return st, err
+	}
+	if ours, p := d.ownRun(st.record); ours {
+		// A run of this cluster began here and may have been killed
+		// before it installed a service: what it left is its own.
+		st.ours = true
+	} else if p != nil {
+		st.problems = append(st.problems, *p)
+	}
 	if st.ours {
 		st.foreign = ""
 	}
@@ -91,4 +102,8 @@ type preflightState struct {
 	ours bool
 	// foreign names a leftover of a cluster kforge did not build.
 	foreign string
+	// record is the host's run record, if any.
+	record *runRecord
+	// problems are what the run record says is wrong.
+	problems []problem
 }

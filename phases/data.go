@@ -21,6 +21,9 @@ import (
 
 // Config is what a command gives the phases of one run on one host.
 type Config struct {
+	// Command is the command the run belongs to (init, up, join, reset),
+	// as the run record names it.
+	Command string
 	Cluster *config.Cluster
 	// Node is the cluster file's entry for the host.
 	Node config.Host

@@ -26,7 +26,7 @@ func JoinCleanup() []Phase {
 // joinPaths are what a join writes, or what the kubelet and the pods it
 // started write.
 var joinPaths = []string{
-	layout.KubeletConf, layout.BootstrapKubeletConf, layout.CACert, layout.KubeletDir,
+	layout.RunRecord, layout.KubeletConf, layout.BootstrapKubeletConf, layout.CACert, layout.KubeletDir,
 	layout.KubeletUnit, layout.KubeletUnitDropIn,
 	layout.CNIDataDir, layout.KubeRouterConflist,
 }

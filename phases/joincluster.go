@@ -110,7 +110,9 @@ func withCluster(run func(context.Context, *Data) error) func(context.Context, *
 		if err := d.joinCluster(ctx); err != nil {
 			return err
 		}
-		d.Results.Wrote = true
+		if err := d.joinWrites(ctx); err != nil {
+			return err
+		}
 		return run(ctx, d)
 	}
 }

@@ -21,7 +21,9 @@ func joinDiscovery(ctx context.Context, d *Data) error {
 		return err
 	}
 	r := d.Results.Discovered
-	d.Results.Wrote = true
+	if err := d.joinWrites(ctx); err != nil {
+		return err
+	}
 	if _, err := host.WriteChanged(ctx, d.Host, host.File{Path: layout.CACert, Data: r.CACert, Mode: layout.PublicMode}); err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func joinPreflight(ctx context.Context, d *Data) error {
 	if d.Facts.SwapOn {
 		d.Out.Infof("  ! %s has swap on: the kubelet runs with failSwapOn: false and pods do not use swap", d.Host.Name())
 	}
-	return d.preflightResult(problems)
+	return d.preflightResult(st, problems)
 }
 
 // joinedBefore tells whether the host's kubelet.conf belongs to the

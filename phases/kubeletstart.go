@@ -21,7 +21,9 @@ func kubeletStart(ctx context.Context, d *Data) error {
 	if err := d.joinCluster(ctx); err != nil {
 		return err
 	}
-	d.Results.Wrote = true
+	if err := d.joinWrites(ctx); err != nil {
+		return err
+	}
 	k, changed, err := d.writeKubelet(ctx)
 	if err != nil {
 		return err

@@ -18,7 +18,8 @@ const (
 // preflight checks that the host can run a control plane before anything
 // is changed: root, free ports, CPUs, memory and disk, and leftovers of a
 // cluster kforge did not make. It warns about what kforge adapts to (cgroup
-// v1, no CAP_SYS_RESOURCE, swap, IP forwarding off). It changes nothing.
+// v1, no CAP_SYS_RESOURCE, swap, IP forwarding off). It changes nothing
+// but the run record (runrecord.go), once every check passed.
 // Problems named in --ignore-preflight-errors (or "all") become warnings.
 func preflight(ctx context.Context, d *Data) error {
 	return d.runPreflight(ctx, layout.ControlPlanePorts)
@@ -73,5 +74,10 @@ func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	if !f.BridgeNFAvailable {
 		d.Out.Infof("  ! %s has no bridge netfilter (br_netfilter): pods may not reach Services on the same bridge", d.Host.Name())
 	}
-	return d.preflightResult(problems)
+	if err := d.preflightResult(st, problems); err != nil {
+		return err
+	}
+	// The first change of the run: a re-run after a kill anywhere later
+	// knows that the files it finds are its own.
+	return d.recordRun(ctx, st.record)
 }

@@ -30,7 +30,7 @@ var resetPaths = []string{
 	layout.KubernetesDir + "/super-admin.conf", layout.KubernetesDir + "/kubelet.conf",
 	layout.KubernetesDir + "/bootstrap-kubelet.conf", layout.KubernetesDir + "/controller-manager.conf",
 	layout.KubernetesDir + "/scheduler.conf",
-	layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
+	layout.RunRecord, layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
 }
 
