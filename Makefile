@@ -12,7 +12,7 @@ DRY_RUN_DIR ?= $(CURDIR)/_output/dry-run
 # line is the bundle's path.
 ARTIFACTS_LOG := $(CURDIR)/_output/artifacts.log
 
-.PHONY: all deps build run test fmt-check vet unit e2e-local e2e-multinode clean
+.PHONY: all deps build run test fmt-check vet unit e2e-local e2e-multinode e2e-resume e2e-resume-sample clean
 
 all: build
 
@@ -34,7 +34,7 @@ dry-run: build
 	./$(BIN) init --dry-run --output-dir $(DRY_RUN_DIR)
 
 ## test: formatting, vet, the artifacts, every unit and integration test, and the single-node and multi-node end to end tests
-test: deps fmt-check vet unit e2e-local e2e-multinode
+test: deps fmt-check vet unit e2e-local e2e-resume-sample e2e-multinode
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -65,6 +65,20 @@ e2e-multinode: deps build
 	  $(MAKE) --no-print-directory machines N=4 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \
 	  BUNDLE="$$bundle" CLUSTER="$$cluster" KFORGE=$(BIN) bash test/e2e/multinode.sh; rc=$$?; \
 	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
+
+## e2e-resume: kforge up --local and kforge reset killed with SIGKILL after every phase (and inside bundle and wait), each run again to success; init -f and join likewise on the machines
+e2e-resume: deps build
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
+	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/resume-local.sh
+
+# The kill points of make e2e-resume that make test runs: the ones past the
+# first writes and before the kubelet's service, inside bundle and wait,
+# and two of reset's.
+RESUME_SAMPLE ?= kubeconfig etcd control-plane/apiserver bundle wait containers files
+
+e2e-resume-sample: deps build
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
+	  RESUME_SAMPLE="$(RESUME_SAMPLE)" BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/resume-local.sh
 
 clean:
 	rm -rf bin _output

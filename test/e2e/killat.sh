@@ -1,0 +1,38 @@
+# Sourced by kforge's resume end-to-end tests: run a kforge command with
+# -o json and SIGKILL it at a phase boundary.
+
+# killat EVENT PHASE HOST DELAY -- CMD...: runs CMD (a kforge command, given
+# -o json here) and kills it with SIGKILL DELAY seconds after the first
+# event EVENT (phase-start, phase-end) of PHASE on HOST ("" for any host).
+# It succeeds when it killed the command, and fails when the command ended
+# first. Bounded by KILLAT_TIMEOUT seconds (300).
+killat() {
+  local ev=$1 phase=$2 hostsel=$3 delay=$4
+  shift 5
+  local dir fifo pid killed=0 line
+  dir=$(mktemp -d)
+  fifo=$dir/events
+  mkfifo "$fifo"
+  timeout -s KILL "${KILLAT_TIMEOUT:-300}" "$@" -o json >"$fifo" 2>"$dir/stderr" &
+  pid=$!
+  while IFS= read -r line; do
+    if jq -e --arg ev "$ev" --arg ph "$phase" --arg h "$hostsel" \
+      '.event == $ev and .phase == $ph and ($h == "" or .host == $h)' <<<"$line" >/dev/null 2>&1; then
+      sleep "$delay"
+      # timeout runs kforge as its child: kill both.
+      pkill -KILL -P "$pid" 2>/dev/null || true
+      kill -KILL "$pid" 2>/dev/null || true
+      killed=1
+      break
+    fi
+  done <"$fifo"
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$dir"
+  [ "$killed" = 1 ]
+}
+
+# phases_of CMD...: runs CMD with -o json to its end and prints the hosts
+# and phases it finished, one "HOST PHASE" per line, in order.
+phases_of() {
+  "$@" -o json 2>/dev/null | jq -r 'select(.event == "phase-end" and (.error // "") == "") | "\(.host) \(.phase)"'
+}
