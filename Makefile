@@ -69,7 +69,10 @@ e2e-multinode: deps build
 ## e2e-resume: kforge up --local and kforge reset killed with SIGKILL after every phase (and inside bundle and wait), each run again to success; init -f and join likewise on the machines
 e2e-resume: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
-	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/resume-local.sh
+	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/resume-local.sh && \
+	  $(MAKE) --no-print-directory machines N=2 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \
+	  BUNDLE="$$bundle" CLUSTER="$$cluster" KFORGE=$(BIN) bash test/e2e/resume-multinode.sh; rc=$$?; \
+	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
 
 # The kill points of make e2e-resume that make test runs: the ones past the
 # first writes and before the kubelet's service, inside bundle and wait,

@@ -5,7 +5,9 @@
 # -o json here) and kills it with SIGKILL DELAY seconds after the first
 # event EVENT (phase-start, phase-end) of PHASE on HOST ("" for any host).
 # It succeeds when it killed the command, and fails when the command ended
-# first. Bounded by KILLAT_TIMEOUT seconds (300).
+# first. KILLAT_ALSO, when set, is a command run right after the kill (to
+# kill the remote end of an SSH command). Bounded by KILLAT_TIMEOUT seconds
+# (300).
 killat() {
   local ev=$1 phase=$2 hostsel=$3 delay=$4
   shift 5
@@ -22,6 +24,7 @@ killat() {
       # timeout runs kforge as its child: kill both.
       pkill -KILL -P "$pid" 2>/dev/null || true
       kill -KILL "$pid" 2>/dev/null || true
+      [ -z "${KILLAT_ALSO:-}" ] || eval "$KILLAT_ALSO" || true
       killed=1
       break
     fi
