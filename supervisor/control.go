@@ -86,8 +86,12 @@ func ReadStatus(stateDir string) Status {
 // Reload sends SIGHUP to stateDir's supervisor and waits until it has
 // applied the service files as they are now.
 func Reload(ctx context.Context, stateDir string) error {
+	pid, running := probe(stateDir)
+	if !running {
+		return fmt.Errorf("%w (state %s)", ErrNotRunning, stateDir)
+	}
 	sent := time.Now()
-	return signalAndWait(ctx, stateDir, "reload", syscall.SIGHUP, func(st Status) (bool, error) {
+	return signalAndWait(ctx, stateDir, pid, "reload", syscall.SIGHUP, func(st Status) (bool, error) {
 		if !st.Running {
 			return false, errors.New("it exited; see its log")
 		}
@@ -99,26 +103,27 @@ func Reload(ctx context.Context, stateDir string) error {
 // returns once it and they are gone; when ctx ends first it kills them.
 // With no supervisor running it ends what a killed one left running.
 func Shutdown(ctx context.Context, stateDir string) error {
-	err := signalAndWait(ctx, stateDir, "stop", syscall.SIGTERM, func(st Status) (bool, error) { return !st.Running, nil })
-	if pid := readStatusFile(stateDir).PID; errors.Is(err, ErrNotRunning) {
-		endSession(pid, 10*time.Second)
+	pid, running := probe(stateDir)
+	if !running {
+		endSession(readStatusFile(stateDir).PID, 10*time.Second)
 		return nil
-	} else if ctx.Err() != nil {
+	}
+	err := signalAndWait(ctx, stateDir, pid, "stop", syscall.SIGTERM, func(st Status) (bool, error) { return !st.Running, nil })
+	if ctx.Err() != nil {
 		end(func(st procStat) bool { return st.sid == pid }, 0)
 		return fmt.Errorf("%w: killed it and its services", err)
 	}
 	return err
 }
 
-// signalAndWait sends sig to stateDir's supervisor to make it do what, and
-// waits until done holds.
-func signalAndWait(ctx context.Context, stateDir, what string, sig syscall.Signal, done func(Status) (bool, error)) error {
-	pid, running := probe(stateDir)
-	if !running {
-		return fmt.Errorf("%w (state %s)", ErrNotRunning, stateDir)
+// signalAndWait sends sig to stateDir's supervisor, pid, to make it do
+// what, and waits until done holds.
+func signalAndWait(ctx context.Context, stateDir string, pid int, what string, sig syscall.Signal, done func(Status) (bool, error)) error {
+	err := errors.New("the lock's holder is in another pid namespace")
+	if pid > 0 {
+		err = syscall.Kill(pid, sig)
 	}
-	err := syscall.Kill(pid, sig)
-	if err == nil {
+	if err == nil || errors.Is(err, syscall.ESRCH) { // gone: done says what that means
 		err = wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 			return done(ReadStatus(stateDir))
 		})

@@ -87,12 +87,10 @@ func procs(match func(procStat) bool) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := readStat(pid); err == nil && st.state != 'Z' && match(st) {
-			pids = append(pids, pid)
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			if st, err := readStat(pid); err == nil && st.state != 'Z' && match(st) {
+				pids = append(pids, pid)
+			}
 		}
 	}
 	return pids

@@ -248,7 +248,7 @@ func TestStopEndsWholeProcessGroupsKubeletFirst(t *testing.T) {
 	f := newFixture(t)
 	order := filepath.Join(f.dir, "order")
 	// A grandchild that dies on SIGTERM and one that ignores it.
-	tree := `trap 'echo containerd >> "$1/order"; kill $(cat "$1/sleeper"); exit 0' TERM
+	tree := `trap 'echo containerd >> "$1/order"; exit 0' TERM
 sleep 300 & echo $! > "$1/sleeper"
 sh -c 'trap "" TERM; echo $$ > "$1/stubborn"; while :; do sleep 0.1; done' sh "$1" &
 while :; do sleep 0.1; done`

@@ -133,10 +133,9 @@ func (u *unit) notef(format string, args ...any) {
 	fmt.Fprintf(u.log, "%s kforge supervisor: %s\n", time.Now().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
 }
 
-// logFile is a service's log. Each write opens it, so runs of the service
-// and the supervisor's notes share it and nothing holds a file a reset
-// removed; past max bytes it becomes path.1 and begins anew. Writes never
-// fail, so that a service never blocks on its output.
+// logFile is a service's log, opened for each write so that nothing holds
+// a file a reset removed; past max bytes it becomes path.1 and begins
+// anew. Writes never fail: a service must never block on its output.
 type logFile struct {
 	path string
 	max  int64
