@@ -37,11 +37,10 @@ func Uninstall(ctx context.Context, h host.Host, stateDir, name string) error {
 	return h.Remove(ctx, ServiceFile(stateDir, name))
 }
 
-// Start makes h's supervisor for stateDir run the installed services: a
-// running one is told to reload (`kforge supervise reload`), and Start
-// returns once it has applied the service files; otherwise Start launches
-// `kforgePath supervise run` with `setsid -f` and returns once it has
-// loaded them. Start does not wait for the services: see Wait.
+// Start makes h's supervisor for stateDir run the installed services: it
+// tells a running one to reload and returns once it has applied the files;
+// otherwise it launches `kforgePath supervise run` with `setsid -f` and
+// returns once that has loaded them. For the services, see Wait.
 func Start(ctx context.Context, h host.Host, kforgePath, stateDir string, opts ...Option) error {
 	logDir := DefaultLogDir
 	for _, f := range opts {
@@ -68,8 +67,7 @@ func Start(ctx context.Context, h host.Host, kforgePath, stateDir string, opts .
 }
 
 // Wait waits until h's supervisor runs and each named service is running
-// and ready; the error names the services that are not, with the end of
-// their logs.
+// and ready; the error names those that are not, with their logs' end.
 func Wait(ctx context.Context, h host.Host, kforgePath, stateDir string, services ...string) error {
 	argv := cli(kforgePath, "wait", stateDir, "--timeout", timeout(ctx, 2*time.Minute))
 	for _, s := range services {

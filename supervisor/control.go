@@ -58,10 +58,8 @@ func probe(stateDir string) (pid int, running bool) {
 	}
 	defer f.Close()
 	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
-	if err := syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk); err != nil || lk.Type == syscall.F_UNLCK {
-		return 0, false
-	}
-	return int(lk.Pid), true
+	err = syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk)
+	return int(lk.Pid), err == nil && lk.Type != syscall.F_UNLCK
 }
 
 // readStatusFile reads the status as a supervisor last wrote it.
@@ -108,7 +106,9 @@ func Shutdown(ctx context.Context, stateDir string) error {
 		endSession(readStatusFile(stateDir).PID, 10*time.Second)
 		return nil
 	}
-	err := signalAndWait(ctx, stateDir, pid, "stop", syscall.SIGTERM, func(st Status) (bool, error) { return !st.Running, nil })
+	err := signalAndWait(ctx, stateDir, pid, "stop", syscall.SIGTERM, func(st Status) (bool, error) {
+		return !st.Running && gone(pid), nil // the lock goes before the process
+	})
 	if ctx.Err() != nil {
 		end(func(st procStat) bool { return st.sid == pid }, 0)
 		return fmt.Errorf("%w: killed it and its services", err)
@@ -135,9 +135,8 @@ func signalAndWait(ctx context.Context, stateDir string, pid int, what string, s
 }
 
 // WaitRunning waits until stateDir's supervisor runs and has loaded its
-// services, and each service named is running and ready. When ctx ends
-// first the error says what is not, with the end of the log that says
-// why: logDir/supervisor.log for the supervisor, NAME.log for a service.
+// services, and each service named is running and ready; the error says
+// what is not, with the end of supervisor.log or NAME.log that says why.
 func WaitRunning(ctx context.Context, stateDir, logDir string, services []string) error {
 	var st Status
 	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
@@ -170,9 +169,8 @@ func WaitRunning(ctx context.Context, stateDir, logDir string, services []string
 	return errors.New(strings.Join(msgs, "\n"))
 }
 
-// logTail is the last lines of a log, for an error: few enough that the
-// error's own line survives when a host.CommandError keeps only the tail
-// of the command's output.
+// logTail is the end of a log for an error: few lines, so that the error's
+// own survives when a host.CommandError keeps only the output's tail.
 func logTail(path string) string {
 	b, _ := os.ReadFile(path)
 	if len(b) == 0 {

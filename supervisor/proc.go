@@ -81,6 +81,12 @@ func readStat(pid int) (st procStat, err error) {
 	return st, err
 }
 
+// gone reports whether pid has exited: no process, or a zombie.
+func gone(pid int) bool {
+	st, err := readStat(pid)
+	return err != nil || st.state == 'Z'
+}
+
 // procs lists the processes match selects. Zombies count as gone: on hosts
 // whose PID 1 does not reap, an orphan that died stays a zombie forever.
 func procs(match func(procStat) bool) []int {
@@ -122,7 +128,7 @@ func end(match func(procStat) bool, grace time.Duration) (killed bool) {
 // endSession ends what is left in the session of sid, a supervisor that
 // is gone; no other process can take the id while the session has members.
 func endSession(sid int, grace time.Duration) {
-	if st, err := readStat(sid); sid > 0 && sid != os.Getpid() && (err != nil || st.state == 'Z') {
+	if sid > 0 && sid != os.Getpid() && gone(sid) {
 		end(func(st procStat) bool { return st.sid == sid }, grace)
 	}
 }
@@ -135,10 +141,9 @@ func describe(ws syscall.WaitStatus) string {
 	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }
 
-// closeInheritedFiles closes the descriptors the supervisor inherited from
-// whatever started it (a shell's lock file, a terminal): the supervisor
-// and its services would otherwise hold them for as long as the node
-// runs. Descriptors Go opened itself are close-on-exec and stay.
+// closeInheritedFiles closes the descriptors inherited from whatever
+// started the supervisor (a shell's lock file), which it and its services
+// would hold for good. Go's own are close-on-exec and stay.
 func closeInheritedFiles() {
 	entries, _ := os.ReadDir("/proc/self/fd")
 	for _, e := range entries {

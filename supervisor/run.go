@@ -29,11 +29,10 @@ func lockFile(stateDir string) string   { return filepath.Join(stateDir, "superv
 func statusFile(stateDir string) string { return filepath.Join(stateDir, "status.json") }
 
 // Run is the supervisor. It locks the state directory (or fails with
-// "already running"), ends what a killed predecessor left running, starts
-// the services and keeps them running until ctx ends (kforge ends it on
-// SIGTERM or SIGINT); SIGHUP makes it apply the service files again. Then
-// it stops every service. Run reaps every child of its process, so that
-// process must not start commands of its own.
+// "already running"), ends what a killed predecessor left running, and
+// keeps the services running until ctx ends (kforge ends it on SIGTERM);
+// SIGHUP makes it apply the service files again. Run reaps every child of
+// its process, so that process must not start commands of its own.
 func Run(ctx context.Context, cfg Config) error {
 	hup := make(chan os.Signal, 1) // before the lock: SIGHUP would end it
 	signal.Notify(hup, syscall.SIGHUP)
@@ -164,8 +163,12 @@ func (m *manager) reload() {
 	}
 	for name, s := range specs {
 		if m.units[name] == nil {
-			m.status.Services[name] = &ServiceStatus{State: StateWaiting, After: s.After}
-			m.units[name] = m.start(s)
+			ctx, cancel := context.WithCancel(context.Background())
+			u := &unit{m: m, name: name, cancel: cancel, done: make(chan struct{}),
+				log: &logFile{path: filepath.Join(m.cfg.LogDir, name+".log"), max: 10 << 20}}
+			u.spec.Store(&s)
+			m.units[name], m.status.Services[name] = u, &ServiceStatus{State: StateWaiting, After: s.After}
+			go u.run(ctx)
 		}
 	}
 	m.status.LoadedAt = loadedAt

@@ -117,11 +117,7 @@ func (f *fixture) log(name string) string {
 	return string(b)
 }
 
-// alive reports whether pid is a process that is not a zombie.
-func alive(pid int) bool {
-	st, err := readStat(pid)
-	return pid > 0 && err == nil && st.state != 'Z'
-}
+func alive(pid int) bool { return pid > 0 && !gone(pid) }
 
 func sh(script string, args ...string) []string {
 	return append([]string{"/bin/sh", "-c", script, "sh"}, args...)

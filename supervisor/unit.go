@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,16 +30,6 @@ type unit struct {
 	log    *logFile
 	cancel context.CancelFunc
 	done   chan struct{}
-}
-
-// start creates and starts the unit for s.
-func (m *manager) start(s Service) *unit {
-	ctx, cancel := context.WithCancel(context.Background())
-	u := &unit{m: m, name: s.Name, cancel: cancel, done: make(chan struct{}),
-		log: &logFile{path: filepath.Join(m.cfg.LogDir, s.Name+".log"), max: 10 << 20}}
-	u.spec.Store(&s)
-	go u.run(ctx)
-	return u
 }
 
 func (u *unit) run(ctx context.Context) {
