@@ -2,10 +2,16 @@ package supervisor
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/host/fake"
@@ -19,92 +25,87 @@ const (
 func TestInstall(t *testing.T) {
 	ctx := context.Background()
 	h := fake.New("node1")
-	s := Service{Name: "containerd", Argv: []string{"/usr/bin/containerd"}, Ready: &Ready{Socket: "/run/containerd/containerd.sock"}}
+	s := Service{Name: "kubelet", Argv: []string{"/usr/bin/kubelet", "--v=2"}, Env: map[string]string{"KFORGE_CONFIG_SHA256": "ab"},
+		After: []string{"containerd"}, Ready: &Ready{Socket: "/run/k.sock"}}
 	if err := Install(ctx, h, state, s); err != nil {
 		t.Fatal(err)
 	}
-	f, ok := h.Files()[state+"/services/containerd.yaml"]
-	if !ok || f.Mode != 0o644 {
-		t.Fatalf("files = %v", h.Paths())
+	f, ok := h.Files()[state+"/services/kubelet.yaml"]
+	var got Service
+	if !ok || f.Mode != 0o644 || yaml.Unmarshal(f.Data, &got) != nil || !reflect.DeepEqual(got, s) {
+		t.Fatalf("installed %v:\n%s", h.Paths(), f.Data)
 	}
-	if got, err := ParseService(f.Data); err != nil || !reflect.DeepEqual(got, s) {
-		t.Errorf("installed file parses to %+v, %v", got, err)
-	}
-	if err := Install(ctx, h, state, Service{Name: "bad", Argv: []string{"bad"}}); err == nil {
-		t.Error("an invalid service was installed")
-	}
-	if _, ok := h.Files()[state+"/services/bad.yaml"]; ok {
-		t.Error("an invalid service file was written")
-	}
-	if err := Uninstall(ctx, h, state, "containerd"); err != nil || len(h.Paths()) != 0 {
+	if err := Uninstall(ctx, h, state, "kubelet"); err != nil || len(h.Paths()) != 0 {
 		t.Errorf("uninstall left %v, %v", h.Paths(), err)
 	}
 }
 
-func TestStartLaunchesDetached(t *testing.T) {
-	h := fake.New("node1")
-	h.On(fake.Answer{})
-	if err := Start(context.Background(), h, kf, state, WithLogDir("/var/log/k")); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		host.ShellQuote([]string{"setsid", "-f", "sh", "-c", launchScript, "sh", "/var/log/k",
-			kf, "supervise", "run", "--state-dir", state, "--log-dir", "/var/log/k"}),
-		kf + " supervise wait --state-dir " + state + " --log-dir /var/log/k --timeout 30s",
-	}
-	if got := h.Calls(); !reflect.DeepEqual(got, want) {
-		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-func TestStartReloadsARunningSupervisor(t *testing.T) {
-	ctx := context.Background()
-	for _, tc := range []struct {
-		status string
-		want   []string
-	}{
-		{`{"running": true, "pid": 7}`, []string{
-			kf + " supervise status --state-dir " + state + " --json",
-			kf + " supervise reload --state-dir " + state + " --timeout 1m0s",
-		}},
-		{`{"running": false}`, []string{ // a stale pid file
-			kf + " supervise status --state-dir " + state + " --json",
-			"setsid -f sh -c",
-			kf + " supervise wait --state-dir " + state + " --log-dir /var/log/kforge --timeout 30s",
-		}},
+func TestLoadServices(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{
+		"ok.yaml":      "name: ok\nargv: [/bin/true]\nafter: [missing]\n",
+		"renamed.yaml": "name: other\nargv: [/bin/true]\n",
+		"broken.yaml":  "name: [\n",
+		"notes.txt":    "name: notes\nargv: [/bin/true]\n",
 	} {
-		h := fake.New("node1")
-		h.WriteFile(ctx, state+"/supervisor.pid", []byte("7\n"), 0o644)
-		h.On(fake.Answer{})
-		h.On(fake.Answer{Stdout: tc.status}, kf, "supervise", "status")
-		if err := Start(ctx, h, kf, state); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		got := h.Calls()
-		if len(got) != len(tc.want) {
-			t.Fatalf("calls:\n%s", strings.Join(got, "\n"))
+	}
+	good, bad := loadServices(dir)
+	if len(good) != 1 || good["ok"].After[0] != "missing" {
+		t.Errorf("good = %v", good)
+	}
+	msg := errors.Join(bad...).Error()
+	for _, want := range []string{"renamed.yaml: its name field differs from the file name", "broken.yaml: yaml"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("errors lack %q:\n%s", want, msg)
 		}
-		for i := range got {
-			if !strings.HasPrefix(got[i], tc.want[i]) {
-				t.Errorf("call %d = %q, want %q", i, got[i], tc.want[i])
-			}
+	}
+	if len(bad) != 2 {
+		t.Errorf("bad = %v", bad)
+	}
+}
+
+func TestStartLaunchesOrReloads(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10500*time.Millisecond)
+	defer cancel()
+	launch := []string{
+		host.ShellQuote([]string{"setsid", "-f", "sh", "-c", launchScript, "sh", "/var/log/k", kf, "supervise", "run", "--state-dir", state, "--log-dir", "/var/log/k"}),
+		kf + " supervise wait --state-dir " + state + " --log-dir /var/log/k --timeout 10s",
+	}
+	reload := kf + " supervise reload --state-dir " + state + " --timeout 10s"
+	for name, tc := range map[string]struct {
+		lockFile bool
+		reload   fake.Answer
+		want     []string
+	}{
+		"no pid file":      {want: launch},
+		"running":          {lockFile: true, want: []string{reload}},
+		"killed":           {lockFile: true, reload: fake.Answer{Stderr: "error: supervisor not running (state x)", ExitCode: 1}, want: append([]string{reload}, launch...)},
+		"failed to reload": {lockFile: true, reload: fake.Answer{Stderr: "error: boom", ExitCode: 1}, want: []string{reload}},
+	} {
+		h := fake.New("node1")
+		if tc.lockFile {
+			h.WriteFile(ctx, state+"/supervisor.lock", nil, 0o644)
+		}
+		h.On(fake.Answer{})
+		h.On(tc.reload, kf, "supervise", "reload")
+		err := Start(ctx, h, kf, state, WithLogDir("/var/log/k"))
+		if (err != nil) != (tc.reload.Stderr == "error: boom") || err != nil && !strings.Contains(err.Error(), "host node1") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if got := h.Calls(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: calls:\n%s\nwant:\n%s", name, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 		}
 	}
 }
 
-func TestStatusStopWait(t *testing.T) {
-	h := fake.New("node1")
-	h.On(fake.Answer{})
-	h.On(fake.Answer{Stdout: `{"running":true,"pid":9,"services":[{"name":"kubelet","state":"running","pid":10,"restarts":2}]}`}, kf, "supervise", "status")
+func TestStopAndWaitRunOnTheHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10500*time.Millisecond)
 	defer cancel()
-	r, err := Status(ctx, h, kf, state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, ok := r.Service("kubelet"); !r.Running || r.PID != 9 || !ok || s.PID != 10 || s.Restarts != 2 {
-		t.Errorf("report = %+v", r)
-	}
+	h := fake.New("node1")
+	h.On(fake.Answer{})
 	if err := Stop(ctx, h, kf, state); err != nil {
 		t.Fatal(err)
 	}
@@ -112,22 +113,53 @@ func TestStatusStopWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		kf + " supervise status --state-dir " + state + " --json",
 		kf + " supervise stop --state-dir " + state + " --timeout 10s",
 		kf + " supervise wait --state-dir " + state + " --timeout 10s --service containerd --service kubelet",
 	}
 	if got := h.Calls(); !reflect.DeepEqual(got, want) {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-
-	bad := fake.New("node2")
-	bad.On(fake.Answer{Stdout: "not json"})
-	if _, err := Status(ctx, bad, kf, state); err == nil || !strings.Contains(err.Error(), "node2") {
-		t.Errorf("garbage status output: err = %v", err)
-	}
 	failing := fake.New("node3")
 	failing.On(fake.Answer{Stderr: "permission denied", ExitCode: 1})
-	if err := Stop(ctx, failing, kf, state); err == nil || !strings.Contains(err.Error(), "permission denied") {
+	if err := Stop(ctx, failing, kf, state); err == nil || !strings.Contains(err.Error(), "node3") || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("failed stop: err = %v", err)
+	}
+}
+
+func TestLogFileCapsItsSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "svc.log")
+	l := &logFile{path: path, max: 100}
+	line := []byte(strings.Repeat("x", 39) + "\n") // 40 bytes
+	for range 5 {
+		if n, err := l.Write(line); n != len(line) || err != nil {
+			t.Fatalf("write: %d, %v", n, err)
+		}
+	}
+	// 40+40 fit; the third write would pass 100 and starts a new log, and
+	// so on.
+	cur, _ := os.ReadFile(path)
+	old, _ := os.ReadFile(path + ".1")
+	if len(cur) != 40 || len(old) != 80 {
+		t.Errorf("log is %d bytes and log.1 %d, want 40 and 80", len(cur), len(old))
+	}
+	os.Remove(path)
+	if n, err := l.Write(line); n != len(line) || err != nil {
+		t.Errorf("a removed log is begun again: %d, %v", n, err)
+	}
+}
+
+// A descriptor the supervisor inherits (a shell's lock file) is closed, so
+// neither it nor its services hold the lock.
+func TestInheritedDescriptorsAreClosed(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFD, 0) // inheritable, as a shell's `exec 8>file`
+	closeInheritedFiles()
+	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0); errno != syscall.EBADF {
+		t.Fatalf("inherited fd %d is still open (fcntl: %v)", fd, errno)
 	}
 }

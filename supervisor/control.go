@@ -1,182 +1,181 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"log"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// SendReload sends SIGHUP to stateDir's supervisor and waits until it has
-// applied the service files as they are now: removed and changed services
-// are stopped, new and changed ones handed to be started. Invalid service
-// files do not fail a reload; the status shows them.
-func SendReload(ctx context.Context, stateDir string) error {
-	pid, running, err := probe(stateDir)
+// States a service can be in.
+const (
+	StateWaiting  = "waiting"  // for the services it is after
+	StateStarting = "starting" // started; its socket does not answer yet
+	StateRunning  = "running"  // started and ready
+	StateBackoff  = "backoff"  // it exited and will be restarted
+	StateStopped  = "stopped"  // stopped by the supervisor
+)
+
+// Status is what STATE/status.json holds. ReadStatus works out Running;
+// the rest is the last state of a supervisor that is not running.
+type Status struct {
+	Running bool `json:"running"`
+	PID     int  `json:"pid,omitempty"`
+	// LoadedAt is when the supervisor last began to apply services/.
+	LoadedAt time.Time                 `json:"loadedAt,omitzero"`
+	LogDir   string                    `json:"logDir,omitempty"`
+	Services map[string]*ServiceStatus `json:"services,omitempty"`
+}
+
+// ServiceStatus is one service's state. PID leads its process group;
+// Restarts counts restarts after an exit since it was last (re)installed.
+type ServiceStatus struct {
+	State    string   `json:"state"`
+	PID      int      `json:"pid,omitempty"`
+	Restarts int      `json:"restarts"`
+	LastExit string   `json:"lastExit,omitempty"`
+	After    []string `json:"after,omitempty"`
+}
+
+// ErrNotRunning is returned when a command needs a running supervisor and
+// there is none.
+var ErrNotRunning = errors.New("supervisor not running")
+
+// probe reports whether a supervisor holds stateDir's lock, and its pid.
+func probe(stateDir string) (pid int, running bool) {
+	f, err := os.Open(lockFile(stateDir))
 	if err != nil {
-		return err
+		return 0, false
 	}
+	defer f.Close()
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	err = syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk)
+	return int(lk.Pid), err == nil && lk.Type != syscall.F_UNLCK
+}
+
+// readStatusFile reads the status as a supervisor last wrote it.
+func readStatusFile(stateDir string) (st Status) {
+	data, _ := os.ReadFile(statusFile(stateDir))
+	_ = json.Unmarshal(data, &st) // the file is written whole, then renamed
+	return st
+}
+
+// ReadStatus reads stateDir's status and whether its supervisor runs. The
+// status of an earlier supervisor, while a new one starts, is empty.
+func ReadStatus(stateDir string) Status {
+	st := readStatusFile(stateDir)
+	pid, running := probe(stateDir)
+	if running && st.PID != pid {
+		st = Status{PID: pid}
+	}
+	st.Running = running
+	return st
+}
+
+// Reload sends SIGHUP to stateDir's supervisor and waits until it has
+// applied the service files as they are now.
+func Reload(ctx context.Context, stateDir string) error {
+	pid, running := probe(stateDir)
 	if !running {
 		return fmt.Errorf("%w (state %s)", ErrNotRunning, stateDir)
 	}
 	sent := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-		return fmt.Errorf("signal supervisor pid %d: %w", pid, err)
-	}
-	var r Report
-	err = poll(ctx, 10*time.Millisecond, func() (bool, error) {
-		r, err = ReadReport(stateDir)
-		if err != nil {
-			return false, err
+	return signalAndWait(ctx, stateDir, pid, "reload", syscall.SIGHUP, func(st Status) (bool, error) {
+		if !st.Running {
+			return false, errors.New("it exited; see its log")
 		}
-		if !r.Running {
-			return false, fmt.Errorf("supervisor pid %d exited during the reload; see its log", pid)
-		}
-		return !r.LoadedAt.Before(sent), nil
+		return !st.LoadedAt.Before(sent), nil
 	})
-	if err != nil {
-		return fmt.Errorf("reload supervisor pid %d: %w", pid, err)
-	}
-	if r.Error != "" {
-		return fmt.Errorf("reload supervisor pid %d: %s", pid, r.Error)
-	}
-	return nil
 }
 
 // Shutdown stops stateDir's supervisor, which stops its services, and
-// returns once it and they are gone. When ctx ends first it kills the
-// supervisor and the process groups of its services. With no supervisor
-// running it ends services a killed supervisor left behind.
+// returns once it and they are gone; when ctx ends first it kills them.
+// With no supervisor running it ends what a killed one left running.
 func Shutdown(ctx context.Context, stateDir string) error {
-	logger := log.New(os.Stderr, "kforge supervisor: ", 0)
-	pid, running, err := probe(stateDir)
-	if err != nil {
-		return err
-	}
+	pid, running := probe(stateDir)
 	if !running {
-		prev, _ := readStatusFile(stateDir)
-		killLeftovers(prev, DefaultStopTimeout, logger)
+		endSession(readStatusFile(stateDir).PID, 10*time.Second)
 		return nil
 	}
-	var ticks uint64
-	if st, err := readStat(pid); err == nil {
-		ticks = st.start
+	err := signalAndWait(ctx, stateDir, pid, "stop", syscall.SIGTERM, func(st Status) (bool, error) {
+		return !st.Running && gone(pid), nil // the lock goes before the process
+	})
+	if ctx.Err() != nil {
+		end(func(st procStat) bool { return st.sid == pid }, 0)
+		return fmt.Errorf("%w: killed it and its services", err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		return fmt.Errorf("signal supervisor pid %d: %w", pid, err)
+	return err
+}
+
+// signalAndWait sends sig to stateDir's supervisor, pid, to make it do
+// what, and waits until done holds.
+func signalAndWait(ctx context.Context, stateDir string, pid int, what string, sig syscall.Signal, done func(Status) (bool, error)) error {
+	err := errors.New("the lock's holder is in another pid namespace")
+	if pid > 0 {
+		err = syscall.Kill(pid, sig)
 	}
-	gone := func() (bool, error) {
-		_, running, err := probe(stateDir)
-		return !running && !alive(pid, ticks), err
+	if err == nil || errors.Is(err, syscall.ESRCH) { // gone: done says what that means
+		err = wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
+			return done(ReadStatus(stateDir))
+		})
 	}
-	if err := poll(ctx, 50*time.Millisecond, gone); err == nil {
-		return nil
-	} else if ctx.Err() == nil {
-		return err
+	if err != nil {
+		err = fmt.Errorf("%s supervisor pid %d: %w", what, pid, err)
 	}
-	// Out of time: kill the supervisor, then what it left running.
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	kctx, cancel := context.WithTimeout(context.Background(), killWait)
-	defer cancel()
-	_ = poll(kctx, 50*time.Millisecond, gone)
-	prev, _ := readStatusFile(stateDir)
-	killLeftovers(prev, 0, logger)
-	return fmt.Errorf("supervisor pid %d did not stop its services in time: killed it and them", pid)
+	return err
 }
 
 // WaitRunning waits until stateDir's supervisor runs and has loaded its
-// services, and until each service named is running (and ready). When ctx
-// ends first the error says what is missing, with the tail of the log that
-// says why: logDir/supervisor.log for the supervisor, NAME.log for a
-// service.
+// services, and each service named is running and ready; the error says
+// what is not, with the end of supervisor.log or NAME.log that says why.
 func WaitRunning(ctx context.Context, stateDir, logDir string, services []string) error {
-	var r Report
-	err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		var err error
-		if r, err = ReadReport(stateDir); err != nil {
-			return false, err
-		}
-		if !r.Running || r.LoadedAt.IsZero() {
+	var st Status
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
+		if st = ReadStatus(stateDir); !st.Running || st.LoadedAt.IsZero() {
 			return false, nil
 		}
-		for _, name := range services {
-			s, ok := r.Service(name)
-			if ok && s.State == StateInvalid {
-				return false, fmt.Errorf("service %s: %s", name, s.Error)
-			}
-			if !ok || s.State != StateRunning {
-				return false, nil
-			}
-		}
-		return true, nil
+		return !slices.ContainsFunc(services, func(name string) bool {
+			return st.Services[name] == nil || st.Services[name].State != StateRunning
+		}), nil
 	})
 	if err == nil || ctx.Err() == nil {
 		return err
 	}
-	if !r.Running || r.LoadedAt.IsZero() {
-		msg := fmt.Sprintf("supervisor for %s is not running", stateDir)
-		if logDir != "" {
-			msg += logTail(filepath.Join(logDir, "supervisor.log"))
-		}
-		return errors.New(msg)
+	supervisorLog := logTail(filepath.Join(logDir, "supervisor.log"))
+	if !st.Running || st.LoadedAt.IsZero() {
+		return fmt.Errorf("supervisor for %s is not running%s", stateDir, supervisorLog)
 	}
 	var msgs []string
 	for _, name := range services {
-		s, ok := r.Service(name)
-		switch {
-		case !ok:
-			msgs = append(msgs, fmt.Sprintf("service %s is not installed (no %s)", name, ServiceFile(stateDir, name)))
+		switch s := st.Services[name]; {
+		case s == nil:
+			msgs = append(msgs, fmt.Sprintf("service %s is not installed: no valid %s%s", name, ServiceFile(stateDir, name), supervisorLog))
+		case s.State == StateWaiting:
+			msgs = append(msgs, fmt.Sprintf("service %s is waiting for %s", name, strings.Join(s.After, " and ")))
 		case s.State != StateRunning:
-			m := fmt.Sprintf("service %s is %s", name, s.State)
-			if len(s.WaitingFor) > 0 {
-				m += fmt.Sprintf(" for %v", s.WaitingFor)
-			}
-			if s.LastExit != "" {
-				m += fmt.Sprintf(", restarted %d times, last exit: %s", s.Restarts, s.LastExit)
-			}
-			msgs = append(msgs, m+logTail(s.Log))
+			msgs = append(msgs, fmt.Sprintf("service %s is %s, restarted %d times, last exit: %s%s",
+				name, s.State, s.Restarts, cmp.Or(s.LastExit, "none"), logTail(filepath.Join(st.LogDir, name+".log"))))
 		}
 	}
 	return errors.New(strings.Join(msgs, "\n"))
 }
 
-// logTailLines is how much of a log an error quotes: few enough that the
-// error's own line survives when a CommandError keeps only the tail of
-// the command's output.
-const logTailLines = 8
-
-// logTail is the end of a log file, to append to an error.
+// logTail is the end of a log for an error: few lines, so that the error's
+// own survives when a host.CommandError keeps only the output's tail.
 func logTail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) == 0 {
+	b, _ := os.ReadFile(path)
+	if len(b) == 0 {
 		return ""
 	}
-	if len(b) > 64<<10 {
-		b = b[len(b)-64<<10:]
-	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	lines = lines[max(0, len(lines)-logTailLines):]
-	return fmt.Sprintf("; the end of %s:\n  %s", path, strings.Join(lines, "\n  "))
-}
-
-// poll calls cond every interval until it is done, fails, or ctx ends.
-func poll(ctx context.Context, every time.Duration, cond func() (bool, error)) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		done, err := cond()
-		if err != nil || done {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return fmt.Sprintf("; the end of %s:\n  %s", path, strings.Join(lines[max(0, len(lines)-8):], "\n  "))
 }

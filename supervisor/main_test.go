@@ -40,18 +40,13 @@ func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 func superviseMain(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "supervise: missing command")
-		return 2
-	}
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("supervise", flag.ContinueOnError)
 	stateDir := fs.String("state-dir", DefaultStateDir, "")
-	logDir := fs.String("log-dir", "", "")
+	logDir := fs.String("log-dir", DefaultLogDir, "")
 	timeout := fs.Duration("timeout", time.Minute, "")
-	asJSON := fs.Bool("json", false, "")
 	var services repeated
 	fs.Var(&services, "service", "")
-	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+	if len(args) == 0 || fs.Parse(args[1:]) != nil || fs.NArg() > 0 {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -61,18 +56,12 @@ func superviseMain(args []string) int {
 	var err error
 	switch args[0] {
 	case "run":
-		err = Run(ctx, Config{StateDir: *stateDir, LogDir: *logDir, MaxLogSize: 64 << 10})
+		// A short stop timeout keeps the tests that need SIGKILL quick.
+		err = Run(ctx, Config{StateDir: *stateDir, LogDir: *logDir, StopTimeout: time.Second})
 	case "status":
-		var r Report
-		if r, err = ReadReport(*stateDir); err == nil {
-			if *asJSON {
-				err = json.NewEncoder(os.Stdout).Encode(r)
-			} else {
-				err = r.Write(os.Stdout)
-			}
-		}
+		err = json.NewEncoder(os.Stdout).Encode(ReadStatus(*stateDir))
 	case "reload":
-		err = SendReload(tctx, *stateDir)
+		err = Reload(tctx, *stateDir)
 	case "stop":
 		err = Shutdown(tctx, *stateDir)
 	case "wait":

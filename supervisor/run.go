@@ -1,244 +1,202 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
-)
-
-var (
-	// ErrRunning is returned by Run when a supervisor for the state
-	// directory is already running.
-	ErrRunning = errors.New("supervisor already running")
-	// ErrNotRunning is returned when a command needs a running supervisor
-	// and there is none.
-	ErrNotRunning = errors.New("supervisor not running")
 )
 
 // Config is what Run needs.
 type Config struct {
 	StateDir string
-	// LogDir receives NAME.log for each service; "" means DefaultLogDir.
-	LogDir string
-	// MaxLogSize is the size at which a service's log rotates; 0 means
-	// DefaultMaxLogSize.
-	MaxLogSize int64
-	// Log receives the supervisor's own messages; nil means stderr.
-	Log io.Writer
+	LogDir   string // for NAME.log and supervisor.log; "" means DefaultLogDir
+	// StopTimeout is the time from SIGTERM to SIGKILL; 0 means 10s.
+	StopTimeout time.Duration
 }
 
-func (c Config) withDefaults() Config {
-	if c.StateDir == "" {
-		c.StateDir = DefaultStateDir
-	}
-	if c.LogDir == "" {
-		c.LogDir = DefaultLogDir
-	}
-	if c.MaxLogSize == 0 {
-		c.MaxLogSize = DefaultMaxLogSize
-	}
-	if c.Log == nil {
-		c.Log = os.Stderr
-	}
-	return c
-}
+func lockFile(stateDir string) string   { return filepath.Join(stateDir, "supervisor.lock") }
+func statusFile(stateDir string) string { return filepath.Join(stateDir, "status.json") }
 
-func pidFile(stateDir string) string  { return filepath.Join(stateDir, "supervisor.pid") }
-func lockFile(stateDir string) string { return filepath.Join(stateDir, "supervisor.lock") }
-
-// Run is the supervisor: it takes the state directory's lock (or returns
-// ErrRunning), writes the pid file, starts the services and keeps them
-// running until ctx ends or it gets SIGTERM or SIGINT; SIGHUP reloads the
-// services. Before returning it stops every service and removes the pid
-// file. Run waits for its children itself, so the process it runs in must
-// not start other commands.
+// Run is the supervisor. It locks the state directory (or fails with
+// "already running"), ends what a killed predecessor left running, and
+// keeps the services running until ctx ends (kforge ends it on SIGTERM);
+// SIGHUP makes it apply the service files again. Run reaps every child of
+// its process, so that process must not start commands of its own.
 func Run(ctx context.Context, cfg Config) error {
-	cfg = cfg.withDefaults()
+	hup := make(chan os.Signal, 1) // before the lock: SIGHUP would end it
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	closeInheritedFiles()
-	logger := log.New(cfg.Log, "kforge supervisor: ", log.LstdFlags)
-	for _, d := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "services"), cfg.LogDir} {
+	cfg.LogDir = cmp.Or(cfg.LogDir, DefaultLogDir)
+	cfg.StopTimeout = cmp.Or(cfg.StopTimeout, 10*time.Second)
+	logf := log.New(os.Stderr, "kforge supervisor: ", log.LstdFlags).Printf
+	for _, d := range []string{cfg.StateDir, cfg.LogDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	lock, err := acquireLock(cfg.StateDir)
+	// Others find the lock's holder with F_GETLK (see probe). Closing any
+	// descriptor of the file would drop the lock: never open it again.
+	lock, err := os.OpenFile(lockFile(cfg.StateDir), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+	if err := syscall.FcntlFlock(lock.Fd(), syscall.F_SETLK, &syscall.Flock_t{Type: syscall.F_WRLCK}); err != nil {
+		if pid, running := probe(cfg.StateDir); running {
+			err = fmt.Errorf("supervisor already running: pid %d holds the lock", pid)
+		}
+		return fmt.Errorf("lock %s: %w", lockFile(cfg.StateDir), err)
+	}
+	// Its own session is where a later supervisor, or Shutdown, finds the
+	// services of one that was killed.
+	_, _ = syscall.Setsid() // fails when it leads a session, or a process group
+	if st, err := readStat(os.Getpid()); err != nil || st.sid != os.Getpid() {
+		return errors.New("kforge supervise run must lead its own session: start it with setsid")
+	}
+	endSession(readStatusFile(cfg.StateDir).PID, cfg.StopTimeout)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, 36 /* PR_SET_CHILD_SUBREAPER */, 1, 0); e != 0 {
+		logf("cannot become a child subreaper, orphans of services go to PID 1: %v", e)
+	}
+	m := &manager{cfg: cfg, logf: logf, units: map[string]*unit{}, exits: map[int]chan syscall.WaitStatus{},
+		status: Status{PID: os.Getpid(), LogDir: cfg.LogDir, Services: map[string]*ServiceStatus{}}}
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, syscall.SIGCHLD)
-	defer signal.Stop(chld)
-	if err := setSubreaper(); err != nil {
-		logger.Printf("cannot become a child subreaper, orphans of services go to PID 1: %v", err)
-	}
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer null.Close()
-
-	prev, _ := readStatusFile(cfg.StateDir)
-	if err := writeFileAtomic(pidFile(cfg.StateDir), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return err
-	}
-	defer os.Remove(pidFile(cfg.StateDir))
-	logger.Printf("started, pid %d, state %s, logs %s", os.Getpid(), cfg.StateDir, cfg.LogDir)
-	killLeftovers(prev, DefaultStopTimeout, logger)
-
-	m := newManager(cfg, logger, null)
-	stopReaper := make(chan struct{})
-	reaperDone := make(chan struct{})
 	go func() {
-		defer close(reaperDone)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-chld:
-			case <-t.C:
-			case <-stopReaper:
-				m.reaper.reap()
-				return
-			}
-			m.reaper.reap()
+		for range chld {
+			m.reap()
 		}
 	}()
+	logf("started, pid %d, state %s, logs %s", os.Getpid(), cfg.StateDir, cfg.LogDir)
 	m.reload()
-	for running := true; running; {
+	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
-			running = false
-		case s := <-sigs:
-			if s == syscall.SIGHUP {
-				m.reload()
-				continue
-			}
-			logger.Printf("got %v, stopping", s)
-			running = false
+		case <-hup:
+			m.reload()
 		}
 	}
-	m.shutdown()
-	close(stopReaper)
-	<-reaperDone
-	logger.Printf("stopped")
+	m.stop(slices.Collect(maps.Keys(m.units)))
+	signal.Stop(chld)
+	close(chld)
+	logf("stopped")
 	return nil
 }
 
-// acquireLock takes STATE/supervisor.lock. It retries for a second, since
-// a status probe holds the lock shared for an instant; a running supervisor
-// holds it for good.
-func acquireLock(stateDir string) (*os.File, error) {
-	f, err := os.OpenFile(lockFile(stateDir), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; ; i++ {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || i == 20 {
-			f.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				pid, _ := readPID(stateDir)
-				return nil, fmt.Errorf("%w: pid %d holds %s", ErrRunning, pid, lockFile(stateDir))
-			}
-			return nil, fmt.Errorf("lock %s: %w", lockFile(stateDir), err)
-		}
-		time.Sleep(50 * time.Millisecond)
+// manager owns the units and the status of one supervisor. Only Run's
+// goroutine touches units; mu guards status and exits.
+type manager struct {
+	cfg   Config
+	logf  func(format string, args ...any)
+	units map[string]*unit
+
+	mu     sync.Mutex
+	status Status
+	exits  map[int]chan syscall.WaitStatus
+}
+
+// update changes one service's status and rewrites the status file.
+func (m *manager) update(name string, f func(*ServiceStatus)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st := m.status.Services[name]; st != nil {
+		f(st)
+		m.writeLocked()
 	}
 }
 
-// probe reports whether a supervisor holds stateDir's lock, and its pid.
-// A supervisor that has just taken the lock writes its pid at once, so a
-// missing or dead pid is waited for briefly.
-func probe(stateDir string) (pid int, running bool, err error) {
-	f, err := os.Open(lockFile(stateDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	defer f.Close()
-	for i := 0; ; i++ {
-		held, err := lockHeld(f)
-		if err != nil || !held {
-			return 0, false, err
-		}
-		if pid, err := readPID(stateDir); err == nil && alive(pid, 0) {
-			return pid, true, nil
-		}
-		if i == 40 {
-			return 0, true, fmt.Errorf("%s is locked but %s names no live process", lockFile(stateDir), pidFile(stateDir))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+// running reports whether every named service is running and ready.
+func (m *manager) running(names []string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !slices.ContainsFunc(names, func(n string) bool {
+		return m.status.Services[n] == nil || m.status.Services[n].State != StateRunning
+	})
 }
 
-// lockHeld reports whether another process holds f's lock, by taking it
-// shared for an instant.
-func lockHeld(f *os.File) (bool, error) {
-	err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+// writeLocked writes the status file whole, then renames it into place.
+func (m *manager) writeLocked() {
+	data, _ := json.MarshalIndent(m.status, "", "  ")
+	path := statusFile(m.cfg.StateDir)
+	err := os.WriteFile(path+".tmp", append(data, '\n'), 0o644)
 	if err == nil {
-		return false, syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		err = os.Rename(path+".tmp", path)
 	}
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return true, nil
+	if err != nil {
+		m.logf("writing the status: %v", err)
 	}
-	return false, fmt.Errorf("lock %s: %w", f.Name(), err)
 }
 
-func readPID(stateDir string) (int, error) {
-	b, err := os.ReadFile(pidFile(stateDir))
-	if err != nil {
-		return 0, err
+// reload makes the running services match STATE/services: removed ones
+// are stopped, those whose process changed restarted, new ones started. A
+// file that cannot be used counts as removed; the log says why.
+func (m *manager) reload() {
+	loadedAt := time.Now()
+	specs, errs := loadServices(filepath.Join(m.cfg.StateDir, "services"))
+	for _, err := range errs {
+		m.logf("%v", err)
 	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
-
-func readStatusFile(stateDir string) (Report, error) {
-	var r Report
-	data, err := os.ReadFile(statusFile(stateDir))
-	if err != nil {
-		return r, err
-	}
-	return r, json.Unmarshal(data, &r)
-}
-
-// closeInheritedFiles closes the descriptors the supervisor inherited from
-// whatever started it (a shell's lock file, a terminal): the supervisor
-// and its services would otherwise hold them for as long as the node
-// runs. Descriptors Go opened itself are close-on-exec and stay.
-func closeInheritedFiles() {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd <= 2 {
-			continue
+	var stale []string
+	for name, u := range m.units {
+		if s, ok := specs[name]; ok && sameProcess(*u.spec.Load(), s) {
+			u.spec.Store(&s)
+		} else {
+			stale = append(stale, name)
 		}
-		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
-		if errno == 0 && flags&syscall.FD_CLOEXEC == 0 {
-			syscall.Close(fd)
+	}
+	m.stop(stale)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, name := range stale {
+		delete(m.status.Services, name)
+	}
+	for name, s := range specs {
+		if m.units[name] == nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			u := &unit{m: m, name: name, cancel: cancel, done: make(chan struct{}),
+				log: &logFile{path: filepath.Join(m.cfg.LogDir, name+".log"), max: 10 << 20}}
+			u.spec.Store(&s)
+			m.units[name], m.status.Services[name] = u, &ServiceStatus{State: StateWaiting, After: s.After}
+			go u.run(ctx)
 		}
+	}
+	m.status.LoadedAt = loadedAt
+	m.writeLocked()
+}
+
+// stop ends the named units: a service once every service that is after
+// it has stopped (the kubelet before containerd), the rest at once.
+func (m *manager) stop(names []string) {
+	for len(names) > 0 {
+		var now, later []string
+		for _, n := range names {
+			if slices.ContainsFunc(names, func(o string) bool { return slices.Contains(m.units[o].spec.Load().After, n) }) {
+				later = append(later, n)
+			} else {
+				now = append(now, n)
+			}
+		}
+		if len(now) == 0 { // a cycle, which never started
+			now, later = later, nil
+		}
+		for _, n := range now {
+			m.units[n].cancel()
+		}
+		for _, n := range now {
+			<-m.units[n].done
+			delete(m.units, n)
+		}
+		names = later
 	}
 }

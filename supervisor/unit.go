@@ -2,309 +2,144 @@ package supervisor
 
 import (
 	"context"
-	"io"
+	"fmt"
+	"math"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"kforge.dev/kforge/host"
 )
 
-// Restart backoff: the first restart comes after backoffInitial, each
-// further one waits twice as long up to backoffMax, and a run that lasted
-// backoffReset starts the sequence again.
-const (
-	backoffInitial = 200 * time.Millisecond
-	backoffMax     = 10 * time.Second
-	backoffReset   = 30 * time.Second
-)
-
-// backoff is the delay before the next restart.
-type backoff struct{ next time.Duration }
-
-// after returns the delay before restarting a service that ran for ran.
-func (b *backoff) after(ran time.Duration) time.Duration {
-	if b.next == 0 || ran >= backoffReset {
-		b.next = backoffInitial
-	}
-	d := b.next
-	b.next = min(2*b.next, backoffMax)
-	return d
+// restartBackoff is the delay before each restart: 200ms, doubling up to
+// 10s, and 200ms again after a run of 30s.
+func restartBackoff() wait.Backoff {
+	return wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Cap: 10 * time.Second, Steps: math.MaxInt32}
 }
 
-// unit keeps one service running. Its goroutine owns spec and the running
-// process; the manager talks to it through reqs and quit.
+// unit keeps one service running in a goroutine of its own until cancel is
+// called; done is closed once the service's process group is gone.
 type unit struct {
-	m    *manager
-	name string
-	log  *logFile
-	reqs chan request
-	quit chan struct{}
-	done chan struct{}
-
-	spec Service
+	m      *manager
+	name   string
+	spec   atomic.Pointer[Service] // a new after or ready applies at once
+	log    *logFile
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-// request hands a unit a new version of its service file; done is closed
-// once it has been applied (a changed process stopped).
-type request struct {
-	spec Service
-	done chan struct{}
-}
-
-// update gives the unit a new spec and waits until it has been applied.
-func (u *unit) update(s Service) {
-	r := request{spec: s, done: make(chan struct{})}
-	select {
-	case u.reqs <- r:
-		<-r.done
-	case <-u.done:
-	}
-}
-
-// stop ends the service and waits for its goroutine.
-func (u *unit) stop() {
-	close(u.quit)
-	<-u.done
-}
-
-// apply takes a new spec and reports whether the process must restart.
-func (u *unit) apply(r request) (restart bool) {
-	restart = !sameProcess(u.spec, r.spec)
-	u.spec = r.spec
-	return restart
-}
-
-func (u *unit) set(f func(*ServiceStatus)) { u.m.setStatus(u.name, f) }
-
-func (u *unit) run() {
+func (u *unit) run(ctx context.Context) {
 	defer close(u.done)
-	defer u.set(func(st *ServiceStatus) {
-		st.State, st.Since, st.PID, st.StartTicks, st.WaitingFor = StateStopped, time.Now(), 0, 0, nil
-	})
-	var b backoff
-	var delay time.Duration
-	for {
-		if delay > 0 {
-			u.set(func(st *ServiceStatus) { st.State, st.Since = StateBackoff, time.Now() })
-			switch u.sleep(delay) {
-			case quitNow:
-				return
-			case restartNow:
-				delay, b = 0, backoff{}
-			}
+	b := restartBackoff()
+	for ctx.Err() == nil {
+		if wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
+			return u.m.running(u.spec.Load().After), nil
+		}) != nil {
+			break
 		}
-		if !u.waitAfter() {
-			return
+		began := time.Now()
+		exit := u.once(ctx)
+		if ctx.Err() != nil {
+			break
 		}
-		// A start after a failure is a restart; one for a changed
-		// service file is not.
-		if delay > 0 {
-			u.set(func(st *ServiceStatus) { st.Restarts++ })
+		if time.Since(began) >= 30*time.Second {
+			b = restartBackoff()
 		}
-		p, err := u.start()
-		if err != nil {
-			u.log.notef("cannot start: %v", err)
-			u.set(func(st *ServiceStatus) { st.LastExit, st.LastExitAt = "start failed: "+err.Error(), time.Now() })
-			delay = b.after(0)
-			u.log.notef("retrying in %s", delay)
-			continue
-		}
-		switch out, ran := u.watch(p); out {
-		case quitNow:
-			return
-		case restartNow:
-			delay, b = 0, backoff{}
-		default:
-			delay = b.after(ran)
-			u.log.notef("restarting in %s", delay)
-		}
-	}
-}
-
-type outcome int
-
-const (
-	failed outcome = iota
-	restartNow
-	quitNow
-)
-
-// sleep waits out a restart delay; a changed process restarts at once.
-func (u *unit) sleep(d time.Duration) outcome {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
+		delay := b.Step()
+		u.notef("restarting in %s", delay)
+		u.m.update(u.name, func(st *ServiceStatus) {
+			st.State, st.PID, st.LastExit = StateBackoff, 0, exit
+			st.Restarts++
+		})
 		select {
-		case <-t.C:
-			return failed
-		case r := <-u.reqs:
-			restart := u.apply(r)
-			close(r.done)
-			if restart {
-				return restartNow
-			}
-		case <-u.quit:
-			return quitNow
+		case <-ctx.Done():
+		case <-time.After(delay):
 		}
 	}
+	u.m.update(u.name, func(st *ServiceStatus) { st.State, st.PID = StateStopped, 0 })
 }
 
-// waitAfter waits until every service this one is after is running.
-func (u *unit) waitAfter() bool {
-	for {
-		missing, changed := u.m.notReady(u.spec.After)
-		if len(missing) == 0 {
-			return true
-		}
-		u.set(func(st *ServiceStatus) { st.State, st.Since, st.WaitingFor = StateWaiting, time.Now(), missing })
-		select {
-		case <-changed:
-		case r := <-u.reqs:
-			u.apply(r)
-			close(r.done)
-		case <-u.quit:
-			return false
-		}
-	}
-}
-
-func (u *unit) start() (*proc, error) {
-	r, w, err := os.Pipe()
+// once starts the service and follows it until it exits, and returns how,
+// or until ctx ends.
+func (u *unit) once(ctx context.Context) string {
+	s := u.spec.Load()
+	pid, exit, err := u.m.spawn(*s, u.log)
 	if err != nil {
-		return nil, err
+		u.notef("cannot start %s: %v", host.ShellQuote(s.Argv), err)
+		return "start failed: " + err.Error()
 	}
-	p, err := u.m.reaper.spawn(u.spec, u.m.null, w)
-	w.Close()
-	if err != nil {
-		r.Close()
-		return nil, err
-	}
-	go func() {
-		_, _ = io.Copy(u.log, r)
-		r.Close()
-	}()
-	u.log.notef("started pid %d: %s", p.pid, host.ShellQuote(u.spec.Argv))
-	state := StateStarting
-	if u.spec.Ready == nil {
-		state = StateRunning
-	}
-	u.set(func(st *ServiceStatus) {
-		st.State, st.Since, st.PID, st.StartTicks, st.WaitingFor = state, p.started, p.pid, p.ticks, nil
-	})
-	u.m.setReady(u.name, u.spec.Ready == nil)
-	return p, nil
-}
-
-// watch follows a started process until it exits, fails its ready check,
-// must restart for a changed spec, or the unit is told to quit.
-func (u *unit) watch(p *proc) (outcome, time.Duration) {
-	var ready <-chan struct{}
-	var readyTimeout <-chan time.Time
-	if u.spec.Ready != nil {
-		ctx, cancel := context.WithCancel(context.Background())
+	u.notef("started pid %d: %s", pid, host.ShellQuote(s.Argv))
+	u.m.update(u.name, func(st *ServiceStatus) { st.State, st.PID = StateStarting, pid })
+	ready := make(chan struct{})
+	if s.Ready == nil {
+		close(ready)
+	} else {
+		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		ready = readyCheck(ctx, *u.spec.Ready)
-		t := time.NewTimer(u.spec.Ready.timeout())
-		defer t.Stop()
-		readyTimeout = t.C
+		go func() {
+			if wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
+				c, err := net.DialTimeout("unix", s.Ready.Socket, time.Second)
+				if err == nil {
+					c.Close()
+				}
+				return err == nil, nil
+			}) == nil {
+				close(ready)
+			}
+		}()
 	}
 	for {
 		select {
-		case ws := <-p.exit:
-			u.m.setReady(u.name, false)
-			ran := time.Since(p.started)
-			u.log.notef("pid %d exited after %s: %s", p.pid, ran.Round(time.Millisecond), describe(ws))
-			// Whatever the leader left behind in its group goes too.
-			if groupAlive(p.pid) && endGroup(p.pid, u.spec.stopTimeout()) {
-				u.log.notef("sent SIGKILL to what was left of process group %d", p.pid)
-			}
-			u.exited(describe(ws))
-			return failed, ran
 		case <-ready:
-			ready, readyTimeout = nil, nil
-			u.m.setReady(u.name, true)
-			u.set(func(st *ServiceStatus) { st.State, st.Since = StateRunning, time.Now() })
-		case <-readyTimeout:
-			why := "not ready after " + u.spec.Ready.timeout().String()
-			u.log.notef("%s; stopping it", why)
-			u.end(p, why)
-			return failed, 0
-		case r := <-u.reqs:
-			restart := u.apply(r)
-			if restart {
-				u.log.notef("service file changed; restarting")
-				u.end(p, "")
-			}
-			close(r.done)
-			if restart {
-				return restartNow, 0
-			}
-		case <-u.quit:
-			u.end(p, "")
-			return quitNow, 0
+			ready = nil
+			u.m.update(u.name, func(st *ServiceStatus) { st.State = StateRunning })
+		case ws := <-exit:
+			u.notef("pid %d exited: %s", pid, describe(ws))
+			u.endGroup(pid) // what it left in its process group
+			return describe(ws)
+		case <-ctx.Done():
+			u.endGroup(pid) // the reaper collects its exit status
+			u.notef("pid %d stopped", pid)
+			return ""
 		}
 	}
 }
 
-// end stops a running process group: SIGTERM, then SIGKILL after the
-// service's stop timeout.
-func (u *unit) end(p *proc, why string) {
-	u.m.setReady(u.name, false)
-	u.set(func(st *ServiceStatus) { st.State, st.Since = StateStopping, time.Now() })
-	if endGroup(p.pid, u.spec.stopTimeout()) {
-		u.log.notef("process group %d still running %s after SIGTERM; sent SIGKILL", p.pid, u.spec.stopTimeout())
+// endGroup ends the process group a service leads: SIGTERM, then SIGKILL
+// for what is left after the stop timeout.
+func (u *unit) endGroup(pgid int) {
+	if end(func(st procStat) bool { return st.pgrp == pgid }, u.m.cfg.StopTimeout) {
+		u.notef("process group %d still ran %s after SIGTERM: sent SIGKILL", pgid, u.m.cfg.StopTimeout)
 	}
-	last := "not reaped"
-	select {
-	case ws := <-p.exit:
-		last = describe(ws)
-	case <-time.After(killWait):
-	}
-	u.log.notef("pid %d stopped: %s", p.pid, last)
-	if why != "" {
-		last = why
-	}
-	u.exited(last)
 }
 
-func (u *unit) exited(last string) {
-	u.set(func(st *ServiceStatus) {
-		st.PID, st.StartTicks, st.LastExit, st.LastExitAt = 0, 0, last, time.Now()
-	})
+// notef writes a line of the supervisor's own to the service's log.
+func (u *unit) notef(format string, args ...any) {
+	fmt.Fprintf(u.log, "%s kforge supervisor: %s\n", time.Now().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
 }
 
-// readyCheck closes the returned channel once r passes, polling every
-// 20ms until ctx ends.
-func readyCheck(ctx context.Context, r Ready) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if isReady(r) {
-				close(ch)
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return ch
+// logFile is a service's log, opened for each write so that nothing holds
+// a file a reset removed; past max bytes it becomes path.1 and begins
+// anew. Writes never fail: a service must never block on its output.
+type logFile struct {
+	path string
+	max  int64
+	mu   sync.Mutex
 }
 
-func isReady(r Ready) bool {
-	if r.Socket != "" {
-		c, err := net.DialTimeout("unix", r.Socket, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
+func (l *logFile) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st, err := os.Stat(l.path); err == nil && st.Size() > 0 && st.Size()+int64(len(p)) > l.max {
+		_ = os.Rename(l.path, l.path+".1")
 	}
-	_, err := os.Stat(r.File)
-	return err == nil
+	if f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err == nil {
+		_, _ = f.Write(p)
+		f.Close()
+	}
+	return len(p), nil
 }

@@ -13,114 +13,61 @@ import (
 func init() { commands = append(commands, newSupervise) }
 
 // superviseOptions are the flags of `kforge supervise` and its commands.
-// The parent's holds --state-dir; each command binds its own flags to a
-// value of its own, so that their defaults do not overwrite each other.
 type superviseOptions struct {
 	stateDir string
 	logDir   string
-	timeout  time.Duration
-	json     bool
 	services []string
 }
 
 // newSupervise is the hidden command behind kforge's own service
 // supervisor, which kforge starts on hosts without systemd.
 func newSupervise(*globalOptions) *cobra.Command {
-	g := &superviseOptions{}
+	o := &superviseOptions{}
 	cmd := &cobra.Command{
 		Use:    "supervise",
 		Short:  "Keep containerd and the kubelet running on hosts without systemd",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 	}
-	cmd.PersistentFlags().StringVar(&g.stateDir, "state-dir", supervisor.DefaultStateDir, "directory with services/, the pid, lock and status files")
-	cmd.AddCommand(
-		superviseRun(g), superviseStatus(g), superviseReload(g), superviseStop(g), superviseWait(g),
-	)
-	return cmd
-}
-
-func superviseRun(g *superviseOptions) *cobra.Command {
-	o := &superviseOptions{}
-	c := &cobra.Command{
+	cmd.PersistentFlags().StringVar(&o.stateDir, "state-dir", supervisor.DefaultStateDir, "directory with services/, the lock and status files")
+	// withTimeout makes c run f within its own --timeout.
+	withTimeout := func(c *cobra.Command, def time.Duration, f func(context.Context) error) *cobra.Command {
+		timeout := new(time.Duration)
+		c.Args = cobra.NoArgs
+		c.Flags().DurationVar(timeout, "timeout", def, "how long to wait")
+		c.RunE = func(c *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(c.Context(), *timeout)
+			defer cancel()
+			return f(ctx)
+		}
+		return c
+	}
+	run := &cobra.Command{
 		Use:   "run",
 		Short: "Run the supervisor in the foreground",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return supervisor.Run(cmd.Context(), supervisor.Config{StateDir: g.stateDir, LogDir: o.logDir, Log: cmd.ErrOrStderr()})
+		RunE: func(c *cobra.Command, _ []string) error {
+			return supervisor.Run(c.Context(), supervisor.Config{StateDir: o.stateDir, LogDir: o.logDir})
 		},
 	}
-	c.Flags().StringVar(&o.logDir, "log-dir", supervisor.DefaultLogDir, "directory for the services' logs")
-	return c
-}
-
-func superviseStatus(g *superviseOptions) *cobra.Command {
-	o := &superviseOptions{}
-	c := &cobra.Command{
+	run.Flags().StringVar(&o.logDir, "log-dir", supervisor.DefaultLogDir, "directory for the services' logs")
+	status := &cobra.Command{
 		Use:   "status",
-		Short: "Print the supervisor's and each service's state",
+		Short: "Print the supervisor's and each service's state as JSON",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := supervisor.ReadReport(g.stateDir)
-			if err != nil {
-				return err
-			}
-			if o.json {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(r)
-			}
-			return r.Write(cmd.OutOrStdout())
+		RunE: func(c *cobra.Command, _ []string) error {
+			return json.NewEncoder(c.OutOrStdout()).Encode(supervisor.ReadStatus(o.stateDir))
 		},
 	}
-	c.Flags().BoolVar(&o.json, "json", false, "print JSON")
-	return c
-}
-
-func superviseReload(g *superviseOptions) *cobra.Command {
-	o := &superviseOptions{}
-	c := &cobra.Command{
-		Use:   "reload",
-		Short: "Make the supervisor apply changed service files, and wait until it has",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			defer cancel()
-			return supervisor.SendReload(ctx, g.stateDir)
-		},
-	}
-	c.Flags().DurationVar(&o.timeout, "timeout", time.Minute, "how long to wait for the reload")
-	return c
-}
-
-func superviseStop(g *superviseOptions) *cobra.Command {
-	o := &superviseOptions{}
-	c := &cobra.Command{
-		Use:   "stop",
-		Short: "Stop every service and the supervisor",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			defer cancel()
-			return supervisor.Shutdown(ctx, g.stateDir)
-		},
-	}
-	c.Flags().DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long services may take to stop before they are killed")
-	return c
-}
-
-func superviseWait(g *superviseOptions) *cobra.Command {
-	o := &superviseOptions{}
-	c := &cobra.Command{
-		Use:   "wait",
-		Short: "Wait until the supervisor runs and the named services are ready",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			defer cancel()
-			return supervisor.WaitRunning(ctx, g.stateDir, o.logDir, o.services)
-		},
-	}
-	c.Flags().StringVar(&o.logDir, "log-dir", "", "where the supervisor's log is, to quote it when it is not running")
-	c.Flags().StringArrayVar(&o.services, "service", nil, "a service that must be running (repeatable)")
-	c.Flags().DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait")
-	return c
+	wait := withTimeout(&cobra.Command{Use: "wait", Short: "Wait until the supervisor runs and the named services are ready"}, 2*time.Minute,
+		func(ctx context.Context) error { return supervisor.WaitRunning(ctx, o.stateDir, o.logDir, o.services) })
+	wait.Flags().StringVar(&o.logDir, "log-dir", supervisor.DefaultLogDir, "where the supervisor's log is, to quote it when it is not running")
+	wait.Flags().StringArrayVar(&o.services, "service", nil, "a service that must be running (repeatable)")
+	cmd.AddCommand(run, status, wait,
+		withTimeout(&cobra.Command{Use: "reload", Short: "Make the supervisor apply changed service files, and wait until it has"}, time.Minute,
+			func(ctx context.Context) error { return supervisor.Reload(ctx, o.stateDir) }),
+		withTimeout(&cobra.Command{Use: "stop", Short: "Stop every service and the supervisor"}, 2*time.Minute,
+			func(ctx context.Context) error { return supervisor.Shutdown(ctx, o.stateDir) }),
+	)
+	return cmd
 }

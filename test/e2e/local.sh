@@ -104,11 +104,11 @@ check_workload() {
 
 check_noop() {
   local before after start
-  before=$(/var/lib/kforge/bin/kforge supervise status --state-dir /var/lib/kforge/supervisor --json | grep -o '"pid":[0-9]*' | tr '\n' ' ')
+  before=$(/var/lib/kforge/bin/kforge supervise status --state-dir /var/lib/kforge/supervisor | grep -o '"pid":[0-9]*' | tr '\n' ' ')
   start=$(now)
   "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || fail "second kforge up"
   NOOP_SECONDS=$(since "$start")
-  after=$(/var/lib/kforge/bin/kforge supervise status --state-dir /var/lib/kforge/supervisor --json | grep -o '"pid":[0-9]*' | tr '\n' ' ')
+  after=$(/var/lib/kforge/bin/kforge supervise status --state-dir /var/lib/kforge/supervisor | grep -o '"pid":[0-9]*' | tr '\n' ' ')
   [ "$before" = "$after" ] || fail "second up restarted services: $before -> $after"
   awk -v s="$NOOP_SECONDS" 'BEGIN{exit !(s < 15)}' || fail "second up took ${NOOP_SECONDS}s"
   k -n "$NS" get pod client >/dev/null || fail "second up lost the workload"
