@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 )
 
 // launchScript runs as `sh -c launchScript sh LOGDIR KFORGE supervise run
@@ -18,7 +19,7 @@ const launchScript = `mkdir -p -- "$1" && log="$1/supervisor.log" && shift && ex
 // Option changes how Start launches a supervisor: its log directory.
 type Option func(logDir *string)
 
-// WithLogDir puts the logs in dir instead of DefaultLogDir.
+// WithLogDir puts the logs in dir instead of layout.LogDir.
 func WithLogDir(dir string) Option { return func(logDir *string) { *logDir = dir } }
 
 // Install writes s to stateDir/services/NAME.yaml on h. A running
@@ -42,7 +43,7 @@ func Uninstall(ctx context.Context, h host.Host, stateDir, name string) error {
 // otherwise it launches `kforgePath supervise run` with `setsid -f` and
 // returns once that has loaded them. For the services, see Wait.
 func Start(ctx context.Context, h host.Host, kforgePath, stateDir string, opts ...Option) error {
-	logDir := DefaultLogDir
+	logDir := layout.LogDir
 	for _, f := range opts {
 		f(&logDir)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/providers/local"
 )
 
@@ -41,8 +42,8 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 func superviseMain(args []string) int {
 	fs := flag.NewFlagSet("supervise", flag.ContinueOnError)
-	stateDir := fs.String("state-dir", DefaultStateDir, "")
-	logDir := fs.String("log-dir", DefaultLogDir, "")
+	stateDir := fs.String("state-dir", layout.SupervisorDir, "")
+	logDir := fs.String("log-dir", layout.LogDir, "")
 	timeout := fs.Duration("timeout", time.Minute, "")
 	var services repeated
 	fs.Var(&services, "service", "")

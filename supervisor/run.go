@@ -15,12 +15,14 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"kforge.dev/kforge/layout"
 )
 
 // Config is what Run needs.
 type Config struct {
 	StateDir string
-	LogDir   string // for NAME.log and supervisor.log; "" means DefaultLogDir
+	LogDir   string // for NAME.log and supervisor.log; "" means layout.LogDir
 	// StopTimeout is the time from SIGTERM to SIGKILL; 0 means 10s.
 	StopTimeout time.Duration
 }
@@ -38,7 +40,7 @@ func Run(ctx context.Context, cfg Config) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	closeInheritedFiles()
-	cfg.LogDir = cmp.Or(cfg.LogDir, DefaultLogDir)
+	cfg.LogDir = cmp.Or(cfg.LogDir, layout.LogDir)
 	cfg.StopTimeout = cmp.Or(cfg.StopTimeout, 10*time.Second)
 	logf := log.New(os.Stderr, "kforge supervisor: ", log.LstdFlags).Printf
 	for _, d := range []string{cfg.StateDir, cfg.LogDir} {

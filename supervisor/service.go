@@ -22,13 +22,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const (
-	// DefaultStateDir holds services/, the lock and status files.
-	DefaultStateDir = "/var/lib/kforge/supervisor"
-	// DefaultLogDir holds NAME.log for each service and supervisor.log.
-	DefaultLogDir = "/var/log/kforge"
-)
-
 // Service is one program the supervisor keeps running, as stored in
 // STATE/services/NAME.yaml.
 type Service struct {

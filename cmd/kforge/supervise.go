@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/supervisor"
 )
 
@@ -29,7 +30,7 @@ func newSupervise(*globalOptions) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 	}
-	cmd.PersistentFlags().StringVar(&o.stateDir, "state-dir", supervisor.DefaultStateDir, "directory with services/, the lock and status files")
+	cmd.PersistentFlags().StringVar(&o.stateDir, "state-dir", layout.SupervisorDir, "directory with services/, the lock and status files")
 	// withTimeout makes c run f within its own --timeout.
 	withTimeout := func(c *cobra.Command, def time.Duration, f func(context.Context) error) *cobra.Command {
 		timeout := new(time.Duration)
@@ -50,7 +51,7 @@ func newSupervise(*globalOptions) *cobra.Command {
 			return supervisor.Run(c.Context(), supervisor.Config{StateDir: o.stateDir, LogDir: o.logDir})
 		},
 	}
-	run.Flags().StringVar(&o.logDir, "log-dir", supervisor.DefaultLogDir, "directory for the services' logs")
+	run.Flags().StringVar(&o.logDir, "log-dir", layout.LogDir, "directory for the services' logs")
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Print the supervisor's and each service's state as JSON",
@@ -61,7 +62,7 @@ func newSupervise(*globalOptions) *cobra.Command {
 	}
 	wait := withTimeout(&cobra.Command{Use: "wait", Short: "Wait until the supervisor runs and the named services are ready"}, 2*time.Minute,
 		func(ctx context.Context) error { return supervisor.WaitRunning(ctx, o.stateDir, o.logDir, o.services) })
-	wait.Flags().StringVar(&o.logDir, "log-dir", supervisor.DefaultLogDir, "where the supervisor's log is, to quote it when it is not running")
+	wait.Flags().StringVar(&o.logDir, "log-dir", layout.LogDir, "where the supervisor's log is, to quote it when it is not running")
 	wait.Flags().StringArrayVar(&o.services, "service", nil, "a service that must be running (repeatable)")
 	cmd.AddCommand(run, status, wait,
 		withTimeout(&cobra.Command{Use: "reload", Short: "Make the supervisor apply changed service files, and wait until it has"}, time.Minute,
