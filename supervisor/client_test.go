@@ -92,7 +92,7 @@ func TestStartLaunchesOrReloads(t *testing.T) {
 		h.On(fake.Answer{})
 		h.On(tc.reload, kf, "supervise", "reload")
 		err := Start(ctx, h, kf, state, WithLogDir("/var/log/k"))
-		if (err != nil) != (tc.reload.Stderr == "error: boom") || err != nil && !strings.Contains(err.Error(), "host node1") {
+		if (err != nil) != (tc.reload.Stderr == "error: boom") || err != nil && !strings.Contains(err.Error(), "supervise reload") {
 			t.Errorf("%s: %v", name, err)
 		}
 		if got := h.Calls(); !reflect.DeepEqual(got, tc.want) {
@@ -121,7 +121,7 @@ func TestStopAndWaitRunOnTheHost(t *testing.T) {
 	}
 	failing := fake.New("node3")
 	failing.On(fake.Answer{Stderr: "permission denied", ExitCode: 1})
-	if err := Stop(ctx, failing, kf, state); err == nil || !strings.Contains(err.Error(), "node3") || !strings.Contains(err.Error(), "permission denied") {
+	if err := Stop(ctx, failing, kf, state); err == nil || !strings.Contains(err.Error(), "supervise stop") || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("failed stop: err = %v", err)
 	}
 }
