@@ -12,7 +12,7 @@ DRY_RUN_DIR ?= $(CURDIR)/_output/dry-run
 # line is the bundle's path.
 ARTIFACTS_LOG := $(CURDIR)/_output/artifacts.log
 
-.PHONY: all deps build run test fmt-check vet tidy-check unit e2e-local e2e-multinode clean
+.PHONY: all deps build run test fmt-check vet tidy-check unit-short unit e2e-local e2e-multinode clean
 
 all: build
 
@@ -33,8 +33,8 @@ run: deps build
 dry-run: build
 	./$(BIN) init --dry-run --output-dir $(DRY_RUN_DIR)
 
-## test: formatting, vet, tidy modules, the artifacts, every unit and integration test, and the single-node and multi-node end to end tests
-test: deps fmt-check vet tidy-check unit e2e-local e2e-multinode
+## test: formatting, vet, tidy modules, the unit tests first (fast), then the artifacts, every unit and integration test, and the single-node and multi-node end to end tests
+test: deps fmt-check vet tidy-check unit-short unit e2e-local e2e-multinode
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -57,6 +57,12 @@ tidy-check:
 	    echo "tidy-check: $$files not tidy: run 'go mod tidy' in $$dir and commit $$files"; exit 1; \
 	  fi; \
 	done
+
+## unit-short: the unit tests only (fakes, no built Kubernetes, containerd, sshd or root), in a minute or two
+unit-short:
+	$(GO) test -short -count=1 ./...
+	cd scripts/artifacts/echo && $(GO) test -short -count=1 ./...
+	cd scripts/artifacts/pause && $(GO) test -short -count=1 ./...
 
 ## unit: the Go tests (integration tests against real sshd, containerd and control-plane binaries included)
 unit: artifacts-binaries

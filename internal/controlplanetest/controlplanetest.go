@@ -31,6 +31,7 @@ import (
 	"kforge.dev/kforge/certs"
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/images"
+	"kforge.dev/kforge/internal/testtier"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/kubeconfig"
 	"kforge.dev/kforge/providers/local"
@@ -141,6 +142,7 @@ func Start(t testing.TB, opt Options) *ControlPlane {
 // scripts/build-artifacts.sh fills.
 func binaries(t testing.TB, v images.Versions) map[string]string {
 	t.Helper()
+	testtier.Integration(t, "the control plane's binaries from `make artifacts`")
 	cache := images.DefaultCache()
 	bins := map[string]string{
 		Etcd:              cache.Binary("etcd", v.Etcd, "etcd"),
