@@ -31,6 +31,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -121,25 +122,33 @@ func Discover(ctx context.Context, o Options) (*Result, error) {
 	defer cancel()
 	start := time.Now()
 
-	// 1. cluster-info, trusting nothing yet, signed with the token.
+	// 1. cluster-info, trusting nothing yet, signed with the token; only a
+	// control plane that may still be coming up is asked again.
 	var first *corev1.ConfigMap
-	for {
+	var last, fatal error
+	err = wait.PollUntilContextCancel(ctx, retryEvery, true, func(ctx context.Context) (bool, error) {
 		cm, err := fetchClusterInfo(ctx, url, nil)
 		if err == nil {
 			err = verifySignature(cm, o.Token, url)
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			first = cm
-			break
+			return true, nil
+		case !retryable(err):
+			fatal = err
+			return false, err
+		case ctx.Err() == nil || last == nil:
+			// An attempt cut short by the deadline says less than the one before.
+			last = err
 		}
-		if !retryable(err) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (tried for %s)", err, time.Since(start).Round(100*time.Millisecond))
-		case <-time.After(retryEvery):
-		}
+		return false, nil
+	})
+	if fatal != nil {
+		return nil, fatal
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (tried for %s)", last, time.Since(start).Round(100*time.Millisecond))
 	}
 	kubeconfig := []byte(first.Data[KubeconfigKey])
 	server, caPEM, err := parseClusterInfo(kubeconfig, url)
