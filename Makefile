@@ -12,7 +12,7 @@ DRY_RUN_DIR ?= $(CURDIR)/_output/dry-run
 # line is the bundle's path.
 ARTIFACTS_LOG := $(CURDIR)/_output/artifacts.log
 
-.PHONY: all deps build run test fmt-check vet unit e2e-local e2e-multinode e2e-resume e2e-resume-sample clean
+.PHONY: all deps build run test fmt-check vet tidy-check unit-short unit e2e-local e2e-multinode e2e-resume e2e-resume-sample clean
 
 all: build
 
@@ -33,8 +33,8 @@ run: deps build
 dry-run: build
 	./$(BIN) init --dry-run --output-dir $(DRY_RUN_DIR)
 
-## test: formatting, vet, the artifacts, every unit and integration test, and the single-node and multi-node end to end tests
-test: deps fmt-check vet unit e2e-local e2e-resume-sample e2e-multinode
+## test: formatting, vet, tidy modules, the unit tests first (fast), then the artifacts, every unit and integration test, and the single-node, resume (a sample) and multi-node end to end tests
+test: deps fmt-check vet tidy-check unit-short unit e2e-local e2e-resume-sample e2e-multinode
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -42,6 +42,27 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# kforge's module and the nested ones under scripts/ (their own go.mod).
+GO_MODULES = $(shell git ls-files go.mod '*/go.mod' 2>/dev/null || find . -name go.mod)
+
+## tidy-check: go.mod and go.sum of every module are as `go mod tidy` leaves them
+tidy-check:
+	@for mod in $(GO_MODULES); do \
+	  dir=$$(dirname $$mod); \
+	  if ! diff=$$(cd $$dir && $(GO) mod tidy -diff); then \
+	    files=$$(sed -n 's|^diff current/\([^ ]*\) .*|\1|p' <<<"$$diff" | sed "s|^|$${dir#.}/|; s|^/||" | paste -sd ' ' -); \
+	    if [ -z "$$files" ]; then echo "tidy-check: go mod tidy failed in $$dir"; exit 1; fi; \
+	    echo "$$diff"; \
+	    echo "tidy-check: $$files not tidy: run 'go mod tidy' in $$dir and commit $$files"; exit 1; \
+	  fi; \
+	done
+
+## unit-short: the unit tests only (fakes, no built Kubernetes, containerd, sshd or root), in a minute or two
+unit-short:
+	$(GO) test -short -count=1 ./...
+	cd scripts/artifacts/echo && $(GO) test -short -count=1 ./...
+	cd scripts/artifacts/pause && $(GO) test -short -count=1 ./...
 
 ## unit: the Go tests (integration tests against real sshd, containerd and control-plane binaries included)
 unit: artifacts-binaries

@@ -100,12 +100,18 @@ func KeyMatches(cert *x509.Certificate, key crypto.Signer) bool {
 }
 
 // CAHash returns kubeadm's discovery-token-ca-cert-hash of a CA
-// certificate: "sha256:" and the hex SHA-256 of its SubjectPublicKeyInfo.
+// certificate (PEM): "sha256:" and the hex SHA-256 of its
+// SubjectPublicKeyInfo.
 func CAHash(caPEM []byte) (string, error) {
 	cert, err := ParseCert(caPEM)
 	if err != nil {
 		return "", fmt.Errorf("certs: CA hash: %w", err)
 	}
+	return CAHashOf(cert), nil
+}
+
+// CAHashOf is CAHash of a parsed certificate.
+func CAHashOf(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

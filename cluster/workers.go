@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -57,28 +57,27 @@ func runPrefixed(ctx context.Context, h host.Host, out *reporter.Reporter, argv 
 	return err
 }
 
-// forEachHost runs fn on every host, at most limit at a time. One host
-// failing does not stop the others.
+// forEachHost runs fn on every host, at most limit at a time (DefaultParallel
+// when limit < 1), and returns the results in the hosts' order, each with
+// the host's address and how long fn took. One host failing does not stop
+// the others: fn reports failure in its result, never to the group.
 func forEachHost(ctx context.Context, hosts []config.Host, limit int, fn func(context.Context, config.Host) HostResult) []HostResult {
 	if limit < 1 {
 		limit = DefaultParallel
 	}
 	results := make([]HostResult, len(hosts))
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(limit)
 	for i, n := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			start := time.Now()
 			r := fn(ctx, n)
 			r.Host, r.Duration = n.Address, time.Since(start)
 			results[i] = r
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every function returns nil
 	return results
 }
 

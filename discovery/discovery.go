@@ -15,10 +15,8 @@ package discovery
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -33,9 +31,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"kforge.dev/kforge/certs"
 	"kforge.dev/kforge/layout"
 )
 
@@ -122,25 +122,33 @@ func Discover(ctx context.Context, o Options) (*Result, error) {
 	defer cancel()
 	start := time.Now()
 
-	// 1. cluster-info, trusting nothing yet, signed with the token.
+	// 1. cluster-info, trusting nothing yet, signed with the token; only a
+	// control plane that may still be coming up is asked again.
 	var first *corev1.ConfigMap
-	for {
+	var last, fatal error
+	err = wait.PollUntilContextCancel(ctx, retryEvery, true, func(ctx context.Context) (bool, error) {
 		cm, err := fetchClusterInfo(ctx, url, nil)
 		if err == nil {
 			err = verifySignature(cm, o.Token, url)
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			first = cm
-			break
+			return true, nil
+		case !retryable(err):
+			fatal = err
+			return false, err
+		case ctx.Err() == nil || last == nil:
+			// An attempt cut short by the deadline says less than the one before.
+			last = err
 		}
-		if !retryable(err) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (tried for %s)", err, time.Since(start).Round(100*time.Millisecond))
-		case <-time.After(retryEvery):
-		}
+		return false, nil
+	})
+	if fatal != nil {
+		return nil, fatal
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (tried for %s)", last, time.Since(start).Round(100*time.Millisecond))
 	}
 	kubeconfig := []byte(first.Data[KubeconfigKey])
 	server, caPEM, err := parseClusterInfo(kubeconfig, url)
@@ -149,7 +157,7 @@ func Discover(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	// 2. The CA it names, against the pins.
-	certs, hashes, err := parseCAs(caPEM)
+	cas, hashes, err := parseCAs(caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the CA in cluster-info at %s: %v", ErrBadClusterInfo, url, err)
 	}
@@ -159,7 +167,7 @@ func Discover(ctx context.Context, o Options) (*Result, error) {
 			"if it is right, something else answers at %s", ErrCAHash, url, strings.Join(hashes, ", "), strings.Join(pins, ", "), url)
 	}
 	pool := x509.NewCertPool()
-	for _, c := range certs {
+	for _, c := range cas {
 		pool.AddCert(c)
 	}
 
@@ -327,7 +335,7 @@ func parseClusterInfo(kubeconfig []byte, url string) (string, []byte, error) {
 
 // parseCAs returns the certificates of a PEM bundle and their hashes.
 func parseCAs(caPEM []byte) ([]*x509.Certificate, []string, error) {
-	var certs []*x509.Certificate
+	var cas []*x509.Certificate
 	var hashes []string
 	for rest := caPEM; ; {
 		var b *pem.Block
@@ -342,26 +350,19 @@ func parseCAs(caPEM []byte) ([]*x509.Certificate, []string, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		certs = append(certs, c)
-		hashes = append(hashes, CAHash(c))
+		cas = append(cas, c)
+		hashes = append(hashes, certs.CAHashOf(c))
 	}
-	if len(certs) == 0 {
+	if len(cas) == 0 {
 		return nil, nil, errors.New("no PEM certificate")
 	}
-	return certs, hashes, nil
+	return cas, hashes, nil
 }
 
 // CAHashes returns the CA hash of every certificate of a PEM bundle.
 func CAHashes(caPEM []byte) ([]string, error) {
 	_, hashes, err := parseCAs(caPEM)
 	return hashes, err
-}
-
-// CAHash is kubeadm's discovery-token-ca-cert-hash of a certificate:
-// "sha256:" and the hex SHA-256 of its SubjectPublicKeyInfo.
-func CAHash(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 func unwrapURLError(err error) error {

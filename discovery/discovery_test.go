@@ -25,6 +25,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"kforge.dev/kforge/certs"
 )
 
 var (
@@ -59,7 +61,7 @@ func newFakeAPIServer(t *testing.T) *fakeAPIServer {
 
 func (f *fakeAPIServer) endpoint() string { return strings.TrimPrefix(f.srv.URL, "https://") }
 
-func (f *fakeAPIServer) pin() string { return CAHash(f.srv.Certificate()) }
+func (f *fakeAPIServer) pin() string { return certs.CAHashOf(f.srv.Certificate()) }
 
 func clusterInfoKubeconfig(server string, caPEM []byte) string {
 	cfg := clientcmdapi.NewConfig()
@@ -197,7 +199,7 @@ func TestDiscoverFailures(t *testing.T) {
 			// that knows the token could make it do) and the pin matches
 			// it, but the API server's certificate is not from it.
 			f.kubeconfig = clusterInfoKubeconfig(f.srv.URL, otherCA.pem)
-			o.CACertHashes = []string{CAHash(otherCA.cert)}
+			o.CACertHashes = []string{certs.CAHashOf(otherCA.cert)}
 		}, ErrServerCert, []string{"API server certificate not from the cluster CA"}, time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,6 +17,11 @@ type Token struct {
 
 var tokenRE = regexp.MustCompile(`^([a-z0-9]{6})\.([a-z0-9]{16})$`)
 
+// TokenRegexp matches a whole bootstrap token, [a-z0-9]{6}.[a-z0-9]{16},
+// with the id and the secret as its submatches: kforge's one definition of
+// the form.
+func TokenRegexp() *regexp.Regexp { return tokenRE }
+
 // ParseToken checks the form kubeadm gives bootstrap tokens:
 // [a-z0-9]{6}.[a-z0-9]{16}.
 func ParseToken(s string) (Token, error) {

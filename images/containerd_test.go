@@ -13,6 +13,7 @@ import (
 
 	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/images/imagestest"
+	"kforge.dev/kforge/internal/testtier"
 )
 
 // TestContainerdImportsUpstreamNames imports an archive into a containerd
@@ -21,6 +22,7 @@ import (
 // also unpacks the layers, which fails if a layer does not match its diff
 // ID.
 func TestContainerdImportsUpstreamNames(t *testing.T) {
+	testtier.Integration(t, "containerd and root")
 	for _, bin := range []string{"containerd", "ctr"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("%s is not installed (scripts/install-deps.sh installs it)", bin)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/client-go/util/flowcontrol"
 	"net/http"
 	"strings"
 	"time"
@@ -13,11 +12,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/client-go/util/flowcontrol"
 )
 
 // PollInterval is how often WaitAPIServer asks /readyz.
@@ -68,28 +69,26 @@ func (c *Client) WaitAPIServer(ctx context.Context, timeout time.Duration) error
 	}
 	rc := kc.Discovery().RESTClient()
 	var last string
-	// The next request goes PollInterval after the last one ended, not on
-	// a ticker: a slow answer does not bring the next one at once.
-	pause := time.NewTimer(0)
-	defer pause.Stop()
-	for {
+	// Sliding: the next request goes PollInterval after the last one
+	// ended, not on a ticker, so a slow answer does not bring the next one
+	// at once.
+	err = wait.Backoff{Duration: PollInterval}.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		attempt, stop := context.WithTimeout(ctx, 5*time.Second)
+		defer stop()
 		var code int
 		body, err := rc.Get().AbsPath("/readyz").Param("verbose", "").Do(attempt).StatusCode(&code).Raw()
-		stop()
 		if err == nil && code == http.StatusOK {
-			return nil
+			return true, nil
 		}
 		if ctx.Err() == nil || last == "" {
 			last = readyzFailure(code, body, err)
 		}
-		pause.Reset(PollInterval)
-		select {
-		case <-ctx.Done():
-			return &WaitError{What: "API server " + c.Server() + " /readyz", Waited: time.Since(start), Last: last, Err: ctx.Err()}
-		case <-pause.C:
-		}
+		return false, nil
+	})
+	if err != nil {
+		return &WaitError{What: "API server " + c.Server() + " /readyz", Waited: time.Since(start), Last: last, Err: ctx.Err()}
 	}
+	return nil
 }
 
 // readyzFailure sums up a failed /readyz: the failed checks when the API

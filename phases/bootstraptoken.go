@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"regexp"
 	"strings"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"kforge.dev/kforge/certs"
+	"kforge.dev/kforge/discovery"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
@@ -38,7 +38,7 @@ const (
 	ClusterInfoConfigMap = "cluster-info"
 )
 
-var tokenPattern = regexp.MustCompile(`^([a-z0-9]{6})\.([a-z0-9]{16})$`)
+var tokenPattern = discovery.TokenRegexp()
 
 // bootstrapToken makes joining possible: a bootstrap token (a Secret in
 // kube-system, 24 h, for signing and authentication, in the group

@@ -19,6 +19,7 @@ import (
 
 	"kforge.dev/kforge/config"
 	kimages "kforge.dev/kforge/images"
+	"kforge.dev/kforge/internal/testtier"
 )
 
 func testKubeRouter() KubeRouter {
@@ -232,6 +233,7 @@ func TestKubeRouterInstallsItsCNIConfig(t *testing.T) {
 // TestKubeRouterKnowsItsFlags asks the kube-router that `make artifacts`
 // built whether it has every flag the manifest passes.
 func TestKubeRouterKnowsItsFlags(t *testing.T) {
+	testtier.Integration(t, "kube-router from `make artifacts`")
 	v, err := kimages.For(config.DefaultKubernetesVersion)
 	if err != nil {
 		t.Fatal(err)

@@ -26,11 +26,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
 	"kforge.dev/kforge/certs"
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/images"
+	"kforge.dev/kforge/internal/testtier"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/kubeconfig"
 	"kforge.dev/kforge/layout"
@@ -142,6 +144,7 @@ func Start(t testing.TB, opt Options) *ControlPlane {
 // scripts/build-artifacts.sh fills.
 func binaries(t testing.TB, v images.Versions) map[string]string {
 	t.Helper()
+	testtier.Integration(t, "the control plane's binaries from `make artifacts`")
 	cache := images.DefaultCache()
 	bins := map[string]string{
 		Etcd:              cache.Binary("etcd", v.Etcd, "etcd"),
@@ -185,17 +188,17 @@ func lock(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(lockTimeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
+	var last error
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, lockTimeout, true, func(context.Context) (bool, error) {
+		last = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if last != nil && !errors.Is(last, syscall.EWOULDBLOCK) {
+			return false, last
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("lock %s: %v (another test's control plane kept it for %s)", f.Name(), err, lockTimeout)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return last == nil, nil
+	})
+	if err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v (another test's control plane kept it for %s)", f.Name(), last, lockTimeout)
 	}
 	t.Cleanup(func() { f.Close() })
 }
@@ -408,31 +411,35 @@ func waitHTTP(p *process, url string, timeout time.Duration) error {
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 	}
 	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(timeout)
 	last := "no answer"
-	for {
+	exited := errors.New("the process exited")
+	err := wait.PollUntilContextTimeout(context.Background(), kube.PollInterval, timeout, true, func(context.Context) (bool, error) {
 		select {
 		case <-p.done:
-			return fmt.Errorf("the process exited (%v) while %s was probed; last answer: %s", p.err, url, last)
+			return false, exited
 		default:
 		}
 		resp, err := client.Get(url)
-		if err == nil {
-			body := make([]byte, 512)
-			n, _ := resp.Body.Read(body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body[:n])))
-		} else {
+		if err != nil {
 			last = err.Error()
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s; last answer: %s", url, timeout, last)
+		body := make([]byte, 512)
+		n, _ := resp.Body.Read(body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return true, nil
 		}
-		time.Sleep(kube.PollInterval)
+		last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body[:n])))
+		return false, nil
+	})
+	switch {
+	case errors.Is(err, exited):
+		return fmt.Errorf("the process exited (%v) while %s was probed; last answer: %s", p.err, url, last)
+	case err != nil:
+		return fmt.Errorf("%s not ready after %s; last answer: %s", url, timeout, last)
 	}
+	return nil
 }
 
 // LogTail returns the last n lines of a component's output.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,5 +148,44 @@ func TestArgsMovePathsAndCheckMounts(t *testing.T) {
 	pod.Spec.Containers[0].Command[0] = "kube-apiserver"
 	if _, err := cp.commandLine("etcd"); err == nil {
 		t.Error("a command for another binary passed")
+	}
+}
+
+// TestWaitHTTP probes as the kubelet would: it waits through failing
+// answers for a 200, names the last answer when time is up, and stops at
+// once when the process exits.
+func TestWaitHTTP(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) < 3 || r.URL.Path == "/never" {
+			http.Error(w, "[-]etcd failed", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	sleeper, err := startProcess("/bin/sleep", []string{"60"}, filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sleeper.stop()
+
+	if err := waitHTTP(sleeper, srv.URL+"/readyz", 10*time.Second); err != nil || calls.Load() != 3 {
+		t.Errorf("after %d answers: %v", calls.Load(), err)
+	}
+	err = waitHTTP(sleeper, srv.URL+"/never", 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "not ready after 300ms; last answer: HTTP 503: [-]etcd failed") {
+		t.Errorf("a probe that never passes: %v", err)
+	}
+
+	gone, err := startProcess("/bin/false", nil, filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-gone.done
+	start := time.Now()
+	err = waitHTTP(gone, srv.URL+"/never", time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "the process exited (exit status 1)") || time.Since(start) > 10*time.Second {
+		t.Errorf("an exited process, after %s: %v", time.Since(start), err)
 	}
 }

@@ -22,6 +22,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"kforge.dev/kforge/internal/testtier"
 )
 
 // The integration tests start real OpenSSH sshd processes on 127.0.0.1 and
@@ -72,6 +74,7 @@ func TestMain(m *testing.M) {
 // being root skips the test, unless CI=true, where it fails.
 func setup(t *testing.T) *testEnv {
 	t.Helper()
+	testtier.Integration(t, "sshd, root and test users added to this machine")
 	envOnce.Do(func() {
 		if os.Geteuid() != 0 {
 			envSkip = "the SSH integration tests create users and run sshd, so they must run as root"
