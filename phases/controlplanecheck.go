@@ -3,6 +3,8 @@ package phases
 import (
 	"context"
 	"time"
+
+	"kforge.dev/kforge/kube"
 )
 
 // ControlPlaneCheckTimeout is how long init waits for the controller
@@ -36,8 +38,43 @@ func (d *Data) checkControlPlane(ctx context.Context, timeout time.Duration) err
 		}
 	}
 	left, err := c.WaitLeasesRenewed(ctx, "kube-system", leaderLeases, held, timeout)
-	if err == nil {
+	if err != nil {
+		return d.diagnose(ctx, err, left...)
+	}
+	return d.checkMirrorPods(ctx, c)
+}
+
+// staticPods are the control plane's static pods, by component.
+var staticPods = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+
+// mirrorGrace is how long the check waits for the kubelet to publish the
+// static pods before it restarts the kubelet.
+const mirrorGrace = 3 * time.Second
+
+// checkMirrorPods makes sure the API server shows this node's static pods,
+// so that `kubectl get pods -A` tells the truth once init ends. The
+// kubelet publishes a static pod (its mirror pod) as soon as the node has
+// registered; when the API server refuses it because its system priority
+// classes, which it creates just after it starts accepting requests, are
+// not there yet, the kubelet tries again only at its next periodic sync, a
+// minute later. A new kubelet publishes them at once. A mirror pod still
+// missing after that is a warning: the components themselves run.
+func (d *Data) checkMirrorPods(ctx context.Context, c *kube.Client) error {
+	missing, err := c.WaitMirrorPods(ctx, d.NodeName, staticPods, mirrorGrace)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	restarted, err := d.restartKubelet(ctx)
+	if err != nil || !restarted {
+		d.Out.Infof("  ! the API server does not show the static pods %v of %s yet; the kubelet publishes them at its next sync", missing, d.NodeName)
 		return nil
 	}
-	return d.diagnose(ctx, err, left...)
+	d.Out.Logf("static pods %v of %s not published %s after the leases; restarted the kubelet", missing, d.NodeName, mirrorGrace)
+	if missing, err = c.WaitMirrorPods(ctx, d.NodeName, staticPods, time.Minute); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		d.Out.Infof("  ! the API server does not show the static pods %v of %s a minute after the kubelet's restart", missing, d.NodeName)
+	}
+	return nil
 }
