@@ -29,7 +29,7 @@ killat() {
       break
     fi
   done <"$fifo"
-  wait "$pid" 2>/dev/null || true
+  { wait "$pid"; } 2>/dev/null || true
   rm -rf "$dir"
   [ "$killed" = 1 ]
 }
