@@ -25,15 +25,7 @@ func fakeNode(t *testing.T, probe string) (*Data, *fake.Host) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := fake.New("node1")
-	// Every tool is installed and every command succeeds.
-	h.On(fake.Answer{})
-	h.OnFunc(func(c host.Cmd) fake.Answer {
-		if strings.HasPrefix(c.Argv[2], "command -v") && len(c.Argv) > 4 {
-			return fake.Answer{Stdout: "/usr/bin/" + c.Argv[4] + "\n"}
-		}
-		return fake.Answer{}
-	}, "sh", "-c")
+	h := fake.Installed("node1")
 	self := filepath.Join(t.TempDir(), "kforge")
 	if err := os.WriteFile(self, []byte("kforge"), 0o755); err != nil {
 		t.Fatal(err)

@@ -8,25 +8,10 @@ import (
 	"testing"
 
 	"kforge.dev/kforge/facts"
-	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/host/fake"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/supervisor"
 )
-
-// fakeHost answers every command with success and `command -v NAME` with
-// /usr/bin/NAME.
-func fakeHost() *fake.Host {
-	h := fake.New("node1")
-	h.On(fake.Answer{})
-	h.OnFunc(func(c host.Cmd) fake.Answer {
-		if strings.HasPrefix(c.Argv[2], "command -v") && len(c.Argv) > 4 {
-			return fake.Answer{Stdout: "/usr/bin/" + c.Argv[4] + "\n"}
-		}
-		return fake.Answer{}
-	}, "sh", "-c")
-	return h
-}
 
 func self(t *testing.T) string {
 	t.Helper()
@@ -40,7 +25,7 @@ func self(t *testing.T) string {
 var svc = Service{Name: "kubelet", Argv: []string{"kubelet", "--v=2"}, Unit: "kubelet", Config: []string{"/etc/kforge-test.conf"}}
 
 func TestForChoosesFromFacts(t *testing.T) {
-	h := fakeHost()
+	h := fake.Installed("node1")
 	var withSystemd facts.Facts
 	withSystemd.Systemd = true
 	if _, ok := For(h, withSystemd, "").(*systemd); !ok {
@@ -53,7 +38,7 @@ func TestForChoosesFromFacts(t *testing.T) {
 
 func TestSupervisedEnsureRestartsOnlyOnChange(t *testing.T) {
 	ctx := context.Background()
-	h := fakeHost()
+	h := fake.Installed("node1")
 	m := For(h, facts.Facts{}, self(t))
 	file := supervisor.ServiceFile(layout.SupervisorDir, "kubelet")
 	write := func(conf string) {
@@ -100,7 +85,7 @@ func TestSupervisedEnsureRestartsOnlyOnChange(t *testing.T) {
 }
 
 func TestSupervisedNeedsKforge(t *testing.T) {
-	err := For(fakeHost(), facts.Facts{}, "").Ensure(context.Background(), svc, false)
+	err := For(fake.Installed("node1"), facts.Facts{}, "").Ensure(context.Background(), svc, false)
 	if err == nil || !strings.Contains(err.Error(), "kforge's own executable") {
 		t.Fatalf("got %v, want an error saying kforge's executable is unknown", err)
 	}
@@ -108,7 +93,7 @@ func TestSupervisedNeedsKforge(t *testing.T) {
 
 func TestSystemdUnits(t *testing.T) {
 	ctx := context.Background()
-	h := fakeHost()
+	h := fake.Installed("node1")
 	var withSystemd facts.Facts
 	withSystemd.Systemd = true
 	m := For(h, withSystemd, "")

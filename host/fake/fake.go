@@ -53,6 +53,21 @@ func New(name string) *Host {
 	return &Host{name: name, files: map[string]File{}}
 }
 
+// Installed returns a fake host called name on which every command
+// succeeds and every tool is installed: `sh -c 'command -v "$1"' sh NAME`
+// answers /usr/bin/NAME.
+func Installed(name string) *Host {
+	h := New(name)
+	h.On(Answer{})
+	h.OnFunc(func(c host.Cmd) Answer {
+		if strings.HasPrefix(c.Argv[2], "command -v") && len(c.Argv) > 4 {
+			return Answer{Stdout: "/usr/bin/" + c.Argv[4] + "\n"}
+		}
+		return Answer{}
+	}, "sh", "-c")
+	return h
+}
+
 // On answers every command whose argv starts with prefix. Later handlers
 // win over earlier ones, so a test can override a default.
 func (h *Host) On(a Answer, prefix ...string) {
