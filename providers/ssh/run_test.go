@@ -65,7 +65,8 @@ func TestCommandError(t *testing.T) {
 	if ce.Host != h.Name() || strings.Join(ce.Argv, " ") != strings.Join(argv, " ") {
 		t.Errorf("error names host %q argv %q", ce.Host, ce.Argv)
 	}
-	for _, want := range []string{h.Name(), "exited 7", "kforge-stderr-marker"} {
+	// The host is in ce.Host for the reporter, which names it once.
+	for _, want := range []string{"`sh -c 'echo to-stdout; echo kforge-stderr-marker >&2; exit 7'`", "exited 7", "kforge-stderr-marker"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

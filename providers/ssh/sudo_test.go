@@ -190,7 +190,11 @@ func TestSudoRefused(t *testing.T) {
 				t.Fatal("Run with sudo succeeded")
 			}
 			t.Logf("refused: %v", err)
-			for _, want := range []string{tc.want, "user " + tc.user + " cannot become root", h.Name()} {
+			var ce *host.CommandError
+			if !errors.As(err, &ce) || ce.Host != h.Name() {
+				t.Errorf("error %v does not carry the host %s", err, h.Name())
+			}
+			for _, want := range []string{tc.want, "user " + tc.user + " cannot become root"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not mention %q", err, want)
 				}
