@@ -41,7 +41,7 @@ func (d *Data) checkControlPlane(ctx context.Context, timeout time.Duration) err
 	if err != nil {
 		return d.diagnose(ctx, err, left...)
 	}
-	return d.checkMirrorPods(ctx, c)
+	return d.checkMirrorPods(ctx, c, staticPods, mirrorGrace)
 }
 
 // staticPods are the control plane's static pods, by component.
@@ -59,8 +59,8 @@ const mirrorGrace = 3 * time.Second
 // not there yet, the kubelet tries again only at its next periodic sync, a
 // minute later. A new kubelet publishes them at once. A mirror pod still
 // missing after that is a warning: the components themselves run.
-func (d *Data) checkMirrorPods(ctx context.Context, c *kube.Client) error {
-	missing, err := c.WaitMirrorPods(ctx, d.NodeName, staticPods, mirrorGrace)
+func (d *Data) checkMirrorPods(ctx context.Context, c *kube.Client, components []string, grace time.Duration) error {
+	missing, err := c.WaitMirrorPods(ctx, d.NodeName, components, grace)
 	if err != nil || len(missing) == 0 {
 		return err
 	}
@@ -69,8 +69,8 @@ func (d *Data) checkMirrorPods(ctx context.Context, c *kube.Client) error {
 		d.Out.Infof("  ! the API server does not show the static pods %v of %s yet; the kubelet publishes them at its next sync", missing, d.NodeName)
 		return nil
 	}
-	d.Out.Logf("static pods %v of %s not published %s after the leases; restarted the kubelet", missing, d.NodeName, mirrorGrace)
-	if missing, err = c.WaitMirrorPods(ctx, d.NodeName, staticPods, time.Minute); err != nil {
+	d.Out.Logf("static pods %v of %s not published %s after the API server was ready; restarted the kubelet", missing, d.NodeName, grace)
+	if missing, err = c.WaitMirrorPods(ctx, d.NodeName, components, time.Minute); err != nil {
 		return err
 	}
 	if len(missing) > 0 {

@@ -24,7 +24,17 @@ const (
 // last seen and adds the last lines of the logs of etcd and the API server,
 // or of the kubelet.
 func waitControlPlane(ctx context.Context, d *Data) error {
-	return d.waitAPIAndNode(ctx, d.LocalAPIServer(), APIServerWaitTimeout, NodeReadyWaitTimeout)
+	if err := d.waitAPIAndNode(ctx, d.LocalAPIServer(), APIServerWaitTimeout, NodeReadyWaitTimeout); err != nil {
+		return err
+	}
+	// etcd's and the API server's static pods run by now; when the kubelet
+	// lost the race to publish them (see checkMirrorPods), restarting it
+	// here costs less than after the controller manager and the scheduler.
+	c, err := kube.FromHost(ctx, d.Host, layout.AdminConf, d.LocalAPIServer())
+	if err != nil {
+		return err
+	}
+	return d.checkMirrorPods(ctx, c, staticPods[:2], time.Second)
 }
 
 func (d *Data) waitAPIAndNode(ctx context.Context, server string, apiTimeout, nodeTimeout time.Duration) error {
