@@ -39,8 +39,8 @@ healthy() {
   k -n kube-system wait --for=condition=Available deployment/coredns --timeout=120s >/dev/null || fail "$1: CoreDNS not available"
 }
 
-CP=$(awk '/address:/ {print $2; exit}' "$CLUSTER")
-W=$(awk '/address:/ {n++; if (n == 2) {print $2; exit}}' "$CLUSTER")
+CP=$(awk '$1 == "-" && $2 == "address:" {print $3}' "$CLUSTER" | sed -n 1p)
+W=$(awk '$1 == "-" && $2 == "address:" {print $3}' "$CLUSTER" | sed -n 2p)
 [ -n "$CP" ] && [ -n "$W" ] || fail "no control plane and worker in $CLUSTER"
 
 "${RESET[@]}" >/dev/null 2>&1 || true
