@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"sort"
@@ -48,11 +49,20 @@ func remoteKforge(ctx context.Context, h host.Host, self, bundle string) (string
 	return dst, nil
 }
 
+// StopOnStdinEOFFlag makes a `kforge join` stop when its standard input
+// closes. Joins that init -f runs over SSH get it with an input that stays
+// open while this kforge runs: when it is killed, the connection drops and
+// the worker's join stops too, instead of running on beside the next try.
+const StopOnStdinEOFFlag = "stop-on-stdin-eof"
+
 // runPrefixed runs argv on h, relaying its output through out with h's
-// name (Reporter.Relay); the output's tail is in the error.
+// name (Reporter.Relay); the output's tail is in the error. The command's
+// standard input stays open until it ends.
 func runPrefixed(ctx context.Context, h host.Host, out *reporter.Reporter, argv []string) error {
 	w := out.Relay(h.Name())
-	_, err := h.Run(ctx, host.Cmd{Argv: argv, Sudo: true, Stdout: w, Stderr: w})
+	stdin, open := io.Pipe()
+	_, err := h.Run(ctx, host.Cmd{Argv: argv, Sudo: true, Stdout: w, Stderr: w, Stdin: stdin})
+	open.Close()
 	w.Close()
 	return err
 }
@@ -145,7 +155,7 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		}
 		// The worker's kforge writes as this one does (text or JSON) and
 		// its lines are relayed with the worker's name.
-		argv := append([]string{layout.KforgeBinary, "join", "--plain", "--output", o.Out.Format()}, args...)
+		argv := append([]string{layout.KforgeBinary, "join", "--plain", "--output", o.Out.Format(), "--" + StopOnStdinEOFFlag}, args...)
 		argv = append(argv, "--node-name", name)
 		if n.NodeIP != "" {
 			argv = append(argv, "--node-ip", n.NodeIP)

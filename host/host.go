@@ -15,7 +15,9 @@ import (
 // by kforge; a provider that must use one (SSH) quotes every word.
 type Cmd struct {
 	Argv []string
-	// Stdin, when set, is copied to the command's standard input.
+	// Stdin, when set, is copied to the command's standard input. It may
+	// be a reader that never ends (an *io.Pipe kept open while the caller
+	// runs): Run returns once the command has exited.
 	Stdin io.Reader
 	// Env holds extra KEY=VALUE pairs for the command.
 	Env []string

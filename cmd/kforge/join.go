@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,6 +19,7 @@ func init() { commands = append(commands, newJoin) }
 func newJoin(g *globalOptions) *cobra.Command {
 	o := cluster.JoinOptions{}
 	push := cluster.JoinSSHOptions{}
+	var stopOnStdinEOF bool
 	cmd := &cobra.Command{
 		Use:   "join ENDPOINT --token TOKEN --discovery-token-ca-cert-hash sha256:HASH",
 		Short: "Join this machine to a cluster as a worker node",
@@ -33,6 +37,9 @@ func newJoin(g *globalOptions) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Out = g.reporter(cmd)
+			if stopOnStdinEOF {
+				cmd.SetContext(cancelOnEOF(cmd.Context(), cmd.InOrStdin()))
+			}
 			if push.Target != "" {
 				push.Out, push.Bundle = o.Out, o.Bundle
 				return finish(o.Out, cluster.JoinSSH(cmd.Context(), push))
@@ -43,6 +50,8 @@ func newJoin(g *globalOptions) *cobra.Command {
 	}
 	addJoinFlags(cmd, &o)
 	addOutputFlag(cmd, g)
+	cmd.Flags().BoolVar(&stopOnStdinEOF, cluster.StopOnStdinEOFFlag, false, "stop when standard input closes (kforge init -f runs joins so, over SSH: a dropped connection stops the join)")
+	_ = cmd.Flags().MarkHidden(cluster.StopOnStdinEOFFlag)
 	cmd.Flags().StringVar(&push.Target, "ssh", "", "run on the control plane: join [user@]host[:port] over SSH with a token minted here (no ENDPOINT or token needed)")
 	cmd.Flags().BoolVar(&push.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time (with --ssh)")
 	addSSHFlags(cmd, &push.SSH)
@@ -96,4 +105,15 @@ func newJoinPhaseCommands(g *globalOptions, o *cluster.JoinOptions) *cobra.Comma
 		})
 	}
 	return parent
+}
+
+// cancelOnEOF returns a context that ends when in reaches its end: the SSH
+// session of the kforge that started this one is gone.
+func cancelOnEOF(ctx context.Context, in io.Reader) context.Context {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		_, _ = io.Copy(io.Discard, in)
+		cancel(errors.New("standard input closed: the kforge that started this join is gone"))
+	}()
+	return ctx
 }

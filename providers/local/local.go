@@ -60,12 +60,26 @@ func (h *Host) Run(ctx context.Context, cmd host.Cmd) (host.Result, error) {
 	}
 	c := exec.Command(argv[0], argv[1:]...)
 	c.Env = append(os.Environ(), cmd.Env...)
-	c.Stdin = cmd.Stdin
+	var stdin io.WriteCloser
+	if cmd.Stdin != nil {
+		var err error
+		if stdin, err = c.StdinPipe(); err != nil {
+			return host.Result{ExitCode: -1}, &host.CommandError{Host: h.Name(), Argv: cmd.Argv, Result: host.Result{ExitCode: -1}, Err: err}
+		}
+	}
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = tee(&stdout, cmd.Stdout), tee(&stderr, cmd.Stderr)
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.Start(); err != nil {
 		return host.Result{ExitCode: -1}, &host.CommandError{Host: h.Name(), Argv: cmd.Argv, Result: host.Result{ExitCode: -1}, Err: err}
+	}
+	if stdin != nil {
+		// Copied apart from Wait, as over SSH: a reader that never ends
+		// cannot keep Run from returning once the command has exited.
+		go func() {
+			_, _ = io.Copy(stdin, cmd.Stdin)
+			_ = stdin.Close()
+		}()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -150,5 +151,25 @@ func TestUploadSkipsIdentical(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(dst); !bytes.Equal(b, big) {
 		t.Fatal("a same-size change near the end was not written")
+	}
+}
+
+// A stdin that stays open (init -f keeps a worker's join's input open
+// while it runs) does not keep Run from returning.
+func TestRunReturnsWithStdinStillOpen(t *testing.T) {
+	r, w := io.Pipe()
+	defer w.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := New().Run(context.Background(), host.Cmd{Argv: []string{"true"}, Stdin: r})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run waits for a stdin that never ends")
 	}
 }
