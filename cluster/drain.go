@@ -39,10 +39,13 @@ func DrainAndDelete(ctx context.Context, c *kube.Client, name string, out *repor
 		return fmt.Errorf("node %s on %s: %w", name, c.Server(), err)
 	}
 	d := &drain.Helper{
-		Ctx:                  ctx,
-		Client:               c.Kube,
-		IgnoreAllDaemonSets:  true,
-		DeleteEmptyDirData:   true,
+		Ctx:                 ctx,
+		Client:              c.Kube,
+		IgnoreAllDaemonSets: true,
+		DeleteEmptyDirData:  true,
+		// The node is about to be reset, which ends every pod on it: pods
+		// no controller manages go too, as with kubectl drain --force.
+		Force:                true,
 		GracePeriodSeconds:   -1, // each pod's terminationGracePeriodSeconds
 		Timeout:              DrainTimeout,
 		EvictErrorRetryDelay: evictRetryDelay,
@@ -53,8 +56,8 @@ func DrainAndDelete(ctx context.Context, c *kube.Client, name string, out *repor
 		return fmt.Errorf("cordon node %s: %w", name, err)
 	}
 	if err := drain.RunNodeDrain(d, name); err != nil {
-		return fmt.Errorf("drain node %s: %w; kforge drains as `kubectl drain %s --ignore-daemonsets --delete-emptydir-data` does, without kubectl's --force: "+
-			"delete the pods no controller manages yourself, or wait for or relax the PodDisruptionBudget that holds a pod, then run the same command again", name, err, name)
+		return fmt.Errorf("drain node %s: %w; kforge drains as `kubectl drain %s --ignore-daemonsets --delete-emptydir-data --force` does: "+
+			"wait for or relax the PodDisruptionBudget that holds a pod, then run the same command again", name, err, name)
 	}
 	if err := nodes.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete node %s: %w", name, err)

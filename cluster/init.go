@@ -68,7 +68,7 @@ func Init(ctx context.Context, o InitOptions) error {
 // copyAdmin writes the control plane's admin.conf to a local file, 0600,
 // atomically.
 func copyAdmin(ctx context.Context, d *phases.Data, dst string) error {
-	b, err := d.Host.ReadFile(ctx, layout.KubernetesDir+"/admin.conf")
+	b, err := d.Host.ReadFile(ctx, layout.AdminConf)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func JoinSSH(ctx context.Context, o JoinSSHOptions) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(layout.KubernetesDir + "/admin.conf"); err != nil {
+	if _, err := os.Stat(layout.AdminConf); err != nil {
 		return fmt.Errorf("kforge join --ssh runs on the control plane, which has %s/admin.conf: %w", layout.KubernetesDir, err)
 	}
 	c := config.Default()

@@ -46,7 +46,7 @@ func Up(ctx context.Context, o UpOptions) error {
 	if o.DryRun || o.Phase != "" {
 		return nil
 	}
-	admin, err := d.Host.ReadFile(ctx, layout.KubernetesDir+"/admin.conf")
+	admin, err := d.Host.ReadFile(ctx, layout.AdminConf)
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,7 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		return err
 	}
 	args := strings.Fields(join)[2:] // after "kforge join"
-	admin, err := kube.FromHost(ctx, d.Host, layout.KubernetesDir+"/admin.conf", "")
+	admin, err := kube.FromHost(ctx, d.Host, layout.AdminConf, "")
 	if err != nil {
 		return err
 	}

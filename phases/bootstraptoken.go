@@ -211,7 +211,7 @@ func (d *Data) JoinCommand(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("no bootstrap token on %s (%w): run `kforge init phase bootstrap-token`", d.Host.Name(), err)
 	}
-	ca, err := d.Host.ReadFile(ctx, layout.PKIDir+"/ca.crt")
+	ca, err := d.Host.ReadFile(ctx, layout.CACert)
 	if err != nil {
 		return "", fmt.Errorf("cluster CA on %s: %w", d.Host.Name(), err)
 	}

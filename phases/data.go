@@ -85,10 +85,14 @@ type Results struct {
 	// control-plane/*; read by control-plane-check, which waits for a
 	// fresh leader lease only from components whose manifest changed.
 	ChangedManifests map[string]bool
-	// RuntimeFromOS is set by runtime when it installed containerd and the
-	// CNI plugins with the OS's package manager; CNIBinDir then names the
-	// OS's plugin directory.
+	// RuntimeFromOS says the CNI plugins are the OS's: New sets it when
+	// there is no bundle and the OS's plugins are there, runtime when it
+	// installed them with the OS's package manager. CNIBinDir follows it.
 	RuntimeFromOS bool
+	// Recorded is set once the host's run record names this run's cluster
+	// (runrecord.go): by preflight, or by the first phase that writes when
+	// preflight was left out.
+	Recorded bool
 
 	// Joined is set by join's preflight: when the run started, the host
 	// already belonged to the cluster being joined (its kubelet.conf names

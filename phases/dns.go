@@ -24,7 +24,7 @@ type resolvers struct {
 // upstream list, else a file of kforge's with no resolver at all.
 func probeResolvers(ctx context.Context, h host.Host) (resolvers, error) {
 	out, err := host.Probe(ctx, h, "sh", "-c",
-		`for f in /etc/resolv.conf "$1"; do [ -r "$f" ] && awk -v f="$f" '$1 == "nameserver" {print f, $2}' "$f"; done; true`, "sh", layout.SystemdResolvConf)
+		`for f in "$@"; do [ -r "$f" ] && awk -v f="$f" '$1 == "nameserver" {print f, $2}' "$f"; done; true`, "sh", layout.ResolvConf, layout.SystemdResolvConf)
 	if err != nil {
 		return resolvers{}, err
 	}
@@ -36,8 +36,8 @@ func probeResolvers(ctx context.Context, h host.Host) (resolvers, error) {
 		}
 	}
 	switch {
-	case found["/etc/resolv.conf"]:
-		return resolvers{ResolvConf: "/etc/resolv.conf", Upstream: true}, nil
+	case found[layout.ResolvConf]:
+		return resolvers{ResolvConf: layout.ResolvConf, Upstream: true}, nil
 	case found[layout.SystemdResolvConf]:
 		return resolvers{ResolvConf: layout.SystemdResolvConf, Upstream: true}, nil
 	}

@@ -20,11 +20,11 @@ package phases
 func Init() []Phase {
 	return []Phase{
 		{Name: "preflight", Short: "Check that the host can run a control plane", Run: preflight},
-		{Name: "runtime", Short: "Install, configure and start containerd and the CNI plugins", Run: containerRuntime},
-		{Name: "bundle", Short: "Verify the bundle, install its binaries and import its images", Run: loadBundle},
-		{Name: "certs", Short: "Create or reuse the PKI under /etc/kubernetes/pki", Run: certsPhase},
-		{Name: "kubeconfig", Short: "Write the admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs", Run: kubeconfigPhase},
-		{Name: "etcd", Short: "Write etcd's static pod manifest", Run: controlPlaneManifest("etcd.yaml")},
+		{Name: "runtime", Short: "Install, configure and start containerd and the CNI plugins", Run: recorded(containerRuntime)},
+		{Name: "bundle", Short: "Verify the bundle, install its binaries and import its images", Run: recorded(loadBundle)},
+		{Name: "certs", Short: "Create or reuse the PKI under /etc/kubernetes/pki", Run: recorded(certsPhase)},
+		{Name: "kubeconfig", Short: "Write the admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs", Run: recorded(kubeconfigPhase)},
+		{Name: "etcd", Short: "Write etcd's static pod manifest", Run: recorded(controlPlaneManifest("etcd.yaml"))},
 		// The control plane's manifests come in two steps. The controller
 		// manager and the scheduler start once the API server is ready:
 		// started with it, they fight it for the CPU, and their first
@@ -32,13 +32,13 @@ func Init() []Phase {
 		// 2-4 s later (the controller manager's lease) or back off (the
 		// scheduler's informers, which it syncs before its lease).
 		{Name: "control-plane", Short: "Write the control plane's static pod manifests", Children: []Phase{
-			{Name: "apiserver", Short: "kube-apiserver, before the kubelet starts", Run: controlPlaneManifest("kube-apiserver.yaml")},
+			{Name: "apiserver", Short: "kube-apiserver, before the kubelet starts", Run: recorded(controlPlaneManifest("kube-apiserver.yaml"))},
 		}},
-		{Name: "kubelet", Short: "Configure and start the kubelet", Run: kubelet},
+		{Name: "kubelet", Short: "Configure and start the kubelet", Run: recorded(kubelet)},
 		{Name: "wait", Short: "Wait for the API server's /readyz and for the node to be Ready", Run: waitControlPlane, API: true},
 		{Name: "control-plane", Short: "Write the control plane's static pod manifests", Children: []Phase{
-			{Name: "controller-manager", Short: "kube-controller-manager, once the API server is ready", Run: controlPlaneManifest("kube-controller-manager.yaml")},
-			{Name: "scheduler", Short: "kube-scheduler, once the API server is ready", Run: controlPlaneManifest("kube-scheduler.yaml")},
+			{Name: "controller-manager", Short: "kube-controller-manager, once the API server is ready", Run: recorded(controlPlaneManifest("kube-controller-manager.yaml"))},
+			{Name: "scheduler", Short: "kube-scheduler, once the API server is ready", Run: recorded(controlPlaneManifest("kube-scheduler.yaml"))},
 		}},
 		{Name: "upload-config", Short: "Store the cluster file and kubelet configuration in kube-system ConfigMaps", Run: uploadConfig, API: true},
 		{Name: "bootstrap-token", Short: "Create the join token, cluster-info and the RBAC for TLS bootstrap", Run: bootstrapToken, API: true},

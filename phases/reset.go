@@ -26,12 +26,13 @@ func Reset() []Phase {
 // resetPaths are what reset removes: the contents of /etc/kubernetes and
 // the state of the kubelet, etcd, the CNI and kforge.
 var resetPaths = []string{
-	layout.KubernetesDir + "/manifests", layout.KubernetesDir + "/pki", layout.KubernetesDir + "/admin.conf",
-	layout.KubernetesDir + "/super-admin.conf", layout.KubernetesDir + "/kubelet.conf",
-	layout.KubernetesDir + "/bootstrap-kubelet.conf", layout.KubernetesDir + "/controller-manager.conf",
-	layout.KubernetesDir + "/scheduler.conf",
-	layout.RunRecord, layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
+	layout.ManifestsDir, layout.PKIDir, layout.AdminConf, layout.SuperAdminConf, layout.KubeletConf,
+	layout.BootstrapKubeletConf, layout.ControllerManagerConf, layout.SchedulerConf,
+	layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
+	// Last: a reset killed before the end leaves the record that tells the
+	// next init or up that what is left is kforge's.
+	layout.RunRecord,
 }
 
 func resetStopKubelet(ctx context.Context, d *Data) error {

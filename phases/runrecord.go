@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"time"
 
+	"kforge.dev/kforge/discovery"
 	"kforge.dev/kforge/layout"
 )
 
@@ -24,9 +25,17 @@ type runRecord struct {
 	Started time.Time `json:"started"`
 }
 
-// clusterID is how the run record names this run's cluster.
+// clusterID is how the run record names this run's cluster: for a join,
+// the pinned CA (or, without a pin, the endpoint as a URL, whichever way it
+// was written); otherwise the control plane's endpoint.
 func (d *Data) clusterID() string {
 	if d.Discovery != nil {
+		if len(d.Discovery.CACertHashes) > 0 {
+			return d.Discovery.CACertHashes[0]
+		}
+		if u, err := discovery.EndpointURL(d.Discovery.Endpoint); err == nil {
+			return u
+		}
 		return d.Discovery.Endpoint
 	}
 	return d.Endpoint
@@ -52,13 +61,18 @@ func (d *Data) readRunRecord(ctx context.Context) (*runRecord, error) {
 // cluster already (a re-run keeps the first one's start).
 func (d *Data) recordRun(ctx context.Context, prev *runRecord) error {
 	if prev != nil && prev.Cluster == d.clusterID() {
+		d.Results.Recorded = true
 		return nil
 	}
 	b, err := json.Marshal(runRecord{Command: d.Command, Cluster: d.clusterID(), Started: d.Now().UTC()})
 	if err != nil {
 		return err
 	}
-	return d.Host.WriteFile(ctx, layout.RunRecord, append(b, '\n'), layout.PublicMode)
+	if err := d.Host.WriteFile(ctx, layout.RunRecord, append(b, '\n'), layout.PublicMode); err != nil {
+		return err
+	}
+	d.Results.Recorded = true
+	return nil
 }
 
 // ownRun tells what the run record says of the host's state: ours when a
@@ -91,4 +105,26 @@ func (d *Data) joinWrites(ctx context.Context) error {
 	}
 	d.Results.Wrote = true
 	return nil
+}
+
+// recorded runs a phase of init that writes to the host once the run
+// record is there: preflight writes it, but a run may leave preflight out
+// (--skip-phases, `kforge init phase NAME`).
+func recorded(run func(context.Context, *Data) error) func(context.Context, *Data) error {
+	return func(ctx context.Context, d *Data) error {
+		if !d.Results.Recorded {
+			rec, err := d.readRunRecord(ctx)
+			if err != nil {
+				return err
+			}
+			if _, p := d.ownRun(rec); p != nil {
+				return fmt.Errorf("[%s] %s", p.name, p.msg)
+			}
+			if err := d.recordRun(ctx, rec); err != nil {
+				return err
+			}
+			d.Results.Recorded = true
+		}
+		return run(ctx, d)
+	}
 }

@@ -82,7 +82,32 @@ func TestJoinRecordsItsRunOnlyAfterDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r runRecord
-	if err := json.Unmarshal(h.Files()[layout.RunRecord].Data, &r); err != nil || r.Cluster != "10.0.0.5:6443" {
+	if err := json.Unmarshal(h.Files()[layout.RunRecord].Data, &r); err != nil || r.Cluster != d.Discovery.CACertHashes[0] {
 		t.Errorf("after discovery the run record is %+v (%v)", r, err)
+	}
+}
+
+// TestPhasesRecordTheRunWithoutPreflight: `kforge init phase etcd` (or
+// --skip-phases preflight) writes the record before its first change.
+func TestPhasesRecordTheRunWithoutPreflight(t *testing.T) {
+	ctx := context.Background()
+	d, h := fakeNode(t, ciHost)
+	if err := Execute(ctx, Init(), d, Options{Only: "etcd"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.Files()[layout.RunRecord]; !ok {
+		t.Fatalf("init phase etcd wrote no run record; files %v", h.Paths())
+	}
+	other := `{"command":"init","cluster":"10.9.9.9:6443","started":"2026-12-01T10:00:00Z"}`
+	d2, h2 := fakeNode(t, ciHost)
+	if err := h2.WriteFile(ctx, layout.RunRecord, []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := Execute(ctx, Init(), d2, Options{Only: "etcd"})
+	if err == nil || !strings.Contains(err.Error(), "another cluster") {
+		t.Errorf("a phase run alone on another cluster's host: %v", err)
+	}
+	if _, ok := h2.Files()[layout.ManifestsDir+"/etcd.yaml"]; ok {
+		t.Error("it wrote etcd's manifest anyway")
 	}
 }
