@@ -30,6 +30,7 @@ killat() {
     fi
   done <"$fifo"
   { wait "$pid"; } 2>/dev/null || true
+  [ "$killed" = 1 ] || { echo "the command ended before the kill; its stderr:"; tail -15 "$dir/stderr"; } >&2
   rm -rf "$dir"
   [ "$killed" = 1 ]
 }

@@ -14,6 +14,7 @@ KFORGE=${KFORGE:-bin/kforge}
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 BUNDLE=${BUNDLE:?set BUNDLE to the path make artifacts prints}
 export KUBECONFIG=$(mktemp -d)/config
+T=(timeout -s KILL 600)
 UP=("$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$KUBECONFIG")
 RESET=("$KFORGE" reset --force --kubeconfig "$KUBECONFIG")
 
@@ -75,11 +76,11 @@ for pt in "${points[@]}"; do
   n=$((n + 1))
   t0=$SECONDS
   killat "$ev" "$phase" "" "$delay" -- "${UP[@]}" || fail "up ended before the kill at $ev $phase"
-  "${UP[@]}" >/tmp/kforge-resume.log 2>&1 || { cat /tmp/kforge-resume.log; fail "up after a kill at $ev $phase +${delay}s"; }
+  "${T[@]}" "${UP[@]}" >/tmp/kforge-resume.log 2>&1 || { cat /tmp/kforge-resume.log; fail "up after a kill at $ev $phase +${delay}s"; }
   healthy "up after a kill at $ev $phase"
   ok=$((ok + 1))
   echo "up killed at $ev $phase +${delay}s: resumed in $((SECONDS - t0))s"
-  "${RESET[@]}" >/dev/null || fail "reset after the kill at $phase"
+  "${T[@]}" "${RESET[@]}" >/dev/null || fail "reset after the kill at $phase"
 done
 UP_RESULT="resume: up --local $ok/$n in $((SECONDS - start))s"
 
@@ -87,9 +88,9 @@ start=$SECONDS; ok=0; n=0
 for phase in "${reset_phases[@]}"; do
   sampled "$phase" || continue
   n=$((n + 1))
-  "${UP[@]}" >/dev/null 2>&1 || fail "up before killing reset"
+  "${T[@]}" "${UP[@]}" >/dev/null 2>&1 || fail "up before killing reset"
   killat phase-end "$phase" "" 0 -- "${RESET[@]}" || fail "reset ended before the kill after $phase"
-  "${RESET[@]}" >/dev/null 2>&1 || fail "reset after a kill after $phase"
+  "${T[@]}" "${RESET[@]}" >/dev/null 2>&1 || fail "reset after a kill after $phase"
   clean "reset after a kill after $phase"
   ok=$((ok + 1))
   echo "reset killed after $phase: resumed, nothing left"

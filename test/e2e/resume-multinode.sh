@@ -2,11 +2,12 @@
 # kforge's resume test on machines (part of make e2e-resume), with a control
 # plane and a worker from `make machines N=2`:
 #  - `kforge init -f` from this host is killed with SIGKILL right after each
-#    phase ends, on the control plane and on the worker (whose join runs
-#    over SSH: the kill drops the connection in the middle of the join),
-#    then run again: both nodes must be Ready with CoreDNS available;
+#    phase ends, and inside bundle and wait, on the control plane and on the
+#    worker (whose join runs over SSH: the kill drops the connection in the
+#    middle of the join, which must stop it), then run again: both nodes
+#    must be Ready with CoreDNS available;
 #  - `kforge join` on the worker is killed (there) after each of its phases
-#    and inside its wait, then run again: the node must be Ready.
+#    and inside its bundle and wait, then run again: the node must be Ready.
 # RESUME_SAMPLE="phase ..." limits the kill points. Every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +25,8 @@ RESET=("$KFORGE" reset -f "$CLUSTER" --force)
 
 log() { printf '\n=== %s\n' "$*"; }
 k() { "$KUBECTL" --request-timeout=20s "$@"; }
-on() { local m=$1; shift; "${SSH[@]}" -l root "kforge-m$m" "$@"; }
+# onw CMD runs CMD as root on the worker.
+onw() { "${SSH[@]}" -l root "$WNAME" "$@"; }
 fail() {
   printf 'e2e-resume (machines) FAILED: %s\n' "$*" >&2
   set +e
@@ -41,56 +43,65 @@ healthy() {
 
 CP=$(awk '$1 == "-" && $2 == "address:" {print $3}' "$CLUSTER" | sed -n 1p)
 W=$(awk '$1 == "-" && $2 == "address:" {print $3}' "$CLUSTER" | sed -n 2p)
-[ -n "$CP" ] && [ -n "$W" ] || fail "no control plane and worker in $CLUSTER"
+WNAME=$(awk '$1 == "name:" && NR > 7 {print $2}' "$CLUSTER" | sed -n 2p)
+[ -n "$CP" ] && [ -n "$W" ] && [ -n "$WNAME" ] || fail "no control plane and worker in $CLUSTER"
+command -v jq >/dev/null || fail "no jq (make deps installs it)"
+T=(timeout -s KILL 600)
 
-"${RESET[@]}" >/dev/null 2>&1 || true
+"${T[@]}" "${RESET[@]}" >/dev/null 2>&1 || true
 log "the phases of init -f on $CP and on $W"
-out=$("${INIT[@]}" -o json 2>/dev/null) || { echo "$out" | tail -20; fail "first init -f"; }
-mapfile -t points < <(jq -r 'select(.event == "phase-end" and (.error // "") == "") | "\(.host) \(.phase)"' <<<"$out")
+out=$("${T[@]}" "${INIT[@]}" -o json 2>/dev/null) || { echo "$out" | tail -20; fail "first init -f"; }
+mapfile -t ends < <(jq -r 'select(.event == "phase-end" and (.error // "") == "") | "phase-end \(.host) \(.phase) 0"' <<<"$out")
 healthy "first init -f"
+[ "${#ends[@]}" -gt 15 ] || fail "too few phases in init's events"
+points=("${ends[@]}")
+for h in "$CP" "$W"; do points+=("phase-start $h bundle 3" "phase-start $h wait 1"); done
 echo "${#points[@]} kill points"
-[ "${#points[@]}" -gt 15 ] || fail "too few phases in init's events"
 
 start=$SECONDS; ok=0; n=0
 for pt in "${points[@]}"; do
-  read -r h phase <<<"$pt"
+  read -r ev h phase delay <<<"$pt"
   sampled "$phase" || continue
   n=$((n + 1)); t0=$SECONDS
-  "${RESET[@]}" >/dev/null 2>&1 || fail "reset -f before the kill at $h $phase"
-  KILLAT_ALSO="on 2 'pkill -KILL -f \"kforge join\"'" killat phase-end "$phase" "$h" 0 -- "${INIT[@]}" || fail "init -f ended before the kill after $h $phase"
-  "${INIT[@]}" >"$STATE/resume.log" 2>&1 || { tail -30 "$STATE/resume.log"; fail "init -f after a kill after $h $phase"; }
-  healthy "init -f after a kill after $h $phase"
+  "${T[@]}" "${RESET[@]}" >/dev/null 2>&1 || fail "reset -f before the kill at $ev $h $phase"
+  # Only this kforge is killed: a join running on the worker must stop
+  # by itself when its SSH connection drops.
+  killat "$ev" "$phase" "$h" "$delay" -- "${INIT[@]}" || fail "init -f ended before the kill at $ev $h $phase"
+  "${T[@]}" "${INIT[@]}" >"$STATE/resume.log" 2>&1 || { tail -30 "$STATE/resume.log"; fail "init -f after a kill at $ev $h $phase +${delay}s"; }
+  healthy "init -f after a kill at $ev $h $phase"
   ok=$((ok + 1))
-  echo "init -f killed after $h $phase: resumed in $((SECONDS - t0))s"
+  echo "init -f killed at $ev $h $phase +${delay}s: resumed in $((SECONDS - t0))s"
 done
 INIT_RESULT="resume: init -f $ok/$n in $((SECONDS - start))s"
 
 log "kforge join on $W, killed there"
 # The join command of the cluster as it is now (each reset -f above made a
 # new one), from init's events.
-out=$("${INIT[@]}" -o json 2>/dev/null) || fail "init -f before the joins"
+out=$("${T[@]}" "${INIT[@]}" -o json 2>/dev/null) || fail "init -f before the joins"
 join=$(jq -r 'select(.event == "info") | .message' <<<"$out" | grep -m1 '^kforge join ') || fail "no join command in init's events"
 read -r _ _ endpoint _ token _ hash <<<"$join"
-JOIN=("${SSH[@]}" -l root kforge-m2 /var/lib/kforge/bin/kforge join "$endpoint" --token "$token" --discovery-token-ca-cert-hash "$hash" --bundle "/var/lib/kforge/bundles/$(basename "$BUNDLE")")
+JOIN=("${SSH[@]}" -l root "$WNAME" /var/lib/kforge/bin/kforge join "$endpoint" --token "$token" --discovery-token-ca-cert-hash "$hash" --bundle "/var/lib/kforge/bundles/$(basename "$BUNDLE")")
 unjoin() {
   k drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=60s >/dev/null 2>&1 || true
   k delete node "$1" --timeout=30s >/dev/null 2>&1 || true
-  on 2 /var/lib/kforge/bin/kforge reset --force --plain >/dev/null || fail "reset on $W"
+  onw "${T[*]}" /var/lib/kforge/bin/kforge reset --force --plain >/dev/null || fail "reset on $W"
 }
-wnode=$(on 2 hostname)
-mapfile -t jphases < <(unjoin "$wnode"; phases_of "${JOIN[@]}" | awk '{print $2}')
+wnode=$(onw hostname)
+unjoin "$wnode"
+mapfile -t jphases < <(phases_of "${JOIN[@]}" | awk '{print $2}')
+[ "${#jphases[@]}" -gt 4 ] || fail "too few phases in join's events: ${jphases[*]}"
 k wait --for=condition=Ready "node/$wnode" --timeout=120s >/dev/null || fail "the worker's join"
 jpoints=()
 for p in "${jphases[@]}"; do jpoints+=("phase-end:$p:0"); done
-jpoints+=("phase-start:wait:1")
+jpoints+=("phase-start:bundle:3" "phase-start:wait:1")
 start=$SECONDS; ok=0; n=0
 for pt in "${jpoints[@]}"; do
   IFS=: read -r ev phase delay <<<"$pt"
   sampled "$phase" || continue
   n=$((n + 1)); t0=$SECONDS
   unjoin "$wnode"
-  KILLAT_ALSO="on 2 'pkill -KILL -f \"kforge join\"'" killat "$ev" "$phase" "" "$delay" -- "${JOIN[@]}" || fail "join ended before the kill at $ev $phase"
-  "${JOIN[@]}" >"$STATE/resume.log" 2>&1 || { tail -30 "$STATE/resume.log"; fail "join after a kill at $ev $phase"; }
+  KILLAT_ALSO="onw 'pkill -KILL -f \"kforge join\"'" killat "$ev" "$phase" "" "$delay" -- "${JOIN[@]}" || fail "join ended before the kill at $ev $phase"
+  "${T[@]}" "${JOIN[@]}" >"$STATE/resume.log" 2>&1 || { tail -30 "$STATE/resume.log"; fail "join after a kill at $ev $phase"; }
   k wait --for=condition=Ready "node/$wnode" --timeout=120s >/dev/null || fail "join after a kill at $ev $phase: node not Ready"
   ok=$((ok + 1))
   echo "join killed at $ev $phase +${delay}s: resumed in $((SECONDS - t0))s"
