@@ -44,7 +44,7 @@ func Ensure(ctx context.Context, h host.Host, s Spec) (Report, error) {
 	}
 	for _, w := range p.writes {
 		if err := h.WriteFile(ctx, w.path, w.data, w.mode); err != nil {
-			return Report{}, fmt.Errorf("certs: write %s on %s: %w", w.path, h.Name(), err)
+			return Report{}, fmt.Errorf("certs: write %s: %w", w.path, err)
 		}
 	}
 	return p.report, nil
@@ -102,7 +102,7 @@ func (p *plan) read(path string) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("certs: read %s on %s: %w", path, p.h.Name(), err)
+		return nil, fmt.Errorf("certs: read %s: %w", path, err)
 	}
 	return b, nil
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kforge.dev/kforge/config"
@@ -179,10 +178,6 @@ func nodeReady(ctx context.Context, c *kube.Client, name string) bool {
 	if err != nil {
 		return false
 	}
-	for _, cond := range n.Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			return cond.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	ready, _ := kube.NodeReady(n)
+	return ready
 }

@@ -100,11 +100,11 @@ func NewForConfig(cfg *rest.Config) (*Client, error) {
 func FromHost(ctx context.Context, h host.Host, path, server string) (*Client, error) {
 	data, err := h.ReadFile(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("read %s on %s: %w", path, h.Name(), err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	c, err := New(data, server)
 	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", path, h.Name(), err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }

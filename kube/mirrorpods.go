@@ -33,19 +33,25 @@ func (c *Client) MissingMirrorPods(ctx context.Context, node string, components 
 
 // WaitMirrorPods polls every 200 ms until node's static pods of
 // components all have mirror pods or timeout passes, and returns those
-// still missing.
+// still missing. When the API server could not be asked at all until the
+// end, the error says why.
 func (c *Client) WaitMirrorPods(ctx context.Context, node string, components []string, timeout time.Duration) ([]string, error) {
 	missing := components
+	var last error
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		m, err := c.MissingMirrorPods(ctx, node, components)
 		if err != nil {
+			last = err
 			return false, nil
 		}
-		missing = m
+		missing, last = m, nil
 		return len(m) == 0, nil
 	})
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return missing, ctx.Err()
+	case err != nil && last != nil:
+		return missing, last
 	}
 	return missing, nil
 }

@@ -57,7 +57,7 @@ func Build(ca *certs.CA, s Spec, name string) ([]byte, error) {
 func loadCA(ctx context.Context, h host.Host, s Spec) (*certs.CA, error) {
 	ca, err := certs.LoadCA(ctx, h, s.PKIDir, "ca", s.Now())
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: cluster CA on %s: %w (run `%s` first)", h.Name(), err, certs.RenewHint)
+		return nil, fmt.Errorf("kubeconfig: cluster CA: %w (run `%s` first)", err, certs.RenewHint)
 	}
 	return ca, nil
 }

@@ -56,7 +56,7 @@ func Ensure(ctx context.Context, h host.Host, s Spec) (Report, error) {
 			writes = append(writes, write{p, data})
 			report.Files = append(report.Files, certs.FileResult{Path: p, Outcome: certs.Created})
 		case err != nil:
-			errs = append(errs, fmt.Errorf("kubeconfig: read %s on %s: %w", p, h.Name(), err))
+			errs = append(errs, fmt.Errorf("kubeconfig: read %s: %w", p, err))
 		default:
 			if err := check(ctx, h, s, ca, id, data); err != nil {
 				errs = append(errs, fmt.Errorf("kubeconfig: %s: %v; remove %s and re-run `%s`", p, err, p, RenewHint))
@@ -70,7 +70,7 @@ func Ensure(ctx context.Context, h host.Host, s Spec) (Report, error) {
 	}
 	for _, w := range writes {
 		if err := h.WriteFile(ctx, w.path, w.data, Mode); err != nil {
-			return Report{}, fmt.Errorf("kubeconfig: write %s on %s: %w", w.path, h.Name(), err)
+			return Report{}, fmt.Errorf("kubeconfig: write %s: %w", w.path, err)
 		}
 	}
 	return report, nil

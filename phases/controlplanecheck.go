@@ -64,6 +64,13 @@ func (d *Data) checkMirrorPods(ctx context.Context, c *kube.Client, components [
 	if err != nil || len(missing) == 0 {
 		return err
 	}
+	if d.Results.KubeletRestarted {
+		// A kubelet this run restarted publishes them at once: wait.
+		missing, err = c.WaitMirrorPods(ctx, d.NodeName, components, 10*time.Second)
+		if err != nil || len(missing) == 0 {
+			return err
+		}
+	}
 	restarted, err := d.restartKubelet(ctx)
 	if err != nil || !restarted {
 		d.Out.Infof("  ! the API server does not show the static pods %v of %s yet; the kubelet publishes them at its next sync", missing, d.NodeName)

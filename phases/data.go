@@ -89,6 +89,10 @@ type Results struct {
 	// there is no bundle and the OS's plugins are there, runtime when it
 	// installed them with the OS's package manager. CNIBinDir follows it.
 	RuntimeFromOS bool
+	// KubeletRestarted is set by wait and control-plane-check when they
+	// restarted the kubelet (restartKubelet); read by the mirror-pod check
+	// (checkMirrorPods), which then waits rather than restart it again.
+	KubeletRestarted bool
 	// Recorded is set once the host's run record names this run's cluster
 	// (runrecord.go): by preflight, or by the first phase that writes when
 	// preflight was left out.

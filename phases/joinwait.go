@@ -72,7 +72,7 @@ func poll(ctx context.Context, what string, timeout time.Duration, f func(contex
 }
 
 func (d *Data) waitTLSBootstrap(ctx context.Context, c kubernetes.Interface, timeout time.Duration) error {
-	return poll(ctx, "the kubelet's client certificate (TLS bootstrap) on "+d.Host.Name(), timeout, func(ctx context.Context) (bool, string) {
+	return poll(ctx, "the kubelet's client certificate (TLS bootstrap)", timeout, func(ctx context.Context) (bool, string) {
 		ok, err := host.Exists(ctx, d.Host, layout.KubeletConf)
 		if err != nil {
 			return false, err.Error()

@@ -114,5 +114,6 @@ func (d *Data) restartKubelet(ctx context.Context) (bool, error) {
 	if ok, err := d.Services.Owns(ctx, "kubelet"); err != nil || !ok {
 		return false, err
 	}
+	d.Results.KubeletRestarted = true
 	return true, d.Services.Restart(ctx, kubeletService(k))
 }

@@ -90,7 +90,7 @@ func absArgv(ctx context.Context, h host.Host, argv []string) ([]string, error) 
 	p, err := host.Output(ctx, h, "sh", "-c", `command -v "$1"`, "sh", argv[0])
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%s is not installed", argv[0])
+		return nil, fmt.Errorf("%s is not installed: %w", argv[0], err)
 	case p == "":
 		p = path.Join("/usr/bin", argv[0])
 	case !path.IsAbs(p):

@@ -29,7 +29,7 @@ func Install(ctx context.Context, h host.Host, stateDir string, s Service) error
 	if err != nil {
 		return err
 	}
-	return h.WriteFile(ctx, ServiceFile(stateDir, s.Name), data, 0o644)
+	return h.WriteFile(ctx, ServiceFile(stateDir, s.Name), data, layout.PublicMode)
 }
 
 // Uninstall removes the service called name from stateDir on h; the

@@ -44,13 +44,13 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.StopTimeout = cmp.Or(cfg.StopTimeout, 10*time.Second)
 	logf := log.New(os.Stderr, "kforge supervisor: ", log.LstdFlags).Printf
 	for _, d := range []string{cfg.StateDir, cfg.LogDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, layout.ExecMode); err != nil {
 			return err
 		}
 	}
 	// Others find the lock's holder with F_GETLK (see probe). Closing any
 	// descriptor of the file would drop the lock: never open it again.
-	lock, err := os.OpenFile(lockFile(cfg.StateDir), os.O_RDWR|os.O_CREATE, 0o644)
+	lock, err := os.OpenFile(lockFile(cfg.StateDir), os.O_RDWR|os.O_CREATE, layout.PublicMode)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (m *manager) running(names []string) bool {
 func (m *manager) writeLocked() {
 	data, _ := json.MarshalIndent(m.status, "", "  ")
 	path := statusFile(m.cfg.StateDir)
-	err := os.WriteFile(path+".tmp", append(data, '\n'), 0o644)
+	err := os.WriteFile(path+".tmp", append(data, '\n'), layout.PublicMode)
 	if err == nil {
 		err = os.Rename(path+".tmp", path)
 	}
