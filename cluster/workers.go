@@ -58,11 +58,13 @@ const StopOnStdinEOFFlag = "stop-on-stdin-eof"
 // name (Reporter.Relay); the output's tail is in the error. The command's
 // standard input stays open until it ends.
 func runPrefixed(ctx context.Context, h host.Host, out *reporter.Reporter, argv []string) error {
-	w := out.Relay(h.Name())
+	// One relay each: a line of stderr never lands inside an event.
+	stdout, stderr := out.Relay(h.Name()), out.Relay(h.Name())
 	stdin, open := io.Pipe()
-	_, err := h.Run(ctx, host.Cmd{Argv: argv, Sudo: true, Stdout: w, Stderr: w, Stdin: stdin})
+	_, err := h.Run(ctx, host.Cmd{Argv: argv, Sudo: true, Stdout: stdout, Stderr: stderr, Stdin: stdin})
 	open.Close()
-	w.Close()
+	stdout.Close()
+	stderr.Close()
 	return err
 }
 
