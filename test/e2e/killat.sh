@@ -40,3 +40,14 @@ killat() {
 phases_of() {
   "$@" -o json 2>/dev/null | jq -r 'select(.event == "phase-end" and (.error // "") == "") | "\(.host) \(.phase)"'
 }
+
+# kill_points DELAY PHASE...: the kill points of a command with these
+# phases, as EVENT:PHASE:DELAY: right after each phase's end, DELAY seconds
+# into bundle and a second into wait.
+kill_points() {
+  local delay=$1 p
+  shift
+  for p in "$@"; do echo "phase-end:$p:0"; done
+  echo "phase-start:bundle:$delay"
+  echo "phase-start:wait:1"
+}

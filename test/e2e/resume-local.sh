@@ -65,9 +65,7 @@ echo "reset: ${reset_phases[*]}"
 [ "${#up_phases[@]}" -gt 10 ] && [ "${#reset_phases[@]}" -gt 3 ] || fail "too few phases seen"
 
 # Kill points: after each phase's end, and in the middle of bundle and wait.
-points=()
-for p in "${up_phases[@]}"; do points+=("phase-end:$p:0"); done
-points+=("phase-start:bundle:0.3" "phase-start:wait:1")
+mapfile -t points < <(kill_points 0.3 "${up_phases[@]}")
 
 start=$SECONDS; ok=0; n=0
 for pt in "${points[@]}"; do

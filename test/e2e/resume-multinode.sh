@@ -91,9 +91,7 @@ unjoin "$wnode"
 mapfile -t jphases < <(phases_of "${JOIN[@]}" | awk '{print $2}')
 [ "${#jphases[@]}" -gt 4 ] || fail "too few phases in join's events: ${jphases[*]}"
 k wait --for=condition=Ready "node/$wnode" --timeout=120s >/dev/null || fail "the worker's join"
-jpoints=()
-for p in "${jphases[@]}"; do jpoints+=("phase-end:$p:0"); done
-jpoints+=("phase-start:bundle:3" "phase-start:wait:1")
+mapfile -t jpoints < <(kill_points 3 "${jphases[@]}")
 start=$SECONDS; ok=0; n=0
 for pt in "${jpoints[@]}"; do
   IFS=: read -r ev phase delay <<<"$pt"
