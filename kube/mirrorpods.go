@@ -41,7 +41,10 @@ func (c *Client) WaitMirrorPods(ctx context.Context, node string, components []s
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		m, err := c.MissingMirrorPods(ctx, node, components)
 		if err != nil {
-			last = err
+			// A list cut short by the poll's own deadline says nothing.
+			if ctx.Err() == nil {
+				last = err
+			}
 			return false, nil
 		}
 		missing, last = m, nil
