@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -64,9 +66,35 @@ func TestCreateInspectVerify(t *testing.T) {
 	for _, e := range m.Entries {
 		paths = append(paths, e.Path)
 	}
-	want := []string{"bin/kubelet", "bin/kubectl", "bin/kubeadm", "bin/cni/bridge", "bin/cni/host-local", "bin/cni/loopback", "bin/cni/portmap", "images.tar"}
+	want := []string{"bin/kubelet", "bin/kubectl", "bin/kubeadm", "bin/cni/bridge", "bin/cni/host-local", "bin/cni/loopback", "bin/cni/portmap",
+		"bin/containerd", "bin/containerd-shim-runc-v2", "bin/ctr", "bin/runc", "bin/crictl", "images.tar"}
 	if !reflect.DeepEqual(paths, want) {
 		t.Errorf("entries %q, want %q", paths, want)
+	}
+	if m.Arch != runtime.GOARCH || !m.HasRuntime() || m.Versions.Containerd != s.Versions.Containerd || m.Versions.Runc != s.Versions.Runc || m.Versions.Crictl != s.Versions.Crictl {
+		t.Errorf("manifest: arch %q, runtime %v, versions %+v", m.Arch, m.HasRuntime(), m.Versions)
+	}
+	// A worker installs neither kubectl nor kubeadm, and imports no
+	// control-plane image.
+	var workerBins []string
+	for _, e := range m.Binaries(false) {
+		workerBins = append(workerBins, e.Path)
+	}
+	if slices.Contains(workerBins, "bin/kubectl") || slices.Contains(workerBins, "bin/kubeadm") || !slices.Contains(workerBins, "bin/kubelet") || !slices.Contains(workerBins, "bin/runc") {
+		t.Errorf("a worker's binaries: %q", workerBins)
+	}
+	var workerImages []string
+	for _, img := range m.NodeImages(false) {
+		workerImages = append(workerImages, img.Name)
+	}
+	wantWorker := append(s.Worker(), images.Echo)
+	sort.Strings(workerImages)
+	sort.Strings(wantWorker)
+	if !reflect.DeepEqual(workerImages, wantWorker) {
+		t.Errorf("a worker's images %q, want %q", workerImages, wantWorker)
+	}
+	if len(m.NodeImages(true)) != len(m.Images) {
+		t.Errorf("a control plane imports %d of %d images", len(m.NodeImages(true)), len(m.Images))
 	}
 	var names []string
 	for _, img := range m.Images {
@@ -102,7 +130,7 @@ func TestCreateInspectVerify(t *testing.T) {
 	if want, _ := os.ReadFile(c.Binary("cni-plugins", s.Versions.CNIPlugins, "portmap")); got["bin/cni/portmap"] != string(want) {
 		t.Errorf("bin/cni/portmap is %q, want %q", got["bin/cni/portmap"], want)
 	}
-	if bins := m.Binaries(); len(bins) != 7 || bins[0].Mode != 0o755 {
+	if bins := m.Binaries(true); len(bins) != 12 || bins[0].Mode != 0o755 {
 		t.Errorf("Binaries() = %+v", bins)
 	}
 }
@@ -144,6 +172,20 @@ func TestCreateFromCacheIsCached(t *testing.T) {
 	}
 	if _, err := os.Stat(first); !os.IsNotExist(err) {
 		t.Errorf("the outdated bundle is still there")
+	}
+}
+
+func TestCheckArch(t *testing.T) {
+	m := bundle.Manifest{Arch: "amd64"}
+	if err := m.CheckArch("x86_64\n"); err != nil {
+		t.Errorf("x86_64: %v", err)
+	}
+	err := m.CheckArch("aarch64")
+	if err == nil || !strings.Contains(err.Error(), "the bundle is for linux/amd64 and the host is linux/arm64") {
+		t.Errorf("aarch64: %v", err)
+	}
+	if err := m.CheckArch("mips"); err == nil {
+		t.Error("mips accepted")
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -108,7 +110,7 @@ func Create(ctx context.Context, o CreateOptions) (string, error) {
 
 	var m Manifest
 	err = o.step("checksum "+fmt.Sprint(len(files))+" entries", func() error {
-		m, err = manifestFor(set, source, files)
+		m, err = manifestFor(set, o.arch(), source, files)
 		return err
 	})
 	if err != nil {
@@ -135,6 +137,15 @@ func Create(ctx context.Context, o CreateOptions) (string, error) {
 		pruneSiblings(out)
 	}
 	return out, nil
+}
+
+// arch is the architecture of the bundle's binaries and images: local
+// builds are for the machine that built them; downloads are linux/amd64.
+func (o CreateOptions) arch() string {
+	if o.FromCache != "" {
+		return runtime.GOARCH
+	}
+	return "amd64"
 }
 
 func workDir(dir string) (string, error) {
@@ -178,11 +189,12 @@ func (nopCloser) Close() error { return nil }
 
 // manifestFor hashes every file and lists the images of the images entry,
 // which must include every image of set.
-func manifestFor(set images.Set, source string, files []file) (Manifest, error) {
+func manifestFor(set images.Set, arch, source string, files []file) (Manifest, error) {
 	m := Manifest{
 		Format:            FormatVersion,
 		KubernetesVersion: set.Versions.Kubernetes,
-		Versions:          versionsOf(set.Versions),
+		Arch:              arch,
+		Versions:          versionsOf(set.Versions, files),
 		Source:            source,
 	}
 	for _, f := range files {
@@ -197,10 +209,14 @@ func manifestFor(set images.Set, source string, files []file) (Manifest, error) 
 		if err != nil {
 			return Manifest{}, err
 		}
-		m.Entries = append(m.Entries, Entry{Path: f.path, Size: st.Size(), Mode: f.mode, SHA256: sum})
+		m.Entries = append(m.Entries, Entry{Path: f.path, Size: st.Size(), Mode: f.mode, SHA256: sum,
+			ControlPlaneOnly: slices.Contains(controlPlaneBinaries, f.path)})
 		if f.path == ImagesName {
 			if m.Images, err = archiveImages(f.src); err != nil {
 				return Manifest{}, err
+			}
+			for i := range m.Images {
+				m.Images[i].ControlPlaneOnly = set.ControlPlaneOnly(m.Images[i].Name)
 			}
 		}
 	}

@@ -35,6 +35,16 @@ func fromCache(ctx context.Context, o CreateOptions, set images.Set) ([]file, st
 	for _, p := range CNIPlugins {
 		files = append(files, file{path: CNIDir + p, src: c.Binary("cni-plugins", v.CNIPlugins, p), mode: 0o755})
 	}
+	// The container runtime, unless the options name one of their own.
+	if o.Containerd == "" {
+		for _, b := range []string{"containerd", "containerd-shim-runc-v2", "ctr"} {
+			files = append(files, file{path: BinDir + b, src: c.Binary("containerd", v.Containerd, b), mode: 0o755})
+		}
+	}
+	if o.Runc == "" {
+		files = append(files, file{path: BinDir + "runc", src: c.Binary("runc", v.Runc, "runc"), mode: 0o755})
+	}
+	files = append(files, file{path: BinDir + "crictl", src: c.Binary("crictl", v.Crictl, "crictl"), mode: 0o755})
 	specs := images.Specs(set, c)
 	if echo := images.EchoSpec(c); exists(echo.Files[0].Src) {
 		specs = append(specs, echo)

@@ -5,11 +5,14 @@
 //
 // A bundle is a zstd-compressed tar archive (.tar.zst):
 //
-//	manifest.json          versions, and path, size, mode and sha256 of every other entry
+//	manifest.json          versions, architecture, and path, size, mode and sha256 of every other entry
 //	manifest.json.sha256   the manifest's own sha256, as sha256sum prints it
-//	bin/kubelet            ... and kubectl, kubeadm, containerd, containerd-shim-runc-v2, ctr, runc
+//	bin/kubelet            ... and kubectl, kubeadm, containerd, containerd-shim-runc-v2, ctr, runc, crictl
 //	bin/cni/<plugin>       bridge, host-local, loopback, portmap
 //	images.tar             all images, docker-save format (`ctr -n k8s.io images import`)
+//
+// The manifest marks the entries and images only control-plane nodes need
+// (controlPlaneOnly): a worker installs and imports the rest.
 //
 // manifest.json comes first, so Inspect decompresses only the start of the
 // file. zstd because the binaries are half of a bundle and shrink to a
@@ -30,7 +33,8 @@ import (
 )
 
 // FormatVersion is the bundle format this package writes and reads.
-const FormatVersion = 1
+// Format 2 added the architecture and the control-plane-only marks.
+const FormatVersion = 2
 
 // Entry names of a bundle.
 const (
@@ -44,9 +48,11 @@ const (
 
 // Manifest describes a bundle.
 type Manifest struct {
-	Format            int      `json:"format"`
-	KubernetesVersion string   `json:"kubernetesVersion"`
-	Versions          Versions `json:"versions"`
+	Format            int    `json:"format"`
+	KubernetesVersion string `json:"kubernetesVersion"`
+	// Arch is the GOARCH of every binary and image: amd64, arm64.
+	Arch     string   `json:"arch"`
+	Versions Versions `json:"versions"`
 	// Source says where the binaries and images came from: "local builds"
 	// or the download URL and registry.
 	Source  string  `json:"source"`
@@ -62,14 +68,34 @@ type Versions struct {
 	Pause      string `json:"pause"`
 	KubeRouter string `json:"kubeRouter"`
 	CNIPlugins string `json:"cniPlugins"`
+	// The runtime's versions, empty when the bundle does not carry it.
+	Containerd string `json:"containerd,omitempty"`
+	Runc       string `json:"runc,omitempty"`
+	Crictl     string `json:"crictl,omitempty"`
 }
 
-func versionsOf(v images.Versions) Versions {
-	return Versions{
+// versionsOf are the versions of a bundle with the given binaries.
+func versionsOf(v images.Versions, files []file) Versions {
+	out := Versions{
 		Kubernetes: v.Kubernetes, Etcd: v.Etcd, CoreDNS: v.CoreDNS,
 		Pause: v.Pause, KubeRouter: v.KubeRouter, CNIPlugins: v.CNIPlugins,
 	}
+	for _, f := range files {
+		switch f.path {
+		case BinDir + "containerd":
+			out.Containerd = v.Containerd
+		case BinDir + "runc":
+			out.Runc = v.Runc
+		case BinDir + "crictl":
+			out.Crictl = v.Crictl
+		}
+	}
+	return out
 }
+
+// controlPlaneBinaries are the bundle's binaries only control-plane nodes
+// install: the clients an administrator uses there.
+var controlPlaneBinaries = []string{BinDir + "kubectl", BinDir + "kubeadm"}
 
 // Entry is one file of the bundle besides manifest.json.
 type Entry struct {
@@ -77,6 +103,8 @@ type Entry struct {
 	Size   int64  `json:"size"`
 	Mode   int64  `json:"mode"`
 	SHA256 string `json:"sha256"`
+	// ControlPlaneOnly entries are installed on control-plane nodes only.
+	ControlPlaneOnly bool `json:"controlPlaneOnly,omitempty"`
 }
 
 // Image is one image in images.tar.
@@ -85,6 +113,9 @@ type Image struct {
 	// ID is the digest of the image's config, as `ctr images ls` and
 	// crictl show it.
 	ID string `json:"id"`
+	// ControlPlaneOnly images (etcd, the API server, the controller
+	// manager, the scheduler) are imported on control-plane nodes only.
+	ControlPlaneOnly bool `json:"controlPlaneOnly,omitempty"`
 }
 
 // Entry returns the entry with the given path.
@@ -97,25 +128,68 @@ func (m Manifest) Entry(p string) (Entry, bool) {
 	return Entry{}, false
 }
 
-// Binaries are the entries under bin/ (CNI plugins included).
-func (m Manifest) Binaries() []Entry {
+// Binaries are the entries under bin/ (CNI plugins included) that a node
+// installs: all of them on a control-plane node, on a worker those not
+// marked control-plane only.
+func (m Manifest) Binaries(controlPlane bool) []Entry {
 	var out []Entry
 	for _, e := range m.Entries {
-		if strings.HasPrefix(e.Path, BinDir) {
+		if strings.HasPrefix(e.Path, BinDir) && (controlPlane || !e.ControlPlaneOnly) {
 			out = append(out, e)
 		}
 	}
 	return out
 }
 
+// NodeImages are the images a node imports: all of them on a
+// control-plane node, on a worker those not marked control-plane only.
+func (m Manifest) NodeImages(controlPlane bool) []Image {
+	var out []Image
+	for _, img := range m.Images {
+		if controlPlane || !img.ControlPlaneOnly {
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
+// HasRuntime tells whether the bundle carries containerd, its shim and
+// runc.
+func (m Manifest) HasRuntime() bool {
+	for _, p := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
+		if _, ok := m.Entry(BinDir + p); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckArch refuses a bundle built for another architecture than a host's
+// (uname -m: x86_64, aarch64, ...).
+func (m Manifest) CheckArch(unameM string) error {
+	goarch := map[string]string{"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+		"armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}[strings.TrimSpace(unameM)]
+	if goarch == "" {
+		return fmt.Errorf("the host's architecture %q is not one kforge knows; the bundle is linux/%s", unameM, m.Arch)
+	}
+	if goarch != m.Arch {
+		return fmt.Errorf("the bundle is for linux/%s and the host is linux/%s (uname -m: %s): build or download a bundle for linux/%s",
+			m.Arch, goarch, strings.TrimSpace(unameM), goarch)
+	}
+	return nil
+}
+
 // validate checks what a reader relies on: a known format, clean unique
 // relative paths, and hex sha256 sums.
 func (m Manifest) validate() error {
 	if m.Format != FormatVersion {
-		return fmt.Errorf("bundle format %d, this kforge reads format %d", m.Format, FormatVersion)
+		return fmt.Errorf("bundle format %d, this kforge reads format %d: make the bundle again with this kforge (`make artifacts` or `kforge bundle`)", m.Format, FormatVersion)
 	}
 	if m.KubernetesVersion == "" {
 		return fmt.Errorf("no Kubernetes version")
+	}
+	if m.Arch == "" {
+		return fmt.Errorf("no architecture")
 	}
 	seen := map[string]bool{ManifestName: true}
 	for _, e := range m.Entries {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
@@ -33,16 +34,31 @@ type HostResult struct {
 }
 
 // remoteKforge puts kforge itself (and the bundle, when there is one) on
-// h, skipping identical files, and returns the bundle's path there.
-func remoteKforge(ctx context.Context, h host.Host, self, bundle string) (string, error) {
+// h, skipping identical files, and returns the bundle's path there. A
+// bundle for another architecture than h's is refused before anything is
+// written to h.
+func remoteKforge(ctx context.Context, h host.Host, self, bundleFile string) (string, error) {
+	if bundleFile != "" {
+		m, err := bundle.Inspect(bundleFile)
+		if err != nil {
+			return "", fmt.Errorf("bundle %s: %w", bundleFile, err)
+		}
+		arch, err := host.Probe(ctx, h, "uname", "-m")
+		if err != nil {
+			return "", err
+		}
+		if err := m.CheckArch(arch); err != nil {
+			return "", fmt.Errorf("bundle %s: %w", bundleFile, err)
+		}
+	}
 	if err := h.Upload(ctx, self, layout.KforgeBinary, layout.ExecMode); err != nil {
 		return "", fmt.Errorf("upload kforge: %w", err)
 	}
-	if bundle == "" {
+	if bundleFile == "" {
 		return "", nil
 	}
-	dst := path.Join(layout.BundlesDir, filepath.Base(bundle))
-	if err := h.Upload(ctx, bundle, dst, layout.SecretMode); err != nil {
+	dst := path.Join(layout.BundlesDir, filepath.Base(bundleFile))
+	if err := h.Upload(ctx, bundleFile, dst, layout.SecretMode); err != nil {
 		return "", fmt.Errorf("upload bundle: %w", err)
 	}
 	return dst, nil

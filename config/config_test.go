@@ -71,7 +71,7 @@ func TestPrintedDefaultsAreCompleteAndValid(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := Default()
-	if c.KubernetesVersion != "v1.35.4" || c.Networking.PodSubnet != "10.244.0.0/16" ||
+	if c.KubernetesVersion != "v1.37.2" || c.Runtime != RuntimeBundle || c.Networking.PodSubnet != "10.244.0.0/16" ||
 		c.Networking.ServiceSubnet != "10.96.0.0/12" || c.Networking.DNSDomain != "cluster.local" ||
 		c.Certs.Algorithm != AlgorithmECDSAP256 || c.CNI.Plugin != "bridge" {
 		t.Fatalf("unexpected defaults: %+v", c)
@@ -124,8 +124,9 @@ func TestValidationErrors(t *testing.T) {
 		{"no control plane", base + "hosts:\n- {address: 10.0.0.2, role: worker}\n", "no host has role control-plane"},
 		{"duplicate", base + "hosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: worker}\n- {address: 10.0.0.2, role: worker}\n",
 			"kforge.yaml:6: hosts[2] (10.0.0.2): address 10.0.0.2 is listed twice (also hosts[1])"},
-		{"bad version", base + "kubernetesVersion: 1.35\nhosts: [{local: true, role: control-plane}]\n", `kubernetesVersion "1.35" is not a version`},
-		{"old version", base + "kubernetesVersion: v1.20.0\nhosts: [{local: true, role: control-plane}]\n", "older than kforge supports"},
+		{"bad version", base + "kubernetesVersion: 1.35\nhosts: [{local: true, role: control-plane}]\n", `unsupported Kubernetes version "1.35"; kforge supports v1.35.4, v1.36.3, v1.37.2`},
+		{"old version", base + "kubernetesVersion: v1.34.0\nhosts: [{local: true, role: control-plane}]\n", `kforge.yaml: kubernetesVersion: unsupported Kubernetes version "v1.34.0"; kforge supports v1.35.4, v1.36.3, v1.37.2`},
+		{"runtime", base + "runtime: apt\nhosts: [{local: true, role: control-plane}]\n", `runtime "apt": use bundle`},
 		{"role", base + "hosts:\n- {address: 10.0.0.1, role: master}\n", `role "master": use control-plane or worker`},
 		{"algorithm", base + "certs: {algorithm: DSA}\nhosts: [{local: true, role: control-plane}]\n", `certs.algorithm "DSA"`},
 		{"validity", base + "certs: {caValidity: 24h, validity: 48h}\nhosts: [{local: true, role: control-plane}]\n", "outlasts certs.caValidity"},

@@ -3,18 +3,23 @@ package config
 import (
 	_ "embed"
 
+	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/layout"
 )
 
 // Defaults used when the file or flags leave a field empty.
+var (
+	// DefaultKubernetesVersion is the newest version kforge supports.
+	DefaultKubernetesVersion = images.Default()
+)
+
 const (
-	DefaultKubernetesVersion = "v1.35.4"
-	DefaultPodSubnet         = "10.244.0.0/16"
-	DefaultServiceSubnet     = "10.96.0.0/12"
-	DefaultCAValidity        = "87600h"
-	DefaultValidity          = "8760h"
-	DefaultSSHPort           = 22
-	DefaultSSHUser           = "root"
+	DefaultPodSubnet     = "10.244.0.0/16"
+	DefaultServiceSubnet = "10.96.0.0/12"
+	DefaultCAValidity    = "87600h"
+	DefaultValidity      = "8760h"
+	DefaultSSHPort       = 22
+	DefaultSSHUser       = "root"
 )
 
 //go:embed defaults.yaml
@@ -45,6 +50,7 @@ func (c *Cluster) ApplyDefaults() {
 	}
 	set(&c.Name, layout.ClusterName)
 	set(&c.KubernetesVersion, DefaultKubernetesVersion)
+	set(&c.Runtime, RuntimeBundle)
 	set(&c.Networking.PodSubnet, DefaultPodSubnet)
 	set(&c.Networking.ServiceSubnet, DefaultServiceSubnet)
 	set(&c.Networking.DNSDomain, layout.DNSDomain)

@@ -16,6 +16,16 @@ const (
 	RoleWorker       = "worker"
 )
 
+// Where the container runtime comes from.
+const (
+	// RuntimeBundle installs containerd, runc and the CNI plugins from the
+	// bundle, with kforge's config and service (the default).
+	RuntimeBundle = "bundle"
+	// RuntimeHost uses the containerd and runc the host already has (an OS
+	// package); preflight checks its version.
+	RuntimeHost = "host"
+)
+
 // Certificate key algorithms.
 const (
 	AlgorithmECDSAP256 = "ECDSA-P256"
@@ -28,8 +38,12 @@ type Cluster struct {
 	Kind       string `yaml:"kind"`
 	// Name is the cluster's name in kubeconfigs.
 	Name string `yaml:"name,omitempty"`
-	// KubernetesVersion is the version to install, e.g. v1.35.4.
+	// KubernetesVersion is the version to install, one of
+	// images.Supported().
 	KubernetesVersion string `yaml:"kubernetesVersion"`
+	// Runtime is where containerd and runc come from: bundle (default) or
+	// host.
+	Runtime string `yaml:"runtime,omitempty"`
 	// ControlPlaneEndpoint is host[:port] that clients and workers use to
 	// reach the API server. Empty means the control-plane host's address
 	// and port 6443.

@@ -8,10 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"kforge.dev/kforge/images"
 )
 
 var (
-	versionRe   = regexp.MustCompile(`^v1\.(\d+)\.(\d+)$`)
 	dnsLabelRe  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	secretRefRe = regexp.MustCompile(`^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$`)
 )
@@ -28,10 +29,13 @@ func (c *Cluster) Validate(file string) error {
 	if c.Kind != Kind {
 		add("%s: kind is %q; use %q", file, c.Kind, Kind)
 	}
-	if g := versionRe.FindStringSubmatch(c.KubernetesVersion); g == nil {
-		add("%s: kubernetesVersion %q is not a version like v1.35.4", file, c.KubernetesVersion)
-	} else if minor, _ := strconv.Atoi(g[1]); minor < 32 {
-		add("%s: kubernetesVersion %s is older than kforge supports (v1.32 or newer)", file, c.KubernetesVersion)
+	if _, err := images.VersionsFor(c.KubernetesVersion); err != nil {
+		add("%s: kubernetesVersion: %v (pick one in the cluster file or with --kubernetes-version)", file, err)
+	}
+	switch c.Runtime {
+	case RuntimeBundle, RuntimeHost:
+	default:
+		add("%s: runtime %q: use %s (containerd, runc and the CNI plugins from the bundle) or %s (the host's own containerd)", file, c.Runtime, RuntimeBundle, RuntimeHost)
 	}
 	if c.ControlPlaneEndpoint != "" {
 		if err := checkEndpoint(c.ControlPlaneEndpoint); err != nil {

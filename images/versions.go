@@ -29,23 +29,56 @@ type Versions struct {
 	Pause      string // 3.10.1
 	KubeRouter string // v2.1.0
 	CNIPlugins string // v1.9.1: bridge, host-local, loopback, portmap
+	// The container runtime a bundle carries: containerd 2.x (Kubernetes
+	// 1.36 and newer need it), its runc, and crictl.
+	Containerd string // v2.4.2
+	Runc       string // v1.5.3
+	Crictl     string // v1.37.0
 }
 
-// supported lists the Kubernetes versions kforge can install. etcd, CoreDNS
-// and pause are what kubeadm of the same version deploys
-// (cmd/kubeadm/app/constants: DefaultEtcdVersion, CoreDNSVersion,
-// PauseVersion). A version belongs here only once build-artifacts.sh builds
-// every component of its row.
-var supported = []Versions{
-	{
-		Kubernetes: "v1.35.4",
-		Etcd:       "v3.6.6",
-		CoreDNS:    "v1.13.1",
-		Pause:      "3.10.1",
-		KubeRouter: "v2.1.0",
-		CNIPlugins: "v1.9.1",
-	},
+// Runtime versions, the same for every Kubernetes version.
+const (
+	kubeRouterVersion = "v2.1.0"
+	cniPluginsVersion = "v1.9.1"
+	containerdVersion = "v2.4.2"
+	runcVersion       = "v1.5.3"
+	crictlVersion     = "v1.37.0"
+)
+
+// row is one line of the supported table, with the shared versions added.
+func row(kubernetes, etcd, coredns, pause string) Versions {
+	return Versions{
+		Kubernetes: kubernetes, Etcd: etcd, CoreDNS: coredns, Pause: pause,
+		KubeRouter: kubeRouterVersion, CNIPlugins: cniPluginsVersion,
+		Containerd: containerdVersion, Runc: runcVersion, Crictl: crictlVersion,
+	}
 }
+
+// supported lists the Kubernetes versions kforge can install: the latest
+// patch of the three newest minors. etcd, CoreDNS and pause are what
+// kubeadm of the same version deploys (cmd/kubeadm/app/constants:
+// DefaultEtcdVersion, CoreDNSVersion, PauseVersion). A version belongs here
+// only once build-artifacts.sh builds every component of its row
+// (versions_test.go compares the two tables).
+var supported = []Versions{
+	row("v1.35.4", "v3.6.6", "v1.13.1", "3.10.1"),
+	row("v1.36.3", "v3.6.8", "v1.14.2", "3.10.2"),
+	row("v1.37.2", "v3.7.0", "v1.14.6", "3.10.2"),
+}
+
+// MinContainerd is the oldest containerd that a Kubernetes version works
+// with, for hosts that bring their own (runtime: host): Kubernetes 1.36
+// dropped containerd 1.x. 1.6 is the oldest kforge has run 1.35 on.
+func MinContainerd(kubernetesVersion string) string {
+	if lessVersion(kubernetesVersion, "v1.36.0") {
+		return "v1.6.0"
+	}
+	return "v2.0.0"
+}
+
+// LessVersion orders "vMAJOR.MINOR.PATCH" strings numerically; a missing
+// "v" is allowed.
+func LessVersion(a, b string) bool { return lessVersion(a, b) }
 
 // Set is the images of one cluster, by upstream name and tag.
 type Set struct {
@@ -59,6 +92,24 @@ type Set struct {
 	CoreDNS           string // registry.k8s.io/coredns/coredns:v1.13.1
 	Pause             string // registry.k8s.io/pause:3.10.1
 	KubeRouter        string // docker.io/cloudnativelabs/kube-router:v2.1.0
+}
+
+// Worker returns the images a worker node runs: the pod sandbox,
+// kube-proxy, the pod network and CoreDNS (whose pods may be scheduled
+// there). The control-plane images (etcd, the API server, the controller
+// manager, the scheduler) run on control-plane nodes only.
+func (s Set) Worker() []string {
+	return []string{s.Proxy, s.CoreDNS, s.Pause, s.KubeRouter}
+}
+
+// ControlPlaneOnly tells whether an image of the set runs on control-plane
+// nodes only. Images that are not the cluster's (a test image) are not.
+func (s Set) ControlPlaneOnly(image string) bool {
+	switch image {
+	case s.APIServer, s.ControllerManager, s.Scheduler, s.Etcd:
+		return true
+	}
+	return false
 }
 
 // All returns every image of the set, in a stable order.
@@ -123,8 +174,8 @@ func For(kubernetesVersion string) (Set, error) {
 
 // lessVersion orders "vMAJOR.MINOR.PATCH" strings numerically.
 func lessVersion(a, b string) bool {
-	pa := strings.Split(strings.TrimPrefix(a, "v"), ".")
-	pb := strings.Split(strings.TrimPrefix(b, "v"), ".")
+	pa := strings.Split(strings.TrimPrefix(strings.SplitN(a, "-", 2)[0], "v"), ".")
+	pb := strings.Split(strings.TrimPrefix(strings.SplitN(b, "-", 2)[0], "v"), ".")
 	for i := 0; i < len(pa) && i < len(pb); i++ {
 		var x, y int
 		fmt.Sscan(pa[i], &x)

@@ -81,32 +81,86 @@ func TestTableIsWellFormed(t *testing.T) {
 }
 
 // The image tags are only true if scripts/build-artifacts.sh builds those
-// versions: its pinned versions must be a row of the table.
+// versions: its version table must be this package's, row for row, and its
+// shared pins the same.
 func TestBuildScriptPinsMatchTable(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("..", "scripts", "build-artifacts.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	script := string(data)
 	pins := map[string]string{}
-	for _, m := range regexp.MustCompile(`(?m)^([A-Z_]+)_VERSION=(\S+)\s*$`).FindAllStringSubmatch(string(data), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^([A-Z_]+)_VERSION=(\S+)\s*$`).FindAllStringSubmatch(script, -1) {
 		if _, dup := pins[m[1]]; dup {
 			t.Errorf("%s_VERSION pinned twice in the script", m[1])
 		}
 		pins[m[1]] = strings.Trim(m[2], `"'`)
 	}
-	row, err := VersionsFor(pins["KUBERNETES"])
-	if err != nil {
-		t.Fatalf("the script builds Kubernetes %q: %v", pins["KUBERNETES"], err)
+	table := regexp.MustCompile(`(?s)\nVERSION_TABLE="\n(.*?)"\n`).FindStringSubmatch(script)
+	if table == nil {
+		t.Fatal("scripts/build-artifacts.sh has no VERSION_TABLE")
 	}
-	for key, want := range map[string]string{
-		"ETCD": row.Etcd, "COREDNS": row.CoreDNS, "PAUSE": row.Pause,
-		"KUBE_ROUTER": row.KubeRouter, "CNI_PLUGINS": row.CNIPlugins,
-	} {
-		if got, ok := pins[key]; !ok {
-			t.Errorf("scripts/build-artifacts.sh pins no %s_VERSION", key)
-		} else if got != want {
-			t.Errorf("scripts/build-artifacts.sh pins %s_VERSION=%s, the table has %s for Kubernetes %s",
-				key, got, want, row.Kubernetes)
+	var rows []string
+	for _, line := range strings.Split(strings.TrimSpace(table[1]), "\n") {
+		rows = append(rows, strings.Join(strings.Fields(line), " "))
+	}
+	var want []string
+	for _, v := range supported {
+		want = append(want, strings.Join([]string{v.Kubernetes, v.Etcd, v.CoreDNS, v.Pause}, " "))
+		for key, pin := range map[string]string{
+			"KUBE_ROUTER": v.KubeRouter, "CNI_PLUGINS": v.CNIPlugins,
+			"CONTAINERD": v.Containerd, "RUNC": v.Runc, "CRICTL": v.Crictl,
+		} {
+			if got, ok := pins[key]; !ok {
+				t.Errorf("scripts/build-artifacts.sh pins no %s_VERSION", key)
+			} else if got != pin {
+				t.Errorf("scripts/build-artifacts.sh pins %s_VERSION=%s, the table has %s for Kubernetes %s", key, got, pin, v.Kubernetes)
+			}
+		}
+	}
+	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("scripts/build-artifacts.sh VERSION_TABLE:\n%s\nimages.supported:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestNewestThreeMinorsDefaultNewest(t *testing.T) {
+	all := Supported()
+	if len(all) != 3 || Default() != "v1.37.2" {
+		t.Fatalf("Supported() = %v, Default() = %s; want three minors, v1.37.2 the default", all, Default())
+	}
+	for i := 1; i < len(all); i++ {
+		if !LessVersion(all[i-1], all[i]) {
+			t.Errorf("%s is not older than %s", all[i-1], all[i])
+		}
+	}
+}
+
+func TestWorkerImagesLeaveOutTheControlPlane(t *testing.T) {
+	s, err := For("v1.37.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := map[string]bool{}
+	for _, img := range s.Worker() {
+		worker[img] = true
+		if s.ControlPlaneOnly(img) {
+			t.Errorf("worker image %s is marked control-plane only", img)
+		}
+	}
+	for _, img := range s.All() {
+		if worker[img] == s.ControlPlaneOnly(img) {
+			t.Errorf("%s: worker %v, control-plane only %v; exactly one must hold", img, worker[img], s.ControlPlaneOnly(img))
+		}
+	}
+	if !worker["registry.k8s.io/pause:3.10.2"] || worker["registry.k8s.io/etcd:3.7.0-0"] {
+		t.Errorf("Worker() = %v", s.Worker())
+	}
+}
+
+func TestMinContainerd(t *testing.T) {
+	for k, want := range map[string]string{"v1.35.4": "v1.6.0", "v1.36.3": "v2.0.0", "v1.37.2": "v2.0.0"} {
+		if got := MinContainerd(k); got != want {
+			t.Errorf("MinContainerd(%s) = %s, want %s", k, got, want)
 		}
 	}
 }

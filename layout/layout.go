@@ -45,6 +45,15 @@ const (
 	ContainerdRoot   = "/var/lib/containerd"
 	ContainerdState  = "/run/containerd"
 	ContainerdSocket = ContainerdState + "/containerd.sock"
+	// The runtime kforge installs from a bundle, and containerd's unit
+	// for hosts with systemd.
+	ContainerdBinary = BinDir + "/containerd"
+	CtrBinary        = BinDir + "/ctr"
+	RuncBinary       = BinDir + "/runc"
+	ContainerdUnit   = SystemdUnitDir + "/containerd.service"
+	// ServicePath is the PATH containerd runs with, under systemd and
+	// kforge's supervisor alike.
+	ServicePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	// ContainerRuntimeEndpoint is the kubelet's URL of ContainerdSocket.
 	ContainerRuntimeEndpoint = "unix://" + ContainerdSocket
 

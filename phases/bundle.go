@@ -18,17 +18,20 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kforge.dev/kforge/bundle"
+	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/layout"
 )
 
-// loadBundle installs a kforge bundle on the host: it verifies every
-// checksum first (a corrupt bundle changes nothing on the host), installs
-// the binaries into /usr/local/bin and the CNI plugins into /opt/cni/bin
-// (each skipped when the host's copy is identical), and imports the images
-// into containerd's k8s.io namespace under their upstream names when any is
-// missing. Without a bundle it checks that the kubelet is installed.
+// loadBundle installs a kforge bundle's binaries on the host: it verifies
+// every checksum first (a corrupt bundle changes nothing on the host), then
+// installs the binaries the node needs into /usr/local/bin — the runtime
+// (containerd, its shim, ctr, runc, crictl) and the kubelet on every node,
+// kubectl and kubeadm on control planes — and the CNI plugins into
+// /opt/cni/bin, each skipped when the host's copy is identical. The images
+// phase imports the images once containerd runs. Without a bundle it
+// checks that the kubelet is installed.
 func loadBundle(ctx context.Context, d *Data) error {
 	if d.Cluster.Artifacts.Bundle == "" {
 		if _, err := host.Output(ctx, d.Host, "sh", "-c", "command -v kubelet"); err != nil {
@@ -36,15 +39,63 @@ func loadBundle(ctx context.Context, d *Data) error {
 		}
 		return nil
 	}
+	m, err := bundle.Inspect(d.Cluster.Artifacts.Bundle)
+	if err != nil {
+		return fmt.Errorf("bundle %s: %w", d.Cluster.Artifacts.Bundle, err)
+	}
+	if err := d.bundleFits(m, true); err != nil {
+		return err
+	}
 	dir, m, err := d.stageBundle(ctx)
 	if err != nil {
 		return err
 	}
-	if err := d.installBinaries(ctx, dir, m); err != nil {
-		return err
-	}
-	return d.importImages(ctx, dir, m)
+	return d.installBinaries(ctx, dir, m)
 }
+
+// bundleFits refuses a bundle that is not for this host and cluster: its
+// architecture, its Kubernetes version (withVersion: a join knows the
+// cluster's only after discovery), and a runtime when the cluster file has
+// the runtime come from the bundle.
+func (d *Data) bundleFits(m bundle.Manifest, withVersion bool) error {
+	file := d.Cluster.Artifacts.Bundle
+	if err := m.CheckArch(d.Facts.Arch); err != nil {
+		return fmt.Errorf("bundle %s: %w", file, err)
+	}
+	if withVersion && m.KubernetesVersion != d.Cluster.KubernetesVersion {
+		return fmt.Errorf("bundle %s holds Kubernetes %s and the cluster is %s: pass the bundle of %s (make artifacts KUBERNETES_VERSIONS=%s builds it) or set kubernetesVersion to %s",
+			file, m.KubernetesVersion, d.Cluster.KubernetesVersion, d.Cluster.KubernetesVersion, d.Cluster.KubernetesVersion, m.KubernetesVersion)
+	}
+	if d.Runtime().FromBundle && !m.HasRuntime() {
+		return fmt.Errorf("bundle %s carries no containerd and runc: make one that does (make artifacts), or set `runtime: host` in the cluster file to use the host's containerd", file)
+	}
+	return nil
+}
+
+// bundlePreflight adds a problem when the run's bundle does not fit the
+// host (bundleFits), so that nothing is written to a host a bundle cannot
+// serve.
+func (d *Data) bundlePreflight(add func(name, format string, a ...any), withVersion bool) error {
+	file := d.Cluster.Artifacts.Bundle
+	if file == "" {
+		return nil
+	}
+	m, err := bundle.Inspect(file)
+	if err != nil {
+		return fmt.Errorf("bundle %s: %w", file, err)
+	}
+	if err := d.bundleFits(m, withVersion); err != nil {
+		add("Bundle", "%v", err)
+	}
+	return nil
+}
+
+// controlPlane tells whether the run's host is a control-plane node.
+func (d *Data) controlPlane() bool { return d.Node.Role == config.RoleControlPlane }
+
+// runtimeBinaries are the bundle's entries that the host's own runtime
+// replaces under `runtime: host`.
+var runtimeBinaries = []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc"}
 
 // installBinaries installs the bundle's binaries into /usr/local/bin and
 // its CNI plugins into /opt/cni/bin. When the stamp says these very
@@ -57,7 +108,11 @@ func (d *Data) installBinaries(ctx context.Context, dir string, m bundle.Manifes
 	}
 	var all []install
 	stamp := &strings.Builder{}
-	for _, e := range m.Binaries() {
+	fromBundle := d.Runtime().FromBundle
+	for _, e := range m.Binaries(d.controlPlane()) {
+		if !fromBundle && slices.Contains(runtimeBinaries, path.Base(e.Path)) && !strings.HasPrefix(e.Path, bundle.CNIDir) {
+			continue
+		}
 		dst := path.Join(layout.BinDir, path.Base(e.Path))
 		if strings.HasPrefix(e.Path, bundle.CNIDir) {
 			dst = path.Join(layout.CNIBinDir, path.Base(e.Path))
@@ -169,17 +224,33 @@ const splitDir = "images"
 // ImportParallel is how many images are imported into containerd at once.
 const ImportParallel = 3
 
-// importImages imports the bundle's images into containerd: the missing
+// loadImages imports the bundle's images the node runs into containerd
+// (importImages); without a bundle there is nothing to import.
+func loadImages(ctx context.Context, d *Data) error {
+	if d.Cluster.Artifacts.Bundle == "" {
+		return nil
+	}
+	dir, m, err := d.stageBundle(ctx)
+	if err != nil {
+		return err
+	}
+	return d.importImages(ctx, dir, m)
+}
+
+// importImages imports into containerd the bundle's images that the node
+// runs (a worker leaves out etcd and the control plane's): the missing
 // ones, or all of them when the bundle's image archive differs from the
-// one imported last (a stamp on the host records its sha256). Images are
-// uploaded one archive each (skipped when the host has it) and imported
-// ImportParallel at a time, with a progress bar on a terminal.
+// one imported last (a stamp on the host records its sha256 and the
+// node's role). Images are uploaded one archive each (skipped when the
+// host has it) and imported ImportParallel at a time, with a progress bar
+// on a terminal.
 func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) error {
 	e, ok := m.Entry(bundle.ImagesName)
 	if !ok {
 		return fmt.Errorf("bundle %s has no %s", d.Cluster.Artifacts.Bundle, bundle.ImagesName)
 	}
-	have, err := host.Output(ctx, d.Host, "ctr", "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "ls", "-q")
+	ctr := d.Runtime().Ctr
+	have, err := host.Output(ctx, d.Host, ctr, "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "ls", "-q")
 	if err != nil {
 		return err
 	}
@@ -187,10 +258,11 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	same := strings.TrimSpace(string(stamp)) == e.SHA256
+	want := e.SHA256 + " " + d.Node.Role
+	same := strings.TrimSpace(string(stamp)) == want
 	present := strings.Fields(have)
 	var todo []string
-	for _, img := range m.Images {
+	for _, img := range m.NodeImages(d.controlPlane()) {
 		if !same || !slices.Contains(present, img.Name) {
 			todo = append(todo, img.Name)
 		}
@@ -209,7 +281,7 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 			if err := d.Host.Upload(gctx, filepath.Join(dir, splitDir, file), onHost, layout.SecretMode); err != nil {
 				return fmt.Errorf("image %s: %w", n, err)
 			}
-			_, err := d.Host.Run(gctx, host.Cmd{Argv: []string{"ctr", "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "import", onHost}, Sudo: true})
+			_, err := d.Host.Run(gctx, host.Cmd{Argv: []string{ctr, "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "import", onHost}, Sudo: true})
 			if err != nil {
 				return fmt.Errorf("import image %s: %w", n, err)
 			}
@@ -220,5 +292,5 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return d.Host.WriteFile(ctx, layout.ImagesStamp, []byte(e.SHA256+"\n"), layout.PublicMode)
+	return d.Host.WriteFile(ctx, layout.ImagesStamp, []byte(want+"\n"), layout.PublicMode)
 }

@@ -20,8 +20,9 @@ package phases
 func Init() []Phase {
 	return []Phase{
 		{Name: "preflight", Short: "Check that the host can run a control plane", Run: preflight},
-		{Name: "runtime", Short: "Install, configure and start containerd and the CNI plugins", Run: recorded(containerRuntime)},
-		{Name: "bundle", Short: "Verify the bundle, install its binaries and import its images", Run: recorded(loadBundle)},
+		{Name: "bundle", Short: "Verify the bundle and install its binaries: containerd, runc, the CNI plugins, the kubelet", Run: recorded(loadBundle)},
+		{Name: "runtime", Short: "Configure and start containerd", Run: recorded(containerRuntime)},
+		{Name: "images", Short: "Import the bundle's images into containerd", Run: recorded(loadImages)},
 		{Name: "certs", Short: "Create or reuse the PKI under /etc/kubernetes/pki", Run: recorded(certsPhase)},
 		{Name: "kubeconfig", Short: "Write the admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs", Run: recorded(kubeconfigPhase)},
 		{Name: "etcd", Short: "Write etcd's static pod manifest", Run: recorded(controlPlaneManifest("etcd.yaml"))},

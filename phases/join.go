@@ -7,8 +7,9 @@ func Join() []Phase {
 	return []Phase{
 		{Name: "preflight", Short: "Check that the host can join as a worker", Run: joinPreflight},
 		{Name: "discovery", Short: "Verify the cluster with the token and CA hash; write its CA and the kubelet's bootstrap kubeconfig", Run: joinDiscovery},
-		{Name: "runtime", Short: "Install, configure and start containerd and the CNI plugins", Run: withCluster(containerRuntime)},
-		{Name: "bundle", Short: "Verify the bundle, install its binaries and import its images", Run: withCluster(loadBundle)},
+		{Name: "bundle", Short: "Verify the bundle and install a worker's binaries: containerd, runc, the CNI plugins, the kubelet", Run: withCluster(loadBundle)},
+		{Name: "runtime", Short: "Configure and start containerd", Run: withCluster(containerRuntime)},
+		{Name: "images", Short: "Import a worker's images into containerd: the pod sandbox, kube-proxy, the network, CoreDNS", Run: withCluster(loadImages)},
 		{Name: "kubelet-start", Short: "Configure the kubelet and start it; it gets its client certificate by TLS bootstrap", Run: kubeletStart},
 		{Name: "wait", Short: "Wait for the kubelet's client certificate and for the node to be Ready", Run: joinWait},
 	}

@@ -43,6 +43,9 @@ func joinPreflight(ctx context.Context, d *Data) error {
 	if why != "" && !joined {
 		add("KubeletConf", "%s", why)
 	}
+	if err := d.bundlePreflight(add, false); err != nil {
+		return err
+	}
 	st, err := d.preflightProbe(ctx)
 	if err != nil {
 		return err

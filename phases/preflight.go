@@ -40,6 +40,9 @@ func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	if f.MemoryMiB < MinMemoryMiB {
 		add("Mem", "%d MiB of memory; a control plane needs at least %d MiB", f.MemoryMiB, MinMemoryMiB)
 	}
+	if err := d.bundlePreflight(add, true); err != nil {
+		return err
+	}
 	st, err := d.preflightProbe(ctx)
 	if err != nil {
 		return err

@@ -95,25 +95,6 @@ func renderControlPlane(d *Data) ([]host.File, error) {
 	})
 }
 
-// runtimeConfig writes containerd's config.toml for this host and tells
-// whether it changed.
-func runtimeConfig(ctx context.Context, d *Data) (bool, error) {
-	imgs, err := d.Images()
-	if err != nil {
-		return false, err
-	}
-	files, err := templates.RenderContainerd(templates.Containerd{
-		SandboxImage:        imgs.Pause,
-		SystemdCgroup:       d.Facts.CgroupDriver() == templates.CgroupDriverSystemd,
-		RestrictOOMScoreAdj: !d.Facts.CapSysResource,
-		CNIBinDir:           d.CNIBinDir(),
-	})
-	if err != nil {
-		return false, err
-	}
-	return host.WriteChanged(ctx, d.Host, files...)
-}
-
 // cniConfig writes the pod network's CNI config for the bridge plugin: one
 // Linux bridge, host-local addresses from the pod subnet, masquerading of
 // traffic leaving it, and portmap for hostPort. kube-router (multi-node)
@@ -157,12 +138,15 @@ func bridgeConflist(podSubnet string) ([]byte, error) {
 	return append(b, '\n'), err
 }
 
-// containerdService is containerd with kforge's config. Under systemd it
-// is the OS package's unit.
-func containerdService() services.Service {
+// containerdService is containerd with kforge's config: under systemd the
+// bundle's containerd runs from kforge's unit (runtimeConfig writes it),
+// the host's own from the OS's.
+func containerdService(rt Runtime) services.Service {
 	return services.Service{
-		Name:        "containerd",
-		Argv:        []string{"containerd", "--config", layout.ContainerdConfig},
+		Name: "containerd",
+		Argv: []string{rt.Containerd, "--config", layout.ContainerdConfig},
+		// The shim and runc are found on containerd's PATH.
+		Env:         map[string]string{"PATH": layout.ServicePath},
 		Unit:        "containerd",
 		Config:      []string{layout.ContainerdConfig},
 		ReadySocket: layout.ContainerdSocket,

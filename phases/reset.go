@@ -2,6 +2,8 @@ package phases
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"strings"
 
 	"kforge.dev/kforge/host"
@@ -30,6 +32,7 @@ var resetPaths = []string{
 	layout.BootstrapKubeletConf, layout.ControllerManagerConf, layout.SchedulerConf,
 	layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
+	layout.ContainerdUnit, layout.BinariesStamp,
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,
@@ -61,12 +64,38 @@ echo "$n"`, layout.ContainerdSocket)
 }
 
 func resetServices(ctx context.Context, d *Data) error {
-	// Under systemd containerd is the OS's unit, which reset leaves to the
-	// OS (no Unit); under kforge's supervisor it is kforge's.
-	if err := d.Services.Stop(ctx, services.Service{Name: "containerd"}); err != nil {
+	// Under systemd a bundle's containerd runs from kforge's unit, which
+	// reset stops and disables; the OS's unit (runtime: host) is left to
+	// the OS (no Unit). Under kforge's supervisor containerd is kforge's.
+	svc := services.Service{Name: "containerd"}
+	if ok, err := host.Exists(ctx, d.Host, layout.ContainerdUnit); err != nil {
+		return err
+	} else if ok {
+		svc.Unit = "containerd"
+	}
+	if err := d.Services.Stop(ctx, svc); err != nil {
 		return err
 	}
 	return d.Services.Shutdown(ctx)
+}
+
+// installedBinaries are the files the bundle phase installed, as its stamp
+// lists them ("sha256  path" lines); reset removes them with the stamp.
+func installedBinaries(ctx context.Context, d *Data) ([]string, error) {
+	data, err := d.Host.ReadFile(ctx, layout.BinariesStamp)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && (strings.HasPrefix(f[1], layout.BinDir+"/") || strings.HasPrefix(f[1], layout.CNIBinDir+"/")) {
+			out = append(out, f[1])
+		}
+	}
+	return out, nil
 }
 
 // resetMounts unmounts everything under /var/lib/kubelet, deepest first.
@@ -85,8 +114,12 @@ echo "$n"`, layout.KubeletDir)
 }
 
 func resetFiles(ctx context.Context, d *Data) error {
+	installed, err := installedBinaries(ctx, d)
+	if err != nil {
+		return err
+	}
 	var removed []string
-	for _, p := range resetPaths {
+	for _, p := range append(installed, resetPaths...) {
 		if ok, err := host.Exists(ctx, d.Host, p); err != nil {
 			return err
 		} else if !ok {

@@ -3,77 +3,143 @@ package phases
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
+	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/templates"
 )
 
-// runtimePackages are the Debian packages kforge installs when the host has
-// no containerd and no bundle provides one.
-var runtimePackages = []string{"containerd", "runc", "containernetworking-plugins", "iptables", "conntrack"}
-
-// containerRuntime makes containerd ready for the kubelet: it installs containerd,
-// runc and the CNI plugins from the OS package manager when they are
-// missing, enables IP forwarding and bridge netfilter, writes containerd's
-// config (pause image, cgroup driver, restrict_oom_score_adj when root
-// lacks CAP_SYS_RESOURCE) and the pod network's CNI config, and starts
-// containerd — restarting it when its config changed.
+// containerRuntime makes containerd ready for the kubelet. The bundle
+// phase installed containerd, runc and the CNI plugins (or the cluster
+// file's `runtime: host` says the host has its own); this phase enables IP
+// forwarding and bridge netfilter, writes containerd's config (pause image,
+// cgroup driver, restrict_oom_score_adj when root lacks CAP_SYS_RESOURCE)
+// and, for a bundle's containerd, its systemd unit, writes the pod
+// network's CNI config, and starts containerd — restarting it when its
+// config changed. It never runs a package manager.
 func containerRuntime(ctx context.Context, d *Data) error {
-	if err := installRuntime(ctx, d); err != nil {
+	rt := d.Runtime()
+	version, err := rt.check(ctx, d)
+	if err != nil {
 		return err
 	}
 	if err := sysctls(ctx, d); err != nil {
 		return err
 	}
-	changed, err := runtimeConfig(ctx, d)
+	changed, err := runtimeConfig(ctx, d, version)
 	if err != nil {
 		return err
 	}
 	if err := cniConfig(ctx, d); err != nil {
 		return err
 	}
-	if err := d.Services.Ensure(ctx, containerdService(), changed); err != nil {
+	if err := d.Services.Ensure(ctx, containerdService(rt), changed); err != nil {
 		return err
 	}
-	if err := host.WaitFor(ctx, d.Host, 30*time.Second, "containerd", "ctr", "--address", layout.ContainerdSocket, "version"); err != nil {
+	if err := host.WaitFor(ctx, d.Host, 30*time.Second, "containerd", rt.Ctr, "--address", layout.ContainerdSocket, "version"); err != nil {
 		return fmt.Errorf("%w\nlast lines of containerd's log:\n%s", err, d.Services.Log(ctx, "containerd", 15))
 	}
 	return nil
 }
 
-func installRuntime(ctx context.Context, d *Data) error {
-	missing := false
-	for _, bin := range []string{"containerd", "runc"} {
-		if _, err := host.Output(ctx, d.Host, "sh", "-c", `command -v "$1"`, "sh", bin); err != nil {
-			missing = true
+// Runtime is where a host's container runtime comes from, by the cluster
+// file's runtime field: the bundle's containerd and runc in
+// /usr/local/bin, or the host's own on its PATH.
+type Runtime struct {
+	// FromBundle: kforge installs containerd, runc and the CNI plugins
+	// from the bundle and runs containerd with its own unit.
+	FromBundle bool
+	// Containerd and Ctr are the binaries kforge runs.
+	Containerd, Ctr string
+	// Runc is the OCI runtime containerd's shim runs; empty means runc on
+	// containerd's PATH.
+	Runc string
+}
+
+// Runtime returns the host's runtime for the run's cluster. It follows
+// d.Cluster, which a join adopts from the cluster it joins.
+func (d *Data) Runtime() Runtime {
+	if d.Cluster.Runtime == config.RuntimeHost {
+		return Runtime{Containerd: "containerd", Ctr: "ctr"}
+	}
+	return Runtime{FromBundle: true, Containerd: layout.ContainerdBinary, Ctr: layout.CtrBinary, Runc: layout.RuncBinary}
+}
+
+// containerdVersionRe finds the version in `containerd --version`:
+// "containerd github.com/containerd/containerd/v2 v2.4.2 <commit>", or
+// Debian's "containerd github.com/containerd/containerd 1.6.20~ds1 ...".
+var containerdVersionRe = regexp.MustCompile(`\s(v?\d+\.\d+\.\d+)\S*`)
+
+// check makes sure containerd and runc are installed and returns
+// containerd's version. A bundle's containerd is the version its row pins
+// (containerd 2.x); the host's own is asked, and refused when Kubernetes
+// does not support it (images.MinContainerd).
+func (rt Runtime) check(ctx context.Context, d *Data) (string, error) {
+	if rt.FromBundle {
+		v, err := images.VersionsFor(d.Cluster.KubernetesVersion)
+		if err != nil {
+			return "", err
 		}
-	}
-	if d.Cluster.Artifacts.Bundle == "" {
-		// A bundle brings its own CNI plugins.
-		if _, err := host.Output(ctx, d.Host, "test", "-x", d.CNIBinDir()+"/bridge"); err != nil {
-			missing = true
+		for _, b := range []string{rt.Containerd, rt.Runc} {
+			if _, err := host.Output(ctx, d.Host, "test", "-x", b); err != nil {
+				return "", fmt.Errorf("no %s: the bundle phase installs it from the bundle; run it first with a bundle that carries the runtime (`make artifacts` builds one), or set `runtime: host` in the cluster file to use the host's containerd", b)
+			}
 		}
+		return v.Containerd, nil
 	}
-	if !missing {
-		return nil
+	min := images.MinContainerd(d.Cluster.KubernetesVersion)
+	out, err := host.Probe(ctx, d.Host, rt.Containerd, "--version")
+	if err != nil {
+		return "", fmt.Errorf("the cluster file says `runtime: host` and the host has no containerd on its PATH: install containerd %s or newer and runc, or remove `runtime: host` to install them from the bundle", min)
 	}
-	if _, err := host.Output(ctx, d.Host, "sh", "-c", "command -v apt-get"); err != nil {
-		return fmt.Errorf("containerd, runc or the CNI plugins are missing and the host has no apt-get: install them, or pass a bundle that carries them (--bundle)")
+	m := containerdVersionRe.FindStringSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("cannot read containerd's version from `containerd --version`: %q", strings.TrimSpace(out))
 	}
-	d.Out.Infof("  installing %v with apt-get", runtimePackages)
-	env := []string{"DEBIAN_FRONTEND=noninteractive"}
-	if _, err := d.Host.Run(ctx, host.Cmd{Argv: []string{"apt-get", "update", "-qq"}, Env: env, Sudo: true}); err != nil {
-		return err
+	version := "v" + strings.TrimPrefix(m[1], "v")
+	if images.LessVersion(version, min) {
+		return "", fmt.Errorf("the host's containerd is %s and Kubernetes %s needs %s or newer: upgrade it, or remove `runtime: host` from the cluster file to install containerd from the bundle",
+			version, d.Cluster.KubernetesVersion, min)
 	}
-	argv := append([]string{"apt-get", "install", "-y", "-qq", "--no-install-recommends"}, runtimePackages...)
-	if _, err := d.Host.Run(ctx, host.Cmd{Argv: argv, Env: env, Sudo: true}); err != nil {
-		return err
+	if _, err := host.Probe(ctx, d.Host, "runc", "--version"); err != nil {
+		return "", fmt.Errorf("the host's containerd is there but runc is not: %w", err)
 	}
-	// Debian's package starts containerd with its own config when systemd
-	// runs; kforge restarts it with its config below.
-	d.Results.RuntimeFromOS = true
-	return nil
+	return version, nil
+}
+
+// runtimeConfig writes containerd's config.toml (format 3 for containerd
+// 2.x, 2 for 1.x) and, for a bundle's containerd, its systemd unit; it
+// tells whether any changed.
+func runtimeConfig(ctx context.Context, d *Data, containerdVersion string) (bool, error) {
+	imgs, err := d.Images()
+	if err != nil {
+		return false, err
+	}
+	rt := d.Runtime()
+	c := templates.Containerd{
+		ConfigVersion:       2,
+		SandboxImage:        imgs.Pause,
+		SystemdCgroup:       d.Facts.CgroupDriver() == templates.CgroupDriverSystemd,
+		RestrictOOMScoreAdj: !d.Facts.CapSysResource,
+		CNIBinDir:           d.CNIBinDir(),
+		RuntimeBinary:       rt.Runc,
+	}
+	if !images.LessVersion(containerdVersion, "v2.0.0") {
+		c.ConfigVersion = 3
+	}
+	if rt.FromBundle {
+		c.BinaryPath = rt.Containerd
+	}
+	files, err := templates.RenderContainerd(c)
+	if err != nil {
+		return false, err
+	}
+	return host.WriteChanged(ctx, d.Host, files...)
 }
 
 // sysctls enables what pod networking needs, now and across reboots.

@@ -15,8 +15,11 @@
 #
 # Usage: scripts/build-artifacts.sh [--list] [component...]
 #   components: kubernetes etcd coredns pause kube-router cni-plugins
-#   (default: all, in that order). --list prints the binary paths instead of
-#   building (exit 1 if any is missing).
+#   containerd runc crictl (default: all, in that order). --list prints the
+#   binary paths instead of building (exit 1 if any is missing).
+#   KUBERNETES_VERSIONS="v1.36.3 v1.37.2" builds the per-version components
+#   (kubernetes, etcd, coredns, pause) of each of those versions; the
+#   default is the newest supported version.
 #
 # Builds run one at a time under `nice -n 10`: the machines have two cores and
 # other builds share them.
@@ -24,21 +27,41 @@ set -euo pipefail
 
 # ---------------------------------------------------------------------------
 # Pinned versions. images/versions.go has the same table and its test parses
-# these lines: keep them as NAME_VERSION=value.
+# these lines: keep the table's rows as "KUBERNETES ETCD COREDNS PAUSE" and
+# the other pins as NAME_VERSION=value.
 #
-# etcd, CoreDNS and pause are the versions kubeadm v1.35.4 deploys
-# (cmd/kubeadm/app/constants/constants.go: DefaultEtcdVersion "3.6.6-0",
-# CoreDNSVersion "v1.13.1", PauseVersion "3.10.1"); the proxy serves all of
-# them, so no fallback was needed.
-KUBERNETES_VERSION=v1.35.4
-ETCD_VERSION=v3.6.6
-COREDNS_VERSION=v1.13.1
-PAUSE_VERSION=3.10.1
+# etcd, CoreDNS and pause of each row are the versions kubeadm of that
+# Kubernetes version deploys (cmd/kubeadm/app/constants/constants.go:
+# DefaultEtcdVersion, CoreDNSVersion, PauseVersion). The rows are the latest
+# patch of the three newest minors the Go module proxy serves; the last row
+# is the default.
+VERSION_TABLE="
+v1.35.4 v3.6.6 v1.13.1 3.10.1
+v1.36.3 v3.6.8 v1.14.2 3.10.2
+v1.37.2 v3.7.0 v1.14.6 3.10.2
+"
+# The same for every Kubernetes version: the pod network, the CNI plugins
+# and the container runtime (containerd 2.x, which Kubernetes 1.36 and
+# newer require, its runc, and crictl).
 KUBE_ROUTER_VERSION=v2.1.0
 CNI_PLUGINS_VERSION=v1.9.1
+CONTAINERD_VERSION=v2.4.2
+RUNC_VERSION=v1.5.3
+CRICTL_VERSION=v1.37.0
 # ---------------------------------------------------------------------------
 
-ALL_COMPONENTS=(kubernetes etcd coredns pause kube-router cni-plugins)
+ALL_COMPONENTS=(kubernetes etcd coredns pause kube-router cni-plugins containerd runc crictl)
+PER_VERSION_COMPONENTS=" kubernetes etcd coredns pause "
+
+# row prints the table row of a Kubernetes version, or fails naming the
+# supported ones.
+row() {
+  local r
+  r="$(printf '%s\n' "$VERSION_TABLE" | awk -v k="$1" '$1 == k')"
+  [ -n "$r" ] || die "unsupported Kubernetes version $1; supported: $(printf '%s\n' "$VERSION_TABLE" | awk 'NF {printf "%s ", $1}')"
+  printf '%s\n' "$r"
+}
+DEFAULT_KUBERNETES_VERSION="$(printf '%s\n' "$VERSION_TABLE" | awk 'NF {v = $1} END {print v}')"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 HELPERS_DIR="$SCRIPT_DIR/artifacts"
@@ -246,7 +269,59 @@ build_cni_plugins() {
     $p/plugins/main/bridge $p/plugins/ipam/host-local $p/plugins/main/loopback $p/plugins/meta/portmap
 }
 
+build_containerd() {
+  local version=$1 out=$2
+  local dir="$WORK_ROOT/containerd/$version"
+  local m=github.com/containerd/containerd/v2
+  wrapper_module "$dir" "$version" "$version" "$m"
+  local commit
+  commit="$(origin_commit "$m" "$version")"
+  local ldflags="-s -w -X $m/version.Version=$version -X $m/version.Package=github.com/containerd/containerd/v2"
+  [ -z "$commit" ] || ldflags+=" -X $m/version.Revision=$commit"
+  cd "$dir"
+  # Static and without cgo, as upstream's release builds (the btrfs
+  # snapshotter, which needs cgo, is left out); the shim without gRPC, as
+  # upstream's Makefile builds it.
+  run go build -trimpath -tags "urfave_cli_no_docs osusergo netgo" -ldflags "$ldflags" -o "$out/" \
+    "$m/cmd/containerd" "$m/cmd/ctr"
+  run go build -trimpath -tags "urfave_cli_no_docs osusergo netgo no_grpc" -ldflags "$ldflags" -o "$out/" \
+    "$m/cmd/containerd-shim-runc-v2"
+}
+
+build_runc() {
+  local version=$1 out=$2
+  local dir="$WORK_ROOT/runc/$version"
+  wrapper_module "$dir" "$version" "$version" github.com/opencontainers/runc
+  local commit
+  commit="$(origin_commit github.com/opencontainers/runc "$version")"
+  cd "$dir"
+  # runc's nsenter is C and its seccomp support links libseccomp, so cgo is
+  # on; linked statically like upstream's `make static`, so a host needs no
+  # libseccomp of its own.
+  CGO_ENABLED=1 run go build -trimpath -buildmode=pie \
+    -tags "seccomp urfave_cli_no_docs netgo osusergo" \
+    -ldflags "-s -w -X main.version=${version#v} ${commit:+-X main.gitCommit=$commit} -linkmode external -extldflags -static-pie" \
+    -o "$out/runc" github.com/opencontainers/runc
+}
+
+build_crictl() {
+  local version=$1 out=$2
+  local dir="$WORK_ROOT/crictl/$version"
+  wrapper_module "$dir" "$version" "$version" sigs.k8s.io/cri-tools
+  cd "$dir"
+  run go build -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$version" \
+    -o "$out/crictl" sigs.k8s.io/cri-tools/cmd/crictl
+}
+
 # ---------------------------------------------------------------------------
+
+# use_version sets the per-version pins from the table row of Kubernetes $1.
+use_version() {
+  local r
+  r="$(row "$1")"
+  read -r KUBERNETES_VERSION ETCD_VERSION COREDNS_VERSION PAUSE_VERSION <<<"$r"
+}
 
 # component_spec prints "version recipe binaries..." for a component.
 component_spec() {
@@ -257,6 +332,9 @@ component_spec() {
     pause) echo "$PAUSE_VERSION build_pause pause" ;;
     kube-router) echo "$KUBE_ROUTER_VERSION build_kube_router kube-router" ;;
     cni-plugins) echo "$CNI_PLUGINS_VERSION build_cni_plugins bridge host-local loopback portmap" ;;
+    containerd) echo "$CONTAINERD_VERSION build_containerd containerd containerd-shim-runc-v2 ctr" ;;
+    runc) echo "$RUNC_VERSION build_runc runc" ;;
+    crictl) echo "$CRICTL_VERSION build_crictl crictl" ;;
     *) die "unknown component $1 (known: ${ALL_COMPONENTS[*]})" ;;
   esac
 }
@@ -321,22 +399,48 @@ build_component() {
   printf '%-12s %-8s built in %ds\n' "$component" "$version" $((SECONDS - start))
 }
 
+# plan prints "kubernetes-version component" for every build to do: the
+# requested components for the first version, and the per-version ones again
+# for each further version.
+plan() {
+  local first=1 v c
+  for v in "${versions[@]}"; do
+    for c in "${components[@]}"; do
+      if [ "$first" = 1 ] || [[ "$PER_VERSION_COMPONENTS" == *" $c "* ]]; then
+        echo "$v $c"
+      fi
+    done
+    first=0
+  done
+}
+
 main() {
   local list=0
   if [ "${1:-}" = "--list" ]; then
     list=1
     shift
   fi
-  local -a components=("$@")
+  components=("$@")
   [ ${#components[@]} -gt 0 ] || components=("${ALL_COMPONENTS[@]}")
-  local c
+  read -r -a versions <<<"${KUBERNETES_VERSIONS:-$DEFAULT_KUBERNETES_VERSION}"
+  [ ${#versions[@]} -gt 0 ] || versions=("$DEFAULT_KUBERNETES_VERSION")
+  local c v
+  for v in "${versions[@]}"; do
+    row "$v" >/dev/null
+  done
+  use_version "${versions[0]}"
   for c in "${components[@]}"; do
     component_spec "$c" >/dev/null
   done
+  local -a steps
+  mapfile -t steps < <(plan)
+  local step
 
   if [ "$list" = 1 ]; then
     local missing=0 b version spec
-    for c in "${components[@]}"; do
+    for step in "${steps[@]}"; do
+      read -r v c <<<"$step"
+      use_version "$v"
       spec="$(component_spec "$c")"
       version=${spec%% *}
       for b in $(echo "$spec" | cut -d' ' -f3-); do
@@ -365,7 +469,9 @@ main() {
   fi
 
   local total=$SECONDS
-  for c in "${components[@]}"; do
+  for step in "${steps[@]}"; do
+    read -r v c <<<"$step"
+    use_version "$v"
     build_component "$c"
   done
   printf '%-12s %-8s %ds\n' total "" $((SECONDS - total))

@@ -10,6 +10,7 @@ packages=(
   openssl        # openssl verify on the generated PKI
   containerd     # the container runtime of single-node clusters (1.6.x)
   runc
+  libseccomp-dev # runc is built with seccomp support, linked statically
   containernetworking-plugins # bridge, host-local, loopback, portmap in /usr/lib/cni
   iptables       # kube-proxy and the CNI
   conntrack

@@ -44,9 +44,18 @@ type Containerd struct {
 	// Snapshotter defaults to overlayfs.
 	Snapshotter string
 	// RuntimeBinary, when set, is the OCI runtime runc.v2 shims call
-	// instead of runc on $PATH, e.g. /usr/bin/crun.
+	// instead of runc on $PATH, e.g. /usr/local/bin/runc.
 	RuntimeBinary string
+	// BinaryPath, when set, is a containerd that kforge installed: a
+	// systemd unit that runs it is rendered too (UnitPath, default
+	// /etc/systemd/system/containerd.service). Empty: the OS's containerd
+	// and its own unit.
+	BinaryPath string
+	UnitPath   string
 }
+
+// ServicePath is the PATH of kforge's containerd unit.
+func (Containerd) ServicePath() string { return layout.ServicePath }
 
 // RenderContainerd renders containerd's config.toml.
 func RenderContainerd(c Containerd) ([]host.File, error) {
@@ -58,7 +67,15 @@ func RenderContainerd(c Containerd) ([]host.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []host.File{{Path: c.ConfigPath, Data: data, Mode: layout.PublicMode}}, nil
+	files := []host.File{{Path: c.ConfigPath, Data: data, Mode: layout.PublicMode}}
+	if c.BinaryPath != "" {
+		unit, err := Render("containerd/containerd.service", c)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, host.File{Path: c.UnitPath, Data: unit, Mode: layout.PublicMode})
+	}
+	return files, nil
 }
 
 func (c Containerd) withDefaults() Containerd {
@@ -76,6 +93,7 @@ func (c Containerd) withDefaults() Containerd {
 	def(&c.Address, layout.ContainerdSocket)
 	def(&c.CNIConfDir, layout.CNIConfDir)
 	def(&c.Snapshotter, DefaultSnapshotter)
+	def(&c.UnitPath, layout.ContainerdUnit)
 	return c
 }
 
@@ -97,6 +115,9 @@ func (c Containerd) validate() error {
 		if p != "" && !path.IsAbs(p) {
 			errs = append(errs, fmt.Errorf("%s %q is not an absolute path", field, p))
 		}
+	}
+	if c.BinaryPath != "" && !path.IsAbs(c.BinaryPath) {
+		errs = append(errs, fmt.Errorf("BinaryPath %q is not an absolute path", c.BinaryPath))
 	}
 	if c.RuntimeBinary != "" && !path.IsAbs(c.RuntimeBinary) {
 		errs = append(errs, fmt.Errorf("RuntimeBinary %q is not an absolute path", c.RuntimeBinary))

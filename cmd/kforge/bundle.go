@@ -100,19 +100,33 @@ func newBundleInspect() *cobra.Command {
 func printManifest(out io.Writer, m bundle.Manifest) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	v := m.Versions
-	fmt.Fprintf(w, "Kubernetes\t%s\n", m.KubernetesVersion)
+	fmt.Fprintf(w, "Kubernetes\t%s\narchitecture\tlinux/%s\n", m.KubernetesVersion, m.Arch)
 	fmt.Fprintf(w, "etcd\t%s\nCoreDNS\t%s\npause\t%s\nkube-router\t%s\nCNI plugins\t%s\n", v.Etcd, v.CoreDNS, v.Pause, v.KubeRouter, v.CNIPlugins)
-	fmt.Fprintf(w, "source\t%s\n\nBINARIES\tSIZE\tSHA256\n", m.Source)
-	for _, e := range m.Binaries() {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", e.Path, size(e.Size), e.SHA256)
+	if v.Containerd != "" {
+		fmt.Fprintf(w, "containerd\t%s\nrunc\t%s\n", v.Containerd, v.Runc)
+	}
+	if v.Crictl != "" {
+		fmt.Fprintf(w, "crictl\t%s\n", v.Crictl)
+	}
+	fmt.Fprintf(w, "source\t%s\n\nBINARIES\tSIZE\tNODES\tSHA256\n", m.Source)
+	for _, e := range m.Binaries(true) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Path, size(e.Size), nodes(e.ControlPlaneOnly), e.SHA256)
 	}
 	if e, ok := m.Entry(bundle.ImagesName); ok {
-		fmt.Fprintf(w, "\nIMAGES (%s, %s)\tID\n", e.Path, size(e.Size))
+		fmt.Fprintf(w, "\nIMAGES (%s, %s)\tNODES\tID\n", e.Path, size(e.Size))
 	}
 	for _, img := range m.Images {
-		fmt.Fprintf(w, "%s\t%s\n", img.Name, img.ID)
+		fmt.Fprintf(w, "%s\t%s\t%s\n", img.Name, nodes(img.ControlPlaneOnly), img.ID)
 	}
 	w.Flush()
+}
+
+// nodes says which nodes install a bundle entry.
+func nodes(controlPlaneOnly bool) string {
+	if controlPlaneOnly {
+		return "control planes"
+	}
+	return "all"
 }
 
 func size(n int64) string {

@@ -6,6 +6,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"kforge.dev/kforge/cluster"
+	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/phases"
 )
 
@@ -40,7 +42,7 @@ func addInitFlags(cmd *cobra.Command, o *cluster.InitOptions) {
 	f.StringVar(&o.Bundle, "bundle", "", "kforge bundle with the binaries and images to install (make artifacts builds one)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "write every file under --output-dir and print the plan; change nothing on the host")
 	f.StringVar(&o.OutputDir, "output-dir", "", "where --dry-run writes files, mirroring host paths (default: a new temporary directory)")
-	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version (default from the cluster file, else v1.35.4)")
+	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version: "+strings.Join(images.Supported(), ", ")+" (default from the cluster file, else "+config.DefaultKubernetesVersion+")")
 	f.StringVar(&o.Overrides.PodSubnet, "pod-network-cidr", "", "pod subnet")
 	f.StringVar(&o.Overrides.ServiceSubnet, "service-cidr", "", "service subnet")
 	f.StringVar(&o.Overrides.DNSDomain, "service-dns-domain", "", "cluster DNS domain")

@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"kforge.dev/kforge/cluster"
+	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/images"
 )
 
 func init() { commands = append(commands, newUp) }
@@ -32,7 +35,7 @@ func newUp(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.Bundle, "bundle", "", "kforge bundle with the binaries and images to install (default: the newest one make artifacts left in ~/.cache/kforge)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "write every file under --output-dir and print the plan; change nothing")
 	f.StringVar(&o.OutputDir, "output-dir", "", "where --dry-run writes files (default: a new temporary directory)")
-	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version")
+	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version: "+strings.Join(images.Supported(), ", ")+" (default "+config.DefaultKubernetesVersion+")")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig to add the kforge context to (default: $KUBECONFIG or ~/.kube/config)")
 	f.StringSliceVar(&o.IgnorePreflight, "ignore-preflight-errors", nil, "preflight checks whose failure is only a warning (or all)")
 	f.StringSliceVar(&o.SkipPhases, "skip-phases", nil, "init phases to leave out")

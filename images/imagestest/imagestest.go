@@ -27,6 +27,9 @@ func Cache(t testing.TB, set images.Set) images.Cache {
 		"kube-router/" + v.KubeRouter: {"kube-router"},
 		"cni-plugins/" + v.CNIPlugins: {"bridge", "host-local", "loopback", "portmap"},
 		"echo/" + images.EchoVersion:  {"echo"},
+		"containerd/" + v.Containerd:  {"containerd", "containerd-shim-runc-v2", "ctr"},
+		"runc/" + v.Runc:              {"runc"},
+		"crictl/" + v.Crictl:          {"crictl"},
 	}
 	for dir, names := range bins {
 		component, version, _ := strings.Cut(dir, "/")

@@ -1,0 +1,146 @@
+package phases
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"kforge.dev/kforge/bundle"
+	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/host/fake"
+)
+
+// The bundle's containerd is 2.x: config format 3, runc by its path, and
+// kforge's own systemd unit for it.
+func TestRuntimeFromTheBundle(t *testing.T) {
+	d, h := fakeNode(t, ciHost)
+	if err := Execute(context.Background(), Init(), d, Options{Only: "runtime"}); err != nil {
+		t.Fatal(err)
+	}
+	files := h.Files()
+	c := string(files["/etc/containerd/config.toml"].Data)
+	if !strings.Contains(c, "version = 3") || !strings.Contains(c, `BinaryName = "/usr/local/bin/runc"`) {
+		t.Errorf("containerd config for the bundle's containerd 2.x:\n%s", c)
+	}
+	unit := string(files["/etc/systemd/system/containerd.service"].Data)
+	if !strings.Contains(unit, "ExecStart=/usr/local/bin/containerd --config /etc/containerd/config.toml") || strings.Contains(unit, "OOMScoreAdjust") {
+		t.Errorf("containerd unit on a host without CAP_SYS_RESOURCE:\n%s", unit)
+	}
+	calls := strings.Join(h.Calls(), "\n")
+	if strings.Contains(calls, "apt-get") {
+		t.Errorf("the runtime phase ran a package manager:\n%s", calls)
+	}
+	if svc := string(files["/var/lib/kforge/supervisor/services/containerd.yaml"].Data); !strings.Contains(svc, "/usr/local/bin/containerd") || !strings.Contains(svc, "/usr/local/bin") {
+		t.Errorf("supervised containerd:\n%s", svc)
+	}
+}
+
+// A missing containerd is an error that says where it comes from, not a
+// package manager run.
+func TestRuntimeWithoutTheBundlesContainerd(t *testing.T) {
+	d, h := fakeNode(t, ciHost)
+	h.On(fake.Answer{ExitCode: 1}, "test", "-x", "/usr/local/bin/containerd")
+	err := Execute(context.Background(), Init(), d, Options{Only: "runtime"})
+	if err == nil || !strings.Contains(err.Error(), "no /usr/local/bin/containerd: the bundle phase installs it") {
+		t.Fatalf("want an error naming the bundle, got %v", err)
+	}
+	if calls := strings.Join(h.Calls(), "\n"); strings.Contains(calls, "apt-get") {
+		t.Errorf("ran a package manager:\n%s", calls)
+	}
+}
+
+// runtime: host checks the host's containerd against the Kubernetes
+// version: Debian's 1.6 serves 1.35, not 1.36 and newer.
+func TestRuntimeFromTheHostChecksItsVersion(t *testing.T) {
+	for _, tc := range []struct {
+		version, kubernetes, want string
+	}{
+		{"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1", "v1.37.2", "the host's containerd is v1.6.20 and Kubernetes v1.37.2 needs v2.0.0 or newer"},
+		{"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1", "v1.35.4", ""},
+		{"containerd github.com/containerd/containerd/v2 v2.2.9 abc", "v1.37.2", ""},
+	} {
+		d, h := fakeNode(t, ciHost)
+		d.Cluster.Runtime = config.RuntimeHost
+		d.Cluster.KubernetesVersion = tc.kubernetes
+		h.On(fake.Answer{Stdout: tc.version}, "containerd", "--version")
+		err := Execute(context.Background(), Init(), d, Options{Only: "runtime"})
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s with Kubernetes %s: %v", tc.version, tc.kubernetes, err)
+			}
+			c := string(h.Files()["/etc/containerd/config.toml"].Data)
+			if wantV3 := strings.Contains(tc.version, "v2."); wantV3 != strings.Contains(c, "version = 3") {
+				t.Errorf("%s: config format:\n%s", tc.version, c)
+			}
+			if _, ok := h.Files()["/etc/systemd/system/containerd.service"]; ok {
+				t.Errorf("kforge wrote a containerd unit for the host's own containerd")
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s with Kubernetes %s: want %q, got %v", tc.version, tc.kubernetes, tc.want, err)
+		}
+	}
+}
+
+// manifestOnlyBundle writes a bundle file that holds only a manifest:
+// enough for the checks that read nothing else.
+func manifestOnlyBundle(t *testing.T, m bundle.Manifest) string {
+	t.Helper()
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	p := filepath.Join(t.TempDir(), "b.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{{bundle.ManifestName, raw}, {bundle.ManifestName + ".sha256", []byte(hex.EncodeToString(sum[:]) + "  " + bundle.ManifestName + "\n")}} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A bundle for another architecture or Kubernetes version is refused by
+// preflight, before anything is written to the host.
+func TestPreflightRefusesABundleThatDoesNotFit(t *testing.T) {
+	for _, tc := range []struct {
+		arch, version, want string
+	}{
+		{"arm64", "v1.37.2", "the bundle is for linux/arm64 and the host is linux/amd64 (uname -m: x86_64)"},
+		{"amd64", "v1.35.4", "holds Kubernetes v1.35.4 and the cluster is v1.37.2"},
+	} {
+		d, h := fakeNode(t, ciHost+"arch=x86_64\n")
+		d.Cluster.Artifacts.Bundle = manifestOnlyBundle(t, bundle.Manifest{Format: bundle.FormatVersion, KubernetesVersion: tc.version, Arch: tc.arch})
+		err := Execute(context.Background(), Init(), d, Options{NoAPI: true})
+		if err == nil || !strings.Contains(err.Error(), "preflight") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s: want a preflight error %q, got %v", tc.arch, tc.version, tc.want, err)
+		}
+		if len(h.Paths()) != 0 {
+			t.Errorf("%s %s: a refused bundle wrote %v", tc.arch, tc.version, h.Paths())
+		}
+	}
+}
