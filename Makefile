@@ -12,7 +12,7 @@ DRY_RUN_DIR ?= $(CURDIR)/_output/dry-run
 # line is the bundle's path.
 ARTIFACTS_LOG := $(CURDIR)/_output/artifacts.log
 
-.PHONY: all deps build run test fmt-check vet tidy-check unit-short unit e2e-local e2e-multinode e2e-resume e2e-resume-sample clean
+.PHONY: all deps build run test fmt-check vet tidy-check unit-short unit e2e-local e2e-multinode e2e-versions e2e-resume e2e-resume-sample clean
 
 all: build
 
@@ -79,6 +79,17 @@ artifacts-binaries:
 e2e-local: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/local.sh
+
+## e2e-versions: the single-node end-to-end test once per supported Kubernetes version (v1.35.4, v1.36.3, v1.37.2), each from its own bundle; builds the versions not yet cached (not part of make test)
+e2e-versions: deps build
+	@mkdir -p _output && versions=$$(bash scripts/build-artifacts.sh --supported-versions) && \
+	  $(MAKE) --no-print-directory artifacts KUBERNETES_VERSIONS="$$versions" | tee _output/artifacts-versions.log && \
+	  for v in $$versions; do \
+	    bundle=$$(grep "/kforge-bundle-$$v-" _output/artifacts-versions.log | tail -1) && [ -n "$$bundle" ] || { echo "no bundle for $$v" >&2; exit 1; }; \
+	    start=$$(date +%s); \
+	    BUNDLE="$$bundle" KUBERNETES_VERSION="$$v" KFORGE=$(BIN) bash test/e2e/local.sh || exit 1; \
+	    echo "e2e-versions: $$v passed in $$(( $$(date +%s) - start ))s"; \
+	  done
 
 ## e2e-multinode: 4 machine containers, kforge init -f over SSH with workers joined in parallel, checked with this machine's kubectl, then reset -f and machines-down
 e2e-multinode: deps build

@@ -6,7 +6,11 @@
 # path.
 # ARTIFACTS=... builds a subset of the binaries and no bundle, e.g.
 # `make artifacts ARTIFACTS="etcd pause"`.
+# KUBERNETES_VERSIONS="v1.36.3 v1.37.2" builds those versions, one bundle
+# each (printed in that order); the default is the newest supported.
 ARTIFACTS ?=
+KUBERNETES_VERSIONS ?=
+export KUBERNETES_VERSIONS
 KFORGE_CACHE ?= $(HOME)/.cache/kforge
 export KFORGE_CACHE
 ECHO_BIN := $(KFORGE_CACHE)/bin/echo/v1/echo
@@ -14,16 +18,19 @@ ECHO_SRC := $(filter-out %_test.go,$(wildcard scripts/artifacts/echo/*.go)) scri
 
 .PHONY: artifacts artifacts-list bundle
 
-## artifacts: build the pinned binaries (kubernetes, etcd, coredns, pause, kube-router, cni-plugins), the images and the bundle into the cache; prints the bundle's path last
+## artifacts: build the pinned binaries (kubernetes, etcd, coredns, pause, kube-router, cni-plugins, containerd, runc, crictl), the images and the bundle into the cache; prints the bundle's path last (KUBERNETES_VERSIONS="v1.36.3 v1.37.2": one bundle per version)
 artifacts:
 	@bash scripts/build-artifacts.sh $(ARTIFACTS)
 ifeq ($(strip $(ARTIFACTS)),)
 	@$(MAKE) --no-print-directory bundle
 endif
 
-## bundle: build the images and the bundle from binaries already in the cache; prints the bundle's path last
+## bundle: build the images and the bundle (one per KUBERNETES_VERSIONS) from binaries already in the cache; prints the bundles' paths last
 bundle: $(ECHO_BIN)
-	@CGO_ENABLED=0 $(GO) run ./scripts/build-bundle -cache "$(KFORGE_CACHE)"
+	@mkdir -p _output && CGO_ENABLED=0 $(GO) build -o _output/build-bundle ./scripts/build-bundle && \
+	  for v in $${KUBERNETES_VERSIONS:-$$(bash scripts/build-artifacts.sh --default-version)}; do \
+	    _output/build-bundle -cache "$(KFORGE_CACHE)" -kubernetes-version "$$v" || exit 1; \
+	  done
 
 # The web server of the kforge.dev/echo:v1 test image.
 $(ECHO_BIN): $(ECHO_SRC)

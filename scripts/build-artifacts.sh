@@ -17,6 +17,8 @@
 #   components: kubernetes etcd coredns pause kube-router cni-plugins
 #   containerd runc crictl (default: all, in that order). --list prints the
 #   binary paths instead of building (exit 1 if any is missing).
+#   --default-version prints the default Kubernetes version,
+#   --supported-versions every supported one.
 #   KUBERNETES_VERSIONS="v1.36.3 v1.37.2" builds the per-version components
 #   (kubernetes, etcd, coredns, pause) of each of those versions; the
 #   default is the newest supported version.
@@ -416,6 +418,14 @@ plan() {
 
 main() {
   local list=0
+  if [ "${1:-}" = "--default-version" ]; then
+    echo "$DEFAULT_KUBERNETES_VERSION"
+    return 0
+  fi
+  if [ "${1:-}" = "--supported-versions" ]; then
+    printf '%s\n' "$VERSION_TABLE" | awk 'NF {printf "%s%s", sep, $1; sep = " "} END {print ""}'
+    return 0
+  fi
   if [ "${1:-}" = "--list" ]; then
     list=1
     shift

@@ -13,6 +13,9 @@ cd "$(dirname "$0")/../.."
 KFORGE=${KFORGE:-bin/kforge}
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 BUNDLE=${BUNDLE:?set BUNDLE to the path make artifacts prints}
+# KUBERNETES_VERSION: the bundle's version when it is not the default
+# (make e2e-versions runs this test once per supported version).
+VERSION_FLAG=(${KUBERNETES_VERSION:+--kubernetes-version "$KUBERNETES_VERSION"})
 export KUBECONFIG=${KUBECONFIG_E2E:-$(mktemp -d)/config}
 NS=kforge-e2e
 
@@ -49,7 +52,7 @@ flock -w 1800 8 || fail "another kforge e2e or bench holds /run/kforge-node.lock
 up() {
   local start out
   start=$(now)
-  out=$("$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$KUBECONFIG" 2>&1) || { echo "$out"; fail "kforge up --local"; }
+  out=$("$KFORGE" up --local --bundle "$BUNDLE" "${VERSION_FLAG[@]}" --kubeconfig "$KUBECONFIG" 2>&1) || { echo "$out"; fail "kforge up --local"; }
   echo "$out"
   UP_SECONDS=$(since "$start")
   UP_START=$start
@@ -58,6 +61,17 @@ up() {
 check_cluster() {
   k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "node not Ready"
   NODE_READY_SECONDS=$(since "$UP_START")
+  # The versions asked for, and the runtime from the bundle (not the
+  # machine's Debian containerd).
+  local want server kubelet runtime
+  want=$("$KFORGE" bundle inspect --json "$BUNDLE" | jq -r .kubernetesVersion)
+  server=$(k version -o json | jq -r .serverVersion.gitVersion)
+  kubelet=$(k get nodes -o jsonpath='{.items[0].status.nodeInfo.kubeletVersion}')
+  runtime=$(k get nodes -o jsonpath='{.items[0].status.nodeInfo.containerRuntimeVersion}')
+  [ "$server" = "$want" ] && [ "$kubelet" = "$want" ] || fail "API server $server, kubelet $kubelet; the bundle is $want"
+  [[ "$runtime" == containerd://2.* ]] || fail "the node's runtime is $runtime, not the bundle's containerd 2.x"
+  pgrep -f '^/usr/local/bin/containerd ' >/dev/null || fail "containerd does not run from /usr/local/bin (the bundle's)"
+  echo "versions: API server and kubelet $server, runtime $runtime from /usr/local/bin"
   local i
   for sel in component=etcd component=kube-apiserver component=kube-controller-manager component=kube-scheduler k8s-app=kube-proxy k8s-app=kube-dns; do
     # Mirror pods of static pods appear a moment after the node registers.
@@ -106,7 +120,7 @@ check_noop() {
   local before after start
   before=$(/var/lib/kforge/bin/kforge supervise status --state-dir /var/lib/kforge/supervisor | grep -o '"pid":[0-9]*' | tr '\n' ' ')
   start=$(now)
-  "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || fail "second kforge up"
+  "$KFORGE" up --local --bundle "$BUNDLE" "${VERSION_FLAG[@]}" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || fail "second kforge up"
   NOOP_SECONDS=$(since "$start")
   after=$(/var/lib/kforge/bin/kforge supervise status --state-dir /var/lib/kforge/supervisor | grep -o '"pid":[0-9]*' | tr '\n' ' ')
   [ "$before" = "$after" ] || fail "second up restarted services: $before -> $after"
@@ -126,6 +140,10 @@ check_reset() {
   ip link show cni0 >/dev/null 2>&1 && fail "reset left cni0"
   iptables-save | grep 'KUBE-' >/dev/null && fail "reset left KUBE- iptables chains"
   pgrep -x kubelet >/dev/null && fail "reset left a kubelet running"
+  pgrep -f '^/usr/local/bin/containerd ' >/dev/null && fail "reset left containerd running"
+  for b in kubelet containerd containerd-shim-runc-v2 ctr runc crictl; do
+    [ -e "/usr/local/bin/$b" ] && fail "reset left /usr/local/bin/$b"
+  done
   grep -q 'name: kforge' "$KUBECONFIG" && fail "reset left the kforge context"
   echo "reset left a clean machine"
 }
