@@ -51,6 +51,8 @@ const (
 	CtrBinary        = BinDir + "/ctr"
 	RuncBinary       = BinDir + "/runc"
 	ContainerdUnit   = SystemdUnitDir + "/containerd.service"
+	// CrictlConfig points crictl at containerd.
+	CrictlConfig = "/etc/crictl.yaml"
 	// ServicePath is the PATH containerd runs with, under systemd and
 	// kforge's supervisor alike.
 	ServicePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

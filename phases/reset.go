@@ -32,7 +32,7 @@ var resetPaths = []string{
 	layout.BootstrapKubeletConf, layout.ControllerManagerConf, layout.SchedulerConf,
 	layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
-	layout.ContainerdUnit, layout.BinariesStamp,
+	layout.ContainerdUnit, layout.CrictlConfig, layout.BinariesStamp,
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,

@@ -139,7 +139,14 @@ func runtimeConfig(ctx context.Context, d *Data, containerdVersion string) (bool
 	if err != nil {
 		return false, err
 	}
-	return host.WriteChanged(ctx, d.Host, files...)
+	changed, err := host.WriteChanged(ctx, d.Host, files...)
+	if err != nil {
+		return false, err
+	}
+	// crictl talks to containerd without asking which runtime runs here.
+	crictl := "runtime-endpoint: " + layout.ContainerRuntimeEndpoint + "\nimage-endpoint: " + layout.ContainerRuntimeEndpoint + "\n"
+	_, err = host.WriteChanged(ctx, d.Host, host.File{Path: layout.CrictlConfig, Data: []byte(crictl), Mode: layout.PublicMode})
+	return changed, err
 }
 
 // sysctls enables what pod networking needs, now and across reboots.
