@@ -4,8 +4,8 @@
 # then becomes (execs) the machine's init:
 #   sshd     tini as PID 1 (it reaps orphans, as init does), running sshd in
 #            the foreground, logging to the container's output
-#   systemd  /sbin/init, which starts ssh, containerd and whatever kforge
-#            installs as units
+#   systemd  /sbin/init, which starts ssh and whatever kforge installs as
+#            units (the image has no container runtime: kforge brings it)
 # It runs again on every start of the container and changes only what is
 # missing.
 set -eu

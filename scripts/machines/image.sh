@@ -15,7 +15,11 @@
 #                                      foreground; systemd is installed but
 #                                      not running, like on hosts without it
 #   kforge-machine-entrypoint systemd  PID 1 is systemd (/sbin/init), which
-#                                      starts ssh and containerd as units
+#                                      starts ssh as a unit
+#
+# The image has no container runtime: no containerd, runc, crun or CNI
+# plugins, as on a fresh host. kforge brings them in its bundle; the machines
+# cannot fetch them, as their network has no route out (up.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -23,7 +27,6 @@ SUITE=bookworm
 PACKAGES=(
   openssh-server sudo ca-certificates
   iproute2 iptables conntrack procps
-  containerd runc containernetworking-plugins
   systemd systemd-sysv dbus # the systemd machines' init
   tini                      # the plain machines' init: reaps orphans
 )

@@ -104,7 +104,8 @@ remove_machines() {
 # these hosts (ENVIRONMENT.md): everything --privileged gives except
 # CAP_SYS_RESOURCE, which the hosts' root lacks; the host's cgroup
 # hierarchies; /run and /tmp as tmpfs; /var/lib/containerd on a volume so the
-# inner containerd's overlayfs does not sit on overlayfs.
+# overlayfs snapshots of the containerd that kforge installs do not sit on
+# overlayfs.
 run_machine() {
   local i=$1 name ip init
   name=$(machine_name "$i") ip=$(machine_ip "$i") init=$(machine_init "$i")
