@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make machines-down: removes the machine containers of MACHINES_PREFIX
-# (default kforge) with their volumes, their network, their kubelet cgroup
-# roots and the state directory (known_hosts, kforge.yaml). The cached image,
-# its root file system and the SSH key stay, so the next `make machines` is
-# quick. docker itself is left running.
+# (default kforge) with their volumes, their network and its iptables rule,
+# their kubelet cgroup roots and the state directory (known_hosts,
+# kforge.yaml). The cached image, its root file system and the SSH key stay,
+# so the next `make machines` is quick. docker itself is left running.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -41,6 +41,7 @@ main() {
   else
     log "docker does not answer: no containers to remove"
   fi
+  remove_forward_rules
   rm -rf "$STATE"
   log "removed $PREFIX machines and $STATE"
 }

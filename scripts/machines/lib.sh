@@ -33,6 +33,9 @@ IMAGE_REPO="kforge-machine"
 # Labels on every container and network the scripts make; machines-down and
 # the reconcile in up.sh find their objects by these, never by name alone.
 LABEL="dev.kforge.machines"
+# The comment on the one iptables rule the scripts add (see ensure_forwarding
+# in up.sh); machines-down removes the rules that carry it.
+FORWARD_COMMENT="kforge-machines:$PREFIX"
 
 if [ -z "${DOCKER:-}" ]; then
   if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
@@ -67,6 +70,34 @@ net_base() {
   [[ "$SUBNET" =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.0/24$ ]] ||
     die "MACHINES_SUBNET=$SUBNET: give a /24 such as 172.30.0.0/24"
   printf '%s\n' "${BASH_REMATCH[1]}"
+}
+
+# network_bridge prints the Linux bridge of the docker network NETWORK.
+network_bridge() {
+  local name id
+  name=$(d network inspect -f '{{index .Options "com.docker.network.bridge.name"}}' "$NETWORK") || return 1
+  if [ -z "$name" ]; then
+    id=$(d network inspect -f '{{.Id}}' "$NETWORK") || return 1
+    name="br-${id:0:12}"
+  fi
+  printf '%s\n' "$name"
+}
+
+# forward_rules prints this prefix's rules in docker's DOCKER-USER chain, as
+# `iptables -S` lines.
+forward_rules() {
+  iptables -w 10 -S DOCKER-USER 2>/dev/null | grep -F -- "--comment $FORWARD_COMMENT " || true
+}
+
+# remove_forward_rules deletes this prefix's rules from DOCKER-USER.
+remove_forward_rules() {
+  local line rule
+  while read -r line; do
+    [ -n "$line" ] || continue
+    read -ra rule <<<"$line" # no quoting: the comment has no spaces
+    rule[0]=-D
+    iptables -w 10 "${rule[@]}" || log "warning: cannot delete the rule: iptables $line"
+  done < <(forward_rules)
 }
 
 machine_name() { printf '%s-m%d\n' "$PREFIX" "$1"; }

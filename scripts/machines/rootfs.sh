@@ -3,8 +3,9 @@
 # image.sh, as root, on the host):
 #   rootfs.sh ROOT ENTRYPOINT MIRROR
 #
-# - apt sources like the hosts': bookworm, bookworm-updates and security, so
-#   `apt-get install` inside a machine behaves as on a real host;
+# - apt sources like the hosts': bookworm, bookworm-updates and security, as
+#   an air-gapped host keeps them: the machines' network has no route out, so
+#   `apt-get update` in a machine fails as it would there;
 # - no SSH host keys and an empty /etc/machine-id: every machine makes its
 #   own on first start (entrypoint.sh), so no two machines share them;
 # - sshd: keys only, root by key (Debian's default), no DNS lookups;

@@ -70,21 +70,55 @@ ensure_key() {
   chmod 0600 "$KEY"
 }
 
-# ensure_network makes the bridge network, replacing it (and its machines)
-# when it has another subnet.
+# ensure_network makes the machines' network: a bridge with no route out
+# (--internal), so the machines are air-gapped hosts. This host still reaches
+# them: what it sends from its own address on the bridge (.1) is not
+# forwarded, so docker's isolation does not apply; for the same reason the
+# machines reach services listening on this host itself. They reach each other
+# (see ensure_forwarding). A network of kforge's with another subnet, or with
+# a route out (made before the machines were air-gapped), is replaced with its
+# machines.
 ensure_network() {
-  local subnet
-  if subnet=$(d network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$NETWORK" 2>/dev/null); then
-    [ "$subnet" = "$SUBNET" ] && return 0
+  local have want="$SUBNET internal=true"
+  if have=$(d network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}} internal={{.Internal}}' "$NETWORK" 2>/dev/null); then
+    [ "$have" = "$want" ] && return 0
     [ -n "$(d network inspect -f "{{index .Labels \"$LABEL.prefix\"}}" "$NETWORK")" ] ||
       die "a docker network $NETWORK that kforge did not make exists; remove it or set MACHINES_PREFIX"
-    log "network $NETWORK has subnet $subnet, not $SUBNET: replacing it and its machines"
+    log "network $NETWORK is '$have', not '$want': replacing it and its machines"
     remove_machines 0
+    remove_forward_rules
     d network rm "$NETWORK" >/dev/null
   fi
-  d network create --driver bridge --subnet "$SUBNET" --gateway "$(net_base).1" \
+  d network create --internal --driver bridge --subnet "$SUBNET" --gateway "$(net_base).1" \
     --label "$LABEL.prefix=$PREFIX" "$NETWORK" >/dev/null ||
     die "cannot create network $NETWORK ($SUBNET); if it overlaps another network, set MACHINES_SUBNET"
+}
+
+# ensure_forwarding lets traffic between machines through whatever their
+# addresses. docker isolates an internal network with rules that match by
+# address (DOCKER-ISOLATION-STAGE-1: drop what enters the bridge from outside
+# the subnet or leaves it for outside the subnet), and on these hosts frames
+# bridged between two machines go through iptables too
+# (net.bridge.bridge-nf-call-iptables=1). So pod traffic routed from node to
+# node, whose addresses are pod IPs, would be dropped (seen: a TCP connect
+# from one machine to an address routed via another timed out). One rule at
+# the top of DOCKER-USER, which docker consults first and leaves alone,
+# accepts what enters and leaves the machines' bridge: traffic between
+# machines. What leaves the bridge for anywhere else is still dropped.
+ensure_forwarding() {
+  local br spec
+  br=$(network_bridge) || die "cannot inspect network $NETWORK"
+  spec=(-i "$br" -o "$br" -m comment --comment "$FORWARD_COMMENT" -j ACCEPT)
+  if ! iptables -w 10 -S DOCKER-USER >/dev/null 2>&1; then
+    log "warning: no iptables chain DOCKER-USER (does dockerd run with --iptables=false?): traffic between machines is not opened, nor is the network isolated"
+    return 0
+  fi
+  if iptables -w 10 -C DOCKER-USER "${spec[@]}" 2>/dev/null && [ "$(forward_rules | wc -l)" -eq 1 ]; then
+    return 0
+  fi
+  remove_forward_rules
+  iptables -w 10 -I DOCKER-USER "${spec[@]}" ||
+    die "cannot add the iptables rule that lets the machines reach each other (iptables -I DOCKER-USER ${spec[*]})"
 }
 
 # remove_machines K removes this prefix's machines numbered above K, with
@@ -258,6 +292,7 @@ main() {
   IMAGE=$(bash "$SCRIPT_DIR/image.sh")
   ensure_key
   ensure_network
+  ensure_forwarding
   remove_machines "$N"
   for i in $(seq 1 "$N"); do ensure_machine "$i"; done
 
