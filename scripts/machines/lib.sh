@@ -84,9 +84,10 @@ network_bridge() {
 }
 
 # forward_rules prints this prefix's rules in docker's DOCKER-USER chain, as
-# `iptables -S` lines.
+# `iptables -S` lines without quotes (iptables quotes the comment, which has
+# no spaces).
 forward_rules() {
-  iptables -w 10 -S DOCKER-USER 2>/dev/null | grep -F -- "--comment $FORWARD_COMMENT " || true
+  iptables -w 10 -S DOCKER-USER 2>/dev/null | tr -d '"' | grep -F -- "--comment $FORWARD_COMMENT " || true
 }
 
 # remove_forward_rules deletes this prefix's rules from DOCKER-USER.
@@ -94,7 +95,7 @@ remove_forward_rules() {
   local line rule
   while read -r line; do
     [ -n "$line" ] || continue
-    read -ra rule <<<"$line" # no quoting: the comment has no spaces
+    read -ra rule <<<"$line"
     rule[0]=-D
     iptables -w 10 "${rule[@]}" || log "warning: cannot delete the rule: iptables $line"
   done < <(forward_rules)
