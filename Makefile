@@ -91,7 +91,7 @@ e2e-versions: deps build
 	    echo "e2e-versions: $$v passed in $$(( $$(date +%s) - start ))s"; \
 	  done
 
-## e2e-multinode: 4 machine containers, kforge init -f over SSH with workers joined in parallel, checked with this machine's kubectl, then reset -f and machines-down
+## e2e-multinode: 4 air-gapped machine containers (checked by scripts/machines/airgap-check.sh), kforge init -f over SSH with workers joined in parallel, checked with this machine's kubectl, then reset -f and machines-down
 e2e-multinode: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  $(MAKE) --no-print-directory machines N=4 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \

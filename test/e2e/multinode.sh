@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # kforge's multi-node end-to-end test (make e2e-multinode): four machine
-# containers from `make machines`, the fourth stopped; `kforge init -f`
+# containers from `make machines`, first proved air-gapped (no route out, no
+# containerd, runc or ctr: scripts/machines/airgap-check.sh), so everything
+# kforge runs there comes from its bundle; the fourth stopped; `kforge init -f`
 # from this host builds the control plane on machine 1 over SSH and joins
 # the workers in parallel, reporting the stopped one; the machine's own
 # kubectl then checks 3 Ready nodes, a pod on each, pod-to-pod traffic by
@@ -32,6 +34,12 @@ fail() {
 }
 # on N CMD runs CMD as root on machine N.
 on() { local m=$1; shift; "${SSH[@]}" -l root "kforge-m$m" "$@"; }
+
+log "the machines are air-gapped, with no container runtime"
+bash scripts/machines/airgap-check.sh kforge-m1 kforge-m2 kforge-m3 kforge-m4 || {
+  printf 'e2e-multinode FAILED: the machines are not air-gapped hosts without a container runtime\n' >&2
+  exit 1
+}
 
 # machine 4 is unreachable for the first init.
 docker stop -t 1 kforge-m4 >/dev/null
