@@ -10,7 +10,7 @@ N ?= 3
 
 .PHONY: machines machines-down machines-image
 
-## machines: start N machine containers (default 3) with sshd, root and a sudo user on a private network; machine 2 boots systemd; prints a cluster file's path last
+## machines: start N machine containers (default 3) with sshd, root and a sudo user on a private network with no route out; machine 2 boots systemd; prints a cluster file's path last
 machines:
 	@N='$(N)' bash scripts/machines/up.sh
 
