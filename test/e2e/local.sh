@@ -159,7 +159,7 @@ log "kforge reset"
 check_reset
 log "kforge up --local killed midway, then run again"
 for t in 1 3; do
-  timeout -s KILL "$t" "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || true
+  timeout -s KILL "$t" "$KFORGE" up --local --bundle "$BUNDLE" "${VERSION_FLAG[@]}" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || true
   echo "killed after ${t}s"
 done
 up
