@@ -139,11 +139,14 @@ KEY=$(awk '/IdentityFile/ {print $2; exit}' "$STATE/ssh_config")
 scp -F "$STATE/ssh_config" -q "$KEY" root@kforge-m1:/root/machine-key
 scp -F "$STATE/ssh_config" -q "$STATE/known_hosts" root@kforge-m1:/root/machine-known-hosts
 scp -F "$STATE/ssh_config" -q "$KFORGE" root@kforge-m1:/root/kforge
+# reset removed the runtime and the kubelet from machine 4: the join brings
+# them from the bundle again, as in an air-gapped site.
+scp -F "$STATE/ssh_config" -q "$BUNDLE" root@kforge-m1:/root/bundle.tar.zst
 sshflags="--ssh-key /root/machine-key --known-hosts /root/machine-known-hosts"
 on 1 "/root/kforge reset --force --plain --ssh kforge@172.30.0.14 $sshflags" || fail "reset --ssh"
 [ "$(k get nodes -o name | wc -l)" = 3 ] || fail "reset --ssh left machine 4's node"
 start=$(now)
-on 1 "/root/kforge join --plain --ssh kforge@172.30.0.14 $sshflags" || fail "join --ssh"
+on 1 "/root/kforge join --plain --ssh kforge@172.30.0.14 --bundle /root/bundle.tar.zst $sshflags" || fail "join --ssh"
 JOINSSH_SECONDS=$(since "$start")
 k wait --for=condition=Ready node/kforge-m4 --timeout=120s >/dev/null || fail "machine 4 not Ready after join --ssh"
 
