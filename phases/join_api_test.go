@@ -250,12 +250,14 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = w.waitTLSBootstrap(ctx, c, time.Second)
+		// A few seconds: under load one second may end before a first
+		// answer, and the message names what was last seen.
+		err = w.waitTLSBootstrap(ctx, c, 3*time.Second)
 		var we *kube.WaitError
 		if !errors.As(err, &we) || !strings.Contains(err.Error(), "TLS bootstrap") || !strings.Contains(err.Error(), "is signed, but the kubelet has not written") {
 			t.Errorf("waiting without a kubelet: %v", err)
 		}
-		err = w.waitNodeReadyAsToken(ctx, c, time.Second)
+		err = w.waitNodeReadyAsToken(ctx, c, 3*time.Second)
 		if err == nil || !strings.Contains(err.Error(), "node w9 not ready after") || !strings.Contains(err.Error(), "has not registered") {
 			t.Errorf("waiting for an unregistered node: %v", err)
 		}

@@ -325,6 +325,12 @@ func (cp *ControlPlane) commandLine(component string) ([]string, error) {
 		}
 		args = append(args, name+"="+strings.Join(parts, ","))
 	}
+	if component == APIServer && net.ParseIP(cp.AdvertiseAddress).IsLoopback() {
+		// Kubernetes 1.37 refuses a loopback address for the kubernetes
+		// Service's endpoint; the test control plane listens on loopback
+		// only and has no Service network to keep that endpoint for.
+		args = append(args, "--endpoint-reconciler-type=none")
+	}
 	return args, errors.Join(errs...)
 }
 
