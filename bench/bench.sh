@@ -92,9 +92,14 @@ wait_ports() {
   die "the control plane's ports stayed busy for 10 minutes: $held"
 }
 
-# start_containerd starts kforge's supervisor with kforge's containerd
-# service, as saved from the warm-up, and waits until containerd answers.
+# start_containerd puts back the runtime and the kubelet as the warm-up
+# installed them from the bundle (kforge reset removes them; both tools
+# start from a host that has them, as kubeadm expects), starts kforge's
+# supervisor with kforge's containerd service, as saved from the warm-up,
+# and waits until containerd answers.
 start_containerd() {
+  cp -a "$STATE/bin/." /usr/local/bin/
+  mkdir -p /opt/cni/bin && cp -a "$STATE/cni/." /opt/cni/bin/
   cmp -s "$KFORGE" "$KFORGE_ON_HOST" || install -D -m 0755 "$KFORGE" "$KFORGE_ON_HOST"
   install -D -m 0644 "$STATE/containerd.yaml" "$SUPERVISOR/services/containerd.yaml"
   # shellcheck disable=SC2016 # $1 and $@ are the inner shell's
@@ -468,6 +473,9 @@ main() {
   rm -rf "$STATE"
   mkdir -p "$STATE/shim"
   cp "$SUPERVISOR/services/containerd.yaml" /etc/cni/net.d/10-kforge-bridge.conflist "$STATE/"
+  mkdir -p "$STATE/bin" "$STATE/cni"
+  cp -a /usr/local/bin/kubelet /usr/local/bin/containerd /usr/local/bin/containerd-shim-runc-v2 /usr/local/bin/ctr /usr/local/bin/runc "$STATE/bin/"
+  cp -a /opt/cni/bin/. "$STATE/cni/"
   install -m 0755 bench/systemctl "$STATE/shim/systemctl"
   install -m 0755 bench/kubelet-kubeadm.sh "$STATE/kubelet-kubeadm.sh"
   local manifest=/etc/kubernetes/manifests/kube-apiserver.yaml
