@@ -43,6 +43,12 @@ func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	if err := d.bundlePreflight(add, true); err != nil {
 		return err
 	}
+	if rt := d.Runtime(); !rt.FromBundle {
+		// The host's own containerd must serve this Kubernetes version.
+		if _, err := rt.check(ctx, d); err != nil {
+			add("ContainerRuntime", "%v", err)
+		}
+	}
 	st, err := d.preflightProbe(ctx)
 	if err != nil {
 		return err

@@ -144,3 +144,18 @@ func TestPreflightRefusesABundleThatDoesNotFit(t *testing.T) {
 		}
 	}
 }
+
+// Under runtime: host, init's preflight refuses a containerd that the
+// Kubernetes version does not support, before anything is written.
+func TestPreflightChecksTheHostsContainerd(t *testing.T) {
+	d, h := fakeNode(t, ciHost)
+	d.Cluster.Runtime = config.RuntimeHost
+	h.On(fake.Answer{Stdout: "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1"}, "containerd", "--version")
+	err := Execute(context.Background(), Init(), d, Options{NoAPI: true})
+	if err == nil || !strings.Contains(err.Error(), "preflight") || !strings.Contains(err.Error(), "needs v2.0.0 or newer") {
+		t.Fatalf("want a preflight error about containerd 1.6, got %v", err)
+	}
+	if len(h.Paths()) != 0 {
+		t.Errorf("a refused runtime wrote %v", h.Paths())
+	}
+}

@@ -41,6 +41,28 @@ bash scripts/machines/airgap-check.sh kforge-m1 kforge-m2 kforge-m3 kforge-m4 ||
   exit 1
 }
 
+log "an unsupported version and a bundle for another architecture are refused before any host changes"
+untouched() {
+  local m
+  for m in 1 2 3 4; do
+    on "$m" 'test ! -e /var/lib/kforge && test ! -e /etc/kubernetes/pki && test ! -e /usr/local/bin/containerd' ||
+      fail "$1 changed machine $m"
+  done
+}
+out=$("$KFORGE" init -f "$CLUSTER" --bundle "$BUNDLE" --kubernetes-version v1.34.3 2>&1) && fail "init with Kubernetes v1.34.3 succeeded"
+grep -q 'unsupported Kubernetes version "v1.34.3"; kforge supports v1.35.4, v1.36.3, v1.37.2' <<<"$out" || fail "v1.34.3 refused without naming the supported versions: $out"
+untouched "init with Kubernetes v1.34.3"
+# A bundle whose manifest says arm64: only the manifest is read before the
+# refusal, so the manifest alone makes the test bundle.
+arm=$(mktemp -d)
+"$KFORGE" bundle inspect --json "$BUNDLE" | jq -c '.arch = "arm64"' >"$arm/manifest.json"
+(cd "$arm" && sha256sum manifest.json >manifest.json.sha256 && tar -cf bundle.tar manifest.json manifest.json.sha256)
+out=$("$KFORGE" init -f "$CLUSTER" --bundle "$arm/bundle.tar" 2>&1) && fail "init with an arm64 bundle succeeded"
+grep -q 'the bundle is for linux/arm64 and the host is linux/amd64' <<<"$out" || fail "the arm64 bundle was refused without saying why: $out"
+untouched "init with an arm64 bundle"
+rm -rf "$arm"
+echo "refused: Kubernetes v1.34.3 (supported: v1.35.4, v1.36.3, v1.37.2) and a linux/arm64 bundle; no machine changed"
+
 # machine 4 is unreachable for the first init.
 docker stop -t 1 kforge-m4 >/dev/null
 
