@@ -80,7 +80,7 @@ e2e-local: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/local.sh
 
-## e2e-versions: the single-node end-to-end test once per supported Kubernetes version (v1.35.4, v1.36.3, v1.37.2), each from its own bundle; builds the versions not yet cached (not part of make test)
+## e2e-versions: the single-node end-to-end test once per supported Kubernetes version (v1.35.4, v1.36.3, v1.37.2), each from its own bundle, then `runtime: host` on this machine's Debian containerd 1.6 (v1.37.2 refused, v1.35.4 Ready); builds the versions not yet cached (not part of make test)
 e2e-versions: deps build
 	@mkdir -p _output && versions=$$(bash scripts/build-artifacts.sh --supported-versions) && \
 	  $(MAKE) --no-print-directory artifacts KUBERNETES_VERSIONS="$$versions" | tee _output/artifacts-versions.log && \
@@ -89,7 +89,10 @@ e2e-versions: deps build
 	    start=$$(date +%s); \
 	    BUNDLE="$$bundle" KUBERNETES_VERSION="$$v" KFORGE=$(BIN) bash test/e2e/local.sh || exit 1; \
 	    echo "e2e-versions: $$v passed in $$(( $$(date +%s) - start ))s"; \
-	  done
+	  done && \
+	  BUNDLE_OLD=$$(grep "/kforge-bundle-v1.35.4-" _output/artifacts-versions.log | tail -1) \
+	  BUNDLE_NEW=$$(grep "/kforge-bundle-$$(bash scripts/build-artifacts.sh --default-version)-" _output/artifacts-versions.log | tail -1) \
+	  KFORGE=$(BIN) bash test/e2e/runtime-host.sh
 
 ## e2e-multinode: 4 air-gapped machine containers (checked by scripts/machines/airgap-check.sh), kforge init -f over SSH with workers joined in parallel, checked with this machine's kubectl, then reset -f and machines-down
 e2e-multinode: deps build

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"kforge.dev/kforge/host"
@@ -117,6 +118,11 @@ func resetFiles(ctx context.Context, d *Data) error {
 	installed, err := installedBinaries(ctx, d)
 	if err != nil {
 		return err
+	}
+	if slices.Contains(installed, layout.ContainerdBinary) {
+		// The bundle's containerd goes, and with it its config; a host's
+		// own containerd (runtime: host) keeps the one it runs with.
+		installed = append(installed, layout.ContainerdConfig)
 	}
 	var removed []string
 	for _, p := range append(installed, resetPaths...) {

@@ -8,10 +8,10 @@ packages=(
   openssh-client # ssh-keygen, ssh-agent
   sudo           # non-root SSH users with sudo
   openssl        # openssl verify on the generated PKI
-  containerd     # the container runtime of single-node clusters (1.6.x)
-  runc
+  containerd     # a containerd of the OS (1.6): the image tests, and runtime: host in make e2e-versions;
+  runc           # kforge's clusters run the bundle's containerd 2.x
   libseccomp-dev # runc is built with seccomp support, linked statically
-  containernetworking-plugins # bridge, host-local, loopback, portmap in /usr/lib/cni
+  containernetworking-plugins # the OS's CNI plugins in /usr/lib/cni, for the same tests
   iptables       # kube-proxy and the CNI
   conntrack
   socat          # kubectl port-forward

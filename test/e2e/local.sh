@@ -144,6 +144,7 @@ check_reset() {
   for b in kubelet containerd containerd-shim-runc-v2 ctr runc crictl; do
     [ -e "/usr/local/bin/$b" ] && fail "reset left /usr/local/bin/$b"
   done
+  [ -e /etc/containerd/config.toml ] && fail "reset left the bundle's containerd's config"
   grep -q 'name: kforge' "$KUBECONFIG" && fail "reset left the kforge context"
   echo "reset left a clean machine"
 }
