@@ -54,9 +54,9 @@ func loadBundle(ctx context.Context, d *Data) error {
 }
 
 // bundleFits refuses a bundle that is not for this host and cluster: its
-// architecture, its Kubernetes version (withVersion: a join knows the
-// cluster's only after discovery), and a runtime when the cluster file has
-// the runtime come from the bundle.
+// architecture and, with withVersion (a join knows the cluster only after
+// discovery), its Kubernetes version and a runtime when the cluster file
+// has the runtime come from the bundle.
 func (d *Data) bundleFits(m bundle.Manifest, withVersion bool) error {
 	file := d.Cluster.Artifacts.Bundle
 	if err := m.CheckArch(d.Facts.Arch); err != nil {
@@ -66,26 +66,46 @@ func (d *Data) bundleFits(m bundle.Manifest, withVersion bool) error {
 		return fmt.Errorf("bundle %s holds Kubernetes %s and the cluster is %s: pass the bundle of %s (make artifacts KUBERNETES_VERSIONS=%s builds it) or set kubernetesVersion to %s",
 			file, m.KubernetesVersion, d.Cluster.KubernetesVersion, d.Cluster.KubernetesVersion, d.Cluster.KubernetesVersion, m.KubernetesVersion)
 	}
-	if d.Runtime().FromBundle && !m.HasRuntime() {
+	if withVersion && d.Runtime().FromBundle && !m.HasRuntime() {
 		return fmt.Errorf("bundle %s carries no containerd and runc: make one that does (make artifacts), or set `runtime: host` in the cluster file to use the host's containerd", file)
 	}
 	return nil
 }
 
-// bundlePreflight adds a problem when the run's bundle does not fit the
-// host (bundleFits), so that nothing is written to a host a bundle cannot
-// serve.
-func (d *Data) bundlePreflight(add func(name, format string, a ...any), withVersion bool) error {
-	file := d.Cluster.Artifacts.Bundle
-	if file == "" {
+// hostFits refuses, before anything is written, a host that the run's
+// bundle and runtime cannot serve. A bundle for another architecture or
+// (withVersion) Kubernetes version is an error (bundleFits): the bundle
+// phase could not go on. The runtime is a preflight problem
+// (ContainerRuntime, which --ignore-preflight-errors may waive): the
+// host's own containerd under `runtime: host` when the version does not
+// support it, and, with the bundle's runtime but no bundle, a host without
+// it. Init's and up's preflight run it with the version; a join runs it
+// without in preflight and with it once discovery adopted the cluster.
+func (d *Data) hostFits(ctx context.Context, add func(name, format string, a ...any), withVersion bool) error {
+	if file := d.Cluster.Artifacts.Bundle; file != "" {
+		m, err := bundle.Inspect(file)
+		if err != nil {
+			return fmt.Errorf("bundle %s: %w", file, err)
+		}
+		if err := d.bundleFits(m, withVersion); err != nil {
+			return err
+		}
+	}
+	if !withVersion {
 		return nil
 	}
-	m, err := bundle.Inspect(file)
-	if err != nil {
-		return fmt.Errorf("bundle %s: %w", file, err)
-	}
-	if err := d.bundleFits(m, withVersion); err != nil {
-		add("Bundle", "%v", err)
+	rt := d.Runtime()
+	switch {
+	case !rt.FromBundle:
+		if _, err := rt.check(ctx, d); err != nil {
+			add("ContainerRuntime", "%v", err)
+		}
+	case d.Cluster.Artifacts.Bundle == "":
+		// Nothing in this run installs it: the host must have it (a
+		// read-only probe, which a dry run lets through).
+		if _, err := host.Probe(ctx, d.Host, "test", "-x", rt.Containerd); err != nil {
+			add("ContainerRuntime", "no bundle and no %s: pass --bundle FILE (make artifacts builds one), or set `runtime: host` in the cluster file to use the host's containerd", rt.Containerd)
+		}
 	}
 	return nil
 }

@@ -52,7 +52,17 @@ func (d *Data) joinCluster(ctx context.Context) error {
 		return err
 	}
 	d.adoptCluster(cluster, r)
-	return nil
+	// Now that the cluster's version and runtime are known: refuse a
+	// bundle or a host runtime that cannot serve them, before the join
+	// writes anything.
+	var problems []problem
+	add := func(name, format string, a ...any) {
+		problems = append(problems, problem{name, fmt.Sprintf(format, a...)})
+	}
+	if err := d.hostFits(ctx, add, true); err != nil {
+		return err
+	}
+	return d.preflightResult(preflightState{}, problems)
 }
 
 // tokenClient talks to the cluster's API server as the bootstrap token.

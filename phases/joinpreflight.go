@@ -43,7 +43,7 @@ func joinPreflight(ctx context.Context, d *Data) error {
 	if why != "" && !joined {
 		add("KubeletConf", "%s", why)
 	}
-	if err := d.bundlePreflight(add, false); err != nil {
+	if err := d.hostFits(ctx, add, false); err != nil {
 		return err
 	}
 	st, err := d.preflightProbe(ctx)

@@ -2,7 +2,10 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"regexp"
 	"slices"
 
 	"kforge.dev/kforge/layout"
@@ -40,14 +43,14 @@ func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	if f.MemoryMiB < MinMemoryMiB {
 		add("Mem", "%d MiB of memory; a control plane needs at least %d MiB", f.MemoryMiB, MinMemoryMiB)
 	}
-	if err := d.bundlePreflight(add, true); err != nil {
+	if err := d.hostFits(ctx, add, true); err != nil {
 		return err
 	}
-	if rt := d.Runtime(); !rt.FromBundle {
-		// The host's own containerd must serve this Kubernetes version.
-		if _, err := rt.check(ctx, d); err != nil {
-			add("ContainerRuntime", "%v", err)
-		}
+	if running, err := d.runningVersion(ctx); err != nil {
+		return err
+	} else if running != "" && running != d.Cluster.KubernetesVersion {
+		add("KubernetesVersion", "this node runs Kubernetes %s (%s) and this run would make it %s; changing the version in place is an upgrade, which init and up do not do: pass --kubernetes-version %s (or set kubernetesVersion) to re-run, or `kforge reset` first",
+			running, layout.ManifestsDir+"/kube-apiserver.yaml", d.Cluster.KubernetesVersion, running)
 	}
 	st, err := d.preflightProbe(ctx)
 	if err != nil {
@@ -89,4 +92,23 @@ func (d *Data) runPreflight(ctx context.Context, ports []int) error {
 	// The first change of the run: a re-run after a kill anywhere later
 	// knows that the files it finds are its own.
 	return d.recordRun(ctx, st.record)
+}
+
+// apiServerImageRe finds the API server's image tag in its manifest.
+var apiServerImageRe = regexp.MustCompile(`image:\s*"?[^\s"]*/kube-apiserver:(v[0-9]+\.[0-9]+\.[0-9]+)`)
+
+// runningVersion is the Kubernetes version of the control plane a
+// previous run left on the host (its API server's image), or "".
+func (d *Data) runningVersion(ctx context.Context) (string, error) {
+	data, err := d.Host.ReadFile(ctx, layout.ManifestsDir+"/kube-apiserver.yaml")
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if m := apiServerImageRe.FindSubmatch(data); m != nil {
+		return string(m[1]), nil
+	}
+	return "", nil
 }

@@ -159,3 +159,28 @@ func TestPreflightChecksTheHostsContainerd(t *testing.T) {
 		t.Errorf("a refused runtime wrote %v", h.Paths())
 	}
 }
+
+// A re-run with another Kubernetes version than the node runs is refused
+// (an upgrade is not init's); the same version goes through.
+func TestPreflightRefusesAnotherVersionOnABuiltNode(t *testing.T) {
+	for _, tc := range []struct{ running, want string }{
+		{"v1.35.4", "this node runs Kubernetes v1.35.4"},
+		{"v1.37.2", ""},
+	} {
+		d, h := fakeNode(t, ciHost)
+		if err := h.WriteFile(context.Background(), "/etc/kubernetes/manifests/kube-apiserver.yaml",
+			[]byte("spec:\n  containers:\n  - image: \"registry.k8s.io/kube-apiserver:"+tc.running+"\"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := Execute(context.Background(), Init(), d, Options{Only: "preflight"})
+		if tc.want == "" {
+			if err != nil && strings.Contains(err.Error(), "KubernetesVersion") {
+				t.Errorf("running %s: %v", tc.running, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--kubernetes-version v1.35.4") {
+			t.Errorf("running %s: want %q, got %v", tc.running, tc.want, err)
+		}
+	}
+}
