@@ -94,9 +94,7 @@ func runtimeFiles(containerd, runc string) ([]file, error) {
 		files = append(files,
 			file{path: BinDir + "containerd", src: bin, mode: 0o755},
 			file{path: BinDir + "containerd-shim-runc-v2", src: filepath.Join(dir, "containerd-shim-runc-v2"), mode: 0o755})
-		if ctr := filepath.Join(dir, "ctr"); exists(ctr) {
-			files = append(files, file{path: BinDir + "ctr", src: ctr, mode: 0o755})
-		}
+		files = append(files, file{path: BinDir + "ctr", src: filepath.Join(dir, "ctr"), mode: 0o755})
 	}
 	if runc != "" {
 		files = append(files, file{path: BinDir + "runc", src: runc, mode: 0o755})

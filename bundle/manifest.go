@@ -153,10 +153,10 @@ func (m Manifest) NodeImages(controlPlane bool) []Image {
 	return out
 }
 
-// HasRuntime tells whether the bundle carries containerd, its shim and
-// runc.
+// HasRuntime tells whether the bundle carries containerd, its shim, ctr
+// (which kforge runs to import images) and runc.
 func (m Manifest) HasRuntime() bool {
-	for _, p := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
+	for _, p := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc"} {
 		if _, ok := m.Entry(BinDir + p); !ok {
 			return false
 		}
@@ -170,7 +170,7 @@ func (m Manifest) CheckArch(unameM string) error {
 	goarch := map[string]string{"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
 		"armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}[strings.TrimSpace(unameM)]
 	if goarch == "" {
-		return fmt.Errorf("the host's architecture %q is not one kforge knows; the bundle is linux/%s", unameM, m.Arch)
+		return fmt.Errorf("the host's architecture (uname -m) %q is not one kforge knows (x86_64, aarch64, armv7l, ppc64le, s390x, riscv64); the bundle is for linux/%s", strings.TrimSpace(unameM), m.Arch)
 	}
 	if goarch != m.Arch {
 		return fmt.Errorf("the bundle is for linux/%s and the host is linux/%s (uname -m: %s): build or download a bundle for linux/%s",

@@ -45,7 +45,7 @@ func remoteKforge(ctx context.Context, h host.Host, self, bundleFile string) (st
 		}
 		arch, err := host.Probe(ctx, h, "uname", "-m")
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("read the host's architecture to check the bundle against it: %w", err)
 		}
 		if err := m.CheckArch(arch); err != nil {
 			return "", fmt.Errorf("bundle %s: %w", bundleFile, err)

@@ -98,6 +98,18 @@ const (
 	// so that a re-run skips it.
 	ImagesStamp   = StateDir + "/images.sha256"
 	BinariesStamp = StateDir + "/binaries.sha256"
+	// Installed lists every file the bundle phase has put on the host
+	// since the last reset, written before each install, so that reset
+	// removes them all, also after a kill mid-install or a later bundle
+	// with fewer files.
+	Installed = StateDir + "/installed"
+	// ContainerdStarted is the sha256 of the bundle's containerd binary
+	// that runs: a new one restarts it.
+	ContainerdStarted = StateDir + "/containerd.sha256"
+	// PreservedDir keeps the host's own files that kforge replaced (its
+	// containerd config, unit, crictl.yaml), under their paths, so that
+	// reset puts them back.
+	PreservedDir = StateDir + "/preserved"
 	// RunRecord says that a kforge run of a given command for a given
 	// cluster began on the host; preflight writes it before anything else
 	// changes, so a re-run after a kill knows the partial work is its own.

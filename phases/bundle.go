@@ -95,6 +95,15 @@ func (d *Data) hostFits(ctx context.Context, add func(name, format string, a ...
 		return nil
 	}
 	rt := d.Runtime()
+	if rt.FromBundle {
+		// The bundle's containerd serves the default socket; another one
+		// there (an OS package's, Docker's) would be shadowed and broken.
+		if other, err := d.foreignContainerd(ctx); err != nil {
+			return err
+		} else if other != "" {
+			add("ContainerRuntime", "a containerd that is not the bundle's serves %s: %s. Set `runtime: host` in the cluster file to use it, or stop and remove it so that kforge installs its own", layout.ContainerdSocket, other)
+		}
+	}
 	switch {
 	case !rt.FromBundle:
 		if _, err := rt.check(ctx, d); err != nil {
@@ -157,12 +166,56 @@ func (d *Data) installBinaries(ctx context.Context, dir string, m bundle.Manifes
 			return nil
 		}
 	}
+	var dsts []string
+	for _, i := range all {
+		dsts = append(dsts, i.dst)
+	}
+	if err := d.noteInstalled(ctx, dsts); err != nil {
+		return err
+	}
 	for _, i := range all {
 		if err := d.Host.Upload(ctx, filepath.Join(dir, i.e.Path), i.dst, layout.ExecMode); err != nil {
 			return fmt.Errorf("install %s: %w", i.dst, err)
 		}
 	}
 	return d.Host.WriteFile(ctx, layout.BinariesStamp, []byte(stamp.String()), layout.PublicMode)
+}
+
+// noteInstalled adds paths to the host's list of installed files
+// (layout.Installed) before they are written.
+func (d *Data) noteInstalled(ctx context.Context, paths []string) error {
+	have, err := d.installedFiles(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if !slices.Contains(have, p) {
+			have = append(have, p)
+		}
+	}
+	return d.Host.WriteFile(ctx, layout.Installed, []byte(strings.Join(have, "\n")+"\n"), layout.PublicMode)
+}
+
+// installedFiles reads the host's list of installed files and the paths
+// of the binaries stamp (all an earlier kforge recorded); only paths under
+// /usr/local/bin and /opt/cni/bin count.
+func (d *Data) installedFiles(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, f := range []string{layout.Installed, layout.BinariesStamp} {
+		data, err := d.Host.ReadFile(ctx, f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range strings.Fields(string(data)) {
+			if (path.Dir(p) == layout.BinDir || path.Dir(p) == layout.CNIBinDir) && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
 }
 
 // stageBundle verifies the bundle and unpacks it into a staging directory

@@ -2,9 +2,6 @@ package phases
 
 import (
 	"context"
-	"errors"
-	"io/fs"
-	"slices"
 	"strings"
 
 	"kforge.dev/kforge/host"
@@ -33,7 +30,7 @@ var resetPaths = []string{
 	layout.BootstrapKubeletConf, layout.ControllerManagerConf, layout.SchedulerConf,
 	layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
-	layout.ContainerdUnit, layout.CrictlConfig, layout.BinariesStamp,
+	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted,
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,
@@ -48,15 +45,16 @@ func resetStopKubelet(ctx context.Context, d *Data) error {
 // namespaces. Without containerd running there is nothing to do.
 func resetContainers(ctx context.Context, d *Data) error {
 	out, err := host.Script(ctx, d.Host, `
-command -v ctr >/dev/null 2>&1 || exit 0
+ctr=$2
+[ -x "$ctr" ] || ctr=$(command -v ctr) || exit 0
 [ -S "$1" ] || exit 0
-c="ctr --address $1 -n k8s.io"
+c="$ctr --address $1 -n k8s.io"
 n=0
 for t in $($c tasks ls -q 2>/dev/null); do $c tasks kill -s SIGKILL "$t" >/dev/null 2>&1; done
 for t in $($c tasks ls -q 2>/dev/null); do $c tasks rm -f "$t" >/dev/null 2>&1; done
 for id in $($c containers ls -q 2>/dev/null); do $c containers rm "$id" >/dev/null 2>&1 && n=$((n+1)); done
 for ns in /var/run/netns/cni-*; do [ -e "$ns" ] || continue; umount "$ns" 2>/dev/null; rm -f "$ns"; done
-echo "$n"`, layout.ContainerdSocket)
+echo "$n"`, layout.ContainerdSocket, layout.CtrBinary)
 	if err != nil {
 		return err
 	}
@@ -69,34 +67,15 @@ func resetServices(ctx context.Context, d *Data) error {
 	// reset stops and disables; the OS's unit (runtime: host) is left to
 	// the OS (no Unit). Under kforge's supervisor containerd is kforge's.
 	svc := services.Service{Name: "containerd"}
-	if ok, err := host.Exists(ctx, d.Host, layout.ContainerdUnit); err != nil {
+	if ours, err := d.ownsFile(ctx, layout.ContainerdUnit); err != nil {
 		return err
-	} else if ok {
+	} else if ours {
 		svc.Unit = "containerd"
 	}
 	if err := d.Services.Stop(ctx, svc); err != nil {
 		return err
 	}
 	return d.Services.Shutdown(ctx)
-}
-
-// installedBinaries are the files the bundle phase installed, as its stamp
-// lists them ("sha256  path" lines); reset removes them with the stamp.
-func installedBinaries(ctx context.Context, d *Data) ([]string, error) {
-	data, err := d.Host.ReadFile(ctx, layout.BinariesStamp)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && (strings.HasPrefix(f[1], layout.BinDir+"/") || strings.HasPrefix(f[1], layout.CNIBinDir+"/")) {
-			out = append(out, f[1])
-		}
-	}
-	return out, nil
 }
 
 // resetMounts unmounts everything under /var/lib/kubelet, deepest first.
@@ -115,16 +94,19 @@ echo "$n"`, layout.KubeletDir)
 }
 
 func resetFiles(ctx context.Context, d *Data) error {
-	installed, err := installedBinaries(ctx, d)
+	installed, err := d.installedFiles(ctx)
 	if err != nil {
 		return err
 	}
-	if slices.Contains(installed, layout.ContainerdBinary) {
-		// The bundle's containerd goes, and with it its config; a host's
-		// own containerd (runtime: host) keeps the one it runs with.
-		installed = append(installed, layout.ContainerdConfig)
+	// containerd's config and unit and crictl.yaml: the host's own come
+	// back, kforge's go.
+	restored, removed, err := d.restoreReplaced(ctx)
+	if err != nil {
+		return err
 	}
-	var removed []string
+	if len(restored) > 0 {
+		d.Out.Infof("  put back the host's own %s", strings.Join(restored, " "))
+	}
 	for _, p := range append(installed, resetPaths...) {
 		if ok, err := host.Exists(ctx, d.Host, p); err != nil {
 			return err

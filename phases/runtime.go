@@ -2,7 +2,9 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"regexp"
 	"strings"
 	"time"
@@ -38,13 +40,46 @@ func containerRuntime(ctx context.Context, d *Data) error {
 	if err := cniConfig(ctx, d); err != nil {
 		return err
 	}
+	installed, started, err := d.containerdBinary(ctx, rt)
+	if err != nil {
+		return err
+	}
+	// A new containerd binary from the bundle restarts it, as a new config
+	// does.
+	changed = changed || installed != started
 	if err := d.Services.Ensure(ctx, containerdService(rt), changed); err != nil {
 		return err
 	}
 	if err := host.WaitFor(ctx, d.Host, 30*time.Second, "containerd", rt.Ctr, "--address", layout.ContainerdSocket, "version"); err != nil {
 		return fmt.Errorf("%w\nlast lines of containerd's log:\n%s", err, d.Services.Log(ctx, "containerd", 15))
 	}
+	if installed != started {
+		return d.Host.WriteFile(ctx, layout.ContainerdStarted, []byte(installed+"\n"), layout.PublicMode)
+	}
 	return nil
+}
+
+// containerdBinary returns the sha256 of the bundle's containerd as the
+// bundle phase installed it (its stamp) and of the one that was started
+// last; both are empty for the host's own containerd.
+func (d *Data) containerdBinary(ctx context.Context, rt Runtime) (installed, started string, err error) {
+	if !rt.FromBundle {
+		return "", "", nil
+	}
+	stamp, err := d.Host.ReadFile(ctx, layout.BinariesStamp)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", "", err
+	}
+	for _, line := range strings.Split(string(stamp), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == rt.Containerd {
+			installed = f[0]
+		}
+	}
+	last, err := d.Host.ReadFile(ctx, layout.ContainerdStarted)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", "", err
+	}
+	return installed, strings.TrimSpace(string(last)), nil
 }
 
 // Runtime is where a host's container runtime comes from, by the cluster
@@ -99,7 +134,7 @@ func (rt Runtime) check(ctx context.Context, d *Data) (string, error) {
 	}
 	m := containerdVersionRe.FindStringSubmatch(out)
 	if m == nil {
-		return "", fmt.Errorf("cannot read containerd's version from `containerd --version`: %q", strings.TrimSpace(out))
+		return "", fmt.Errorf("cannot read containerd's version from `containerd --version` (%q): check that the host's containerd works, or remove `runtime: host` from the cluster file to install containerd from the bundle", strings.TrimSpace(out))
 	}
 	version := "v" + strings.TrimPrefix(m[1], "v")
 	if images.LessVersion(version, min) {
@@ -107,7 +142,7 @@ func (rt Runtime) check(ctx context.Context, d *Data) (string, error) {
 			version, d.Cluster.KubernetesVersion, min)
 	}
 	if _, err := host.Probe(ctx, d.Host, "runc", "--version"); err != nil {
-		return "", fmt.Errorf("the host's containerd is there but runc is not: %w", err)
+		return "", fmt.Errorf("the host's containerd is there but runc is not on its PATH (%v): install runc, or remove `runtime: host` from the cluster file to install both from the bundle", err)
 	}
 	return version, nil
 }
@@ -139,13 +174,13 @@ func runtimeConfig(ctx context.Context, d *Data, containerdVersion string) (bool
 	if err != nil {
 		return false, err
 	}
-	changed, err := host.WriteChanged(ctx, d.Host, files...)
+	changed, err := d.writeReplacing(ctx, files...)
 	if err != nil {
 		return false, err
 	}
 	// crictl talks to containerd without asking which runtime runs here.
-	crictl := "runtime-endpoint: " + layout.ContainerRuntimeEndpoint + "\nimage-endpoint: " + layout.ContainerRuntimeEndpoint + "\n"
-	_, err = host.WriteChanged(ctx, d.Host, host.File{Path: layout.CrictlConfig, Data: []byte(crictl), Mode: layout.PublicMode})
+	crictl := "# " + kforgeMark + "\nruntime-endpoint: " + layout.ContainerRuntimeEndpoint + "\nimage-endpoint: " + layout.ContainerRuntimeEndpoint + "\n"
+	_, err = d.writeReplacing(ctx, host.File{Path: layout.CrictlConfig, Data: []byte(crictl), Mode: layout.PublicMode})
 	return changed, err
 }
 

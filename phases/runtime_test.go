@@ -184,3 +184,41 @@ func TestPreflightRefusesAnotherVersionOnABuiltNode(t *testing.T) {
 		}
 	}
 }
+
+// The host's own containerd config survives kforge: kept before the
+// runtime phase writes over it, put back by reset; kforge's own unit and
+// crictl.yaml, which the host did not have, go.
+func TestResetPutsBackTheHostsContainerdConfig(t *testing.T) {
+	ctx := context.Background()
+	d, h := fakeNode(t, ciHost)
+	own := []byte("# the OS package's config\nversion = 2\n")
+	if err := h.WriteFile(ctx, "/etc/containerd/config.toml", own, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Execute(ctx, Init(), d, Options{Only: "runtime"}); err != nil {
+		t.Fatal(err)
+	}
+	files := h.Files()
+	if !strings.Contains(string(files["/etc/containerd/config.toml"].Data), "written by kforge") || string(files["/var/lib/kforge/preserved/etc/containerd/config.toml"].Data) != string(own) {
+		t.Fatalf("the runtime phase did not keep the host's config: %v", h.Paths())
+	}
+	// A second run keeps the first copy, not kforge's config.
+	if err := Execute(ctx, Init(), d, Options{Only: "runtime"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(h.Files()["/var/lib/kforge/preserved/etc/containerd/config.toml"].Data); got != string(own) {
+		t.Fatalf("the kept copy became %q", got)
+	}
+	if err := Execute(ctx, Reset(), d, Options{Only: "files"}); err != nil {
+		t.Fatal(err)
+	}
+	files = h.Files()
+	if got := string(files["/etc/containerd/config.toml"].Data); got != string(own) {
+		t.Errorf("reset left config.toml %q, want the host's own back", got)
+	}
+	for _, p := range []string{"/etc/systemd/system/containerd.service", "/etc/crictl.yaml", "/var/lib/kforge/preserved/etc/containerd/config.toml"} {
+		if _, ok := files[p]; ok {
+			t.Errorf("reset left %s", p)
+		}
+	}
+}

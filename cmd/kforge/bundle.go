@@ -67,7 +67,7 @@ func newBundleCreate(g *globalOptions) *cobra.Command {
 	f.StringVar(&d.BaseURL, "base-url", "", "with --download: where Kubernetes release binaries are (default https://dl.k8s.io/release)")
 	f.StringVar(&d.CNIBaseURL, "cni-base-url", "", "with --download: where CNI plugin releases are (default GitHub's containernetworking/plugins releases)")
 	f.StringVar(&d.Registry, "registry", "", "with --download: pull every image from this registry (same repository paths) instead of its own")
-	f.StringVar(&o.Containerd, "containerd", "", "containerd binary (its directory must also hold containerd-shim-runc-v2) or a directory holding them")
+	f.StringVar(&o.Containerd, "containerd", "", "containerd 2.x binary (its directory must also hold containerd-shim-runc-v2 and ctr) or a directory holding them")
 	f.StringVar(&o.Runc, "runc", "", "runc binary")
 	f.BoolVar(&o.WithoutKubeadm, "without-kubeadm", false, "leave kubeadm out")
 	return cmd

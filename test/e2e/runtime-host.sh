@@ -72,10 +72,13 @@ runtime=$("$KUBECTL" get nodes -o jsonpath='{.items[0].status.nodeInfo.container
 for b in containerd runc ctr containerd-shim-runc-v2; do
   [ ! -e "/usr/local/bin/$b" ] || fail "runtime: host installed /usr/local/bin/$b"
 done
-pgrep -f '^containerd --config' >/dev/null || fail "the host's containerd is not the one running"
+pid=$(ss -Hxlp | awk '$5 == "/run/containerd/containerd.sock" {print $NF}' | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
+[ "$(readlink "/proc/${pid:-0}/exe")" = /usr/bin/containerd ] || fail "the socket is not served by the host's /usr/bin/containerd (pid ${pid:-none})"
 "$KUBECTL" -n kube-system wait --for=condition=Ready pod -l component=kube-apiserver --timeout=60s >/dev/null || fail "the API server's pod is not Ready"
 echo "runtime: host: Kubernetes v1.35.4 Ready on $runtime, no runtime installed from the bundle"
 
 "$KFORGE" reset --force >/dev/null || fail "reset"
 [ -x /usr/bin/containerd ] || fail "reset removed the host's containerd"
+[ ! -e /etc/systemd/system/containerd.service ] || fail "reset left a containerd unit"
+[ "$(sha256sum /etc/containerd/config.toml 2>/dev/null || true)" = "$before" ] || fail "reset did not put back the host's /etc/containerd/config.toml"
 echo "e2e runtime-host passed"
