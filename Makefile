@@ -112,7 +112,7 @@ e2e-resume: deps build
 # The kill points of make e2e-resume that make test runs: the ones past the
 # first writes and before the kubelet's service, inside bundle and wait,
 # and two of reset's.
-RESUME_SAMPLE ?= kubeconfig etcd control-plane/apiserver bundle wait containers files
+RESUME_SAMPLE ?= kubeconfig etcd control-plane/apiserver bundle images wait containers files
 
 e2e-resume-sample: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \

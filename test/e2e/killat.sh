@@ -43,11 +43,12 @@ phases_of() {
 
 # kill_points DELAY PHASE...: the kill points of a command with these
 # phases, as EVENT:PHASE:DELAY: right after each phase's end, DELAY seconds
-# into bundle and a second into wait.
+# into bundle and images (the long copies) and a second into wait.
 kill_points() {
   local delay=$1 p
   shift
   for p in "$@"; do echo "phase-end:$p:0"; done
   echo "phase-start:bundle:$delay"
+  echo "phase-start:images:$delay"
   echo "phase-start:wait:1"
 }

@@ -55,7 +55,7 @@ mapfile -t ends < <(jq -r 'select(.event == "phase-end" and (.error // "") == ""
 healthy "first init -f"
 [ "${#ends[@]}" -gt 15 ] || fail "too few phases in init's events"
 points=("${ends[@]}")
-for h in "$CP" "$W"; do points+=("phase-start $h bundle 3" "phase-start $h wait 1"); done
+for h in "$CP" "$W"; do points+=("phase-start $h bundle 3" "phase-start $h images 3" "phase-start $h wait 1"); done
 echo "${#points[@]} kill points"
 
 start=$SECONDS; ok=0; n=0
