@@ -58,6 +58,9 @@ func Join(ctx context.Context, o JoinOptions) error {
 	if err != nil {
 		return err
 	}
+	if disc.UnsafeSkipCAVerification && len(disc.CACertHashes) == 0 {
+		o.Out.Infof("  ! --discovery-token-unsafe-skip-ca-verification: the cluster's CA is not pinned, so whoever answers at %s with this token's signature is trusted as the cluster; pin it with --discovery-token-ca-cert-hash sha256:HASH (kforge init prints it)", o.Endpoint)
+	}
 	c := config.Default()
 	c.Hosts = []config.Host{{Role: config.RoleWorker, Local: true, Name: o.NodeName, NodeIP: o.NodeIP}}
 	if o.Bundle != "" {

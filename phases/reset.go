@@ -118,7 +118,10 @@ func resetFiles(ctx context.Context, d *Data) error {
 		}
 		removed = append(removed, p)
 	}
-	out, err := host.Script(ctx, d.Host, `for f in "$1"/*; do [ -e "$f" ] || continue; rm -rf "$f"; echo "$f"; done`, layout.CNIConfDir)
+	// Only the pod network's own CNI files: other tools' stay (kubeadm
+	// stopped emptying the directory for the same reason, kubeadm#1822).
+	out, err := host.Script(ctx, d.Host, `for f in "$@"; do [ -e "$f" ] || continue; rm -f "$f"; echo "$f"; done`,
+		layout.BridgeConflist, layout.KubeRouterConflist, layout.CNIConfDir+"/.kube-router.tmp")
 	if err != nil {
 		return err
 	}

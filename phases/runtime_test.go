@@ -222,3 +222,21 @@ func TestResetPutsBackTheHostsContainerdConfig(t *testing.T) {
 		}
 	}
 }
+
+// Reset removes the pod network's CNI files and leaves other tools' ones.
+func TestResetLeavesOtherCNIFiles(t *testing.T) {
+	ctx := context.Background()
+	d, h := fakeNode(t, ciHost)
+	for _, p := range []string{"/etc/cni/net.d/10-kforge-bridge.conflist", "/etc/cni/net.d/99-other-tool.conflist"} {
+		if err := h.WriteFile(ctx, p, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Execute(ctx, Reset(), d, Options{Only: "files"}); err != nil {
+		t.Fatal(err)
+	}
+	calls := strings.Join(h.Calls(), "\n")
+	if !strings.Contains(calls, "/etc/cni/net.d/10-kforge-bridge.conflist") || !strings.Contains(calls, "/etc/cni/net.d/10-kuberouter.conflist") || strings.Contains(calls, `"$1"/*`) {
+		t.Errorf("reset's CNI removal does not name kforge's files only:\n%s", calls)
+	}
+}

@@ -48,6 +48,9 @@ func newImagesLoad(g *globalOptions) *cobra.Command {
 			if localFlag == (o.ConfigFile != "") {
 				return fmt.Errorf("images load needs exactly one of --local (this machine) or -f cluster.yaml (every host)")
 			}
+			if err := atLeastOne("parallel", o.Parallel); err != nil {
+				return err
+			}
 			o.Archive = args[0]
 			o.Out = g.reporter(cmd)
 			return cluster.ImagesLoad(cmd.Context(), o)

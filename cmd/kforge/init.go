@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,9 @@ func newInit(g *globalOptions) *cobra.Command {
 			"\nRun one phase with `kforge init phase NAME`; leave some out with --skip-phases a,b.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := atLeastOne("parallel", o.Parallel); err != nil {
+				return err
+			}
 			o.Out = g.reporter(cmd)
 			return finish(o.Out, cluster.Init(cmd.Context(), o))
 		},
@@ -61,6 +65,8 @@ func newPhaseCommands(g *globalOptions, o *cluster.InitOptions) *cobra.Command {
 	parent := &cobra.Command{
 		Use:   "phase",
 		Short: "Run one phase of init",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  unknownPhase("init", phases.Init()),
 	}
 	var add func(cmd *cobra.Command, prefix string, list []phases.Phase)
 	add = func(cmd *cobra.Command, prefix string, list []phases.Phase) {
@@ -78,6 +84,8 @@ func newPhaseCommands(g *globalOptions, o *cluster.InitOptions) *cobra.Command {
 			}
 			if len(p.Children) > 0 {
 				sub.Long = p.Short + "\n\nPhases:\n" + phases.Tree(p.Children)
+				sub.Args = cobra.ArbitraryArgs
+				sub.RunE = unknownPhase("init phase "+name, p.Children)
 			}
 			add(sub, name+"/", p.Children)
 			cmd.AddCommand(sub)
@@ -86,4 +94,28 @@ func newPhaseCommands(g *globalOptions, o *cluster.InitOptions) *cobra.Command {
 	add(parent, "", phases.Merged(phases.Init()))
 	parent.Long = "Run one phase of init:\n\n" + strings.TrimRight(phases.Tree(phases.Init()), "\n")
 	return parent
+}
+
+// unknownPhase is the run function of a command whose subcommands are
+// phases: with no argument it prints its help; with one that is not a
+// phase it fails, naming the phases.
+func unknownPhase(command string, list []phases.Phase) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		var names []string
+		for _, p := range phases.Merged(list) {
+			names = append(names, p.Name)
+		}
+		return fmt.Errorf("kforge %s: no phase %q; the phases are %s", command, args[0], strings.Join(names, ", "))
+	}
+}
+
+// atLeastOne refuses a count flag below 1.
+func atLeastOne(flag string, n int) error {
+	if n < 1 {
+		return fmt.Errorf("--%s %d: give a number of hosts, 1 or more", flag, n)
+	}
+	return nil
 }

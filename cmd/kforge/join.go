@@ -89,6 +89,8 @@ func newJoinPhaseCommands(g *globalOptions, o *cluster.JoinOptions) *cobra.Comma
 		Use:   "phase",
 		Short: "Run one phase of join",
 		Long:  "Run one phase of join:\n\n" + strings.TrimRight(phases.Tree(phases.Join()), "\n"),
+		Args:  cobra.ArbitraryArgs,
+		RunE:  unknownPhase("join", phases.Join()),
 	}
 	for _, p := range phases.Join() {
 		name := p.Name

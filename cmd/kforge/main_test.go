@@ -175,3 +175,21 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 	}
 	return c
 }
+
+func TestUnknownPhaseAndBadParallelAreErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"init", "phase", "bogus"}, `kforge init: no phase "bogus"; the phases are preflight, bundle, runtime, images,`},
+		{[]string{"init", "phase", "control-plane", "bogus"}, `no phase "bogus"; the phases are apiserver, controller-manager, scheduler`},
+		{[]string{"join", "phase", "bogus"}, `kforge join: no phase "bogus"`},
+		{[]string{"init", "--parallel", "-5"}, "--parallel -5: give a number of hosts, 1 or more"},
+		{[]string{"reset", "--parallel", "0", "--force"}, "--parallel 0: give a number of hosts, 1 or more"},
+	} {
+		_, err := kforge(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("kforge %v: want an error with %q, got %v", tc.args, tc.want, err)
+		}
+	}
+}

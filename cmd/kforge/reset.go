@@ -20,6 +20,9 @@ func newReset(g *globalOptions) *cobra.Command {
 			"the iptables chains of kube-proxy and the CNI, and the kforge context from your kubeconfig.\n\nPhases:\n" + phases.Tree(phases.Reset()),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := atLeastOne("parallel", o.Parallel); err != nil {
+				return err
+			}
 			o.Out = g.reporter(cmd)
 			o.In = cmd.InOrStdin()
 			return finish(o.Out, cluster.Reset(cmd.Context(), o))

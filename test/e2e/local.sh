@@ -130,7 +130,12 @@ check_noop() {
 }
 
 check_reset() {
+  # Another tool's CNI config stays (kforge removes only its own).
+  local other=/etc/cni/net.d/99-kforge-e2e-other-tool.conflist
+  printf '{"cniVersion": "1.0.0", "name": "other", "plugins": [{"type": "loopback"}]}\n' >"$other"
   "$KFORGE" reset --force --kubeconfig "$KUBECONFIG" || fail "kforge reset"
+  [ -f "$other" ] || fail "reset removed another tool's $other"
+  rm -f "$other"
   local d left
   for d in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d; do
     left=$(find "$d" -mindepth 1 2>/dev/null | head -5 || true)
