@@ -6,6 +6,7 @@ import (
 	"path"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 )
 
 // controlPlaneManifest returns a phase function that writes one static pod
@@ -31,4 +32,14 @@ func controlPlaneManifest(file string) func(context.Context, *Data) error {
 		}
 		return fmt.Errorf("no rendered manifest %s", file)
 	}
+}
+
+// etcdPhase creates etcd's data directory readable by root only (the
+// kubelet would create a missing hostPath 0755) and writes etcd's
+// manifest.
+func etcdPhase(ctx context.Context, d *Data) error {
+	if _, err := d.Host.Run(ctx, host.Cmd{Argv: []string{"sh", "-c", `mkdir -p "$1" && chmod 0700 "$1"`, "sh", layout.EtcdDataDir}, Sudo: true}); err != nil {
+		return err
+	}
+	return controlPlaneManifest("etcd.yaml")(ctx, d)
 }

@@ -25,7 +25,7 @@ func Init() []Phase {
 		{Name: "images", Short: "Import the bundle's images into containerd", Run: recorded(loadImages)},
 		{Name: "certs", Short: "Create or reuse the PKI under /etc/kubernetes/pki", Run: recorded(certsPhase)},
 		{Name: "kubeconfig", Short: "Write the admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs", Run: recorded(kubeconfigPhase)},
-		{Name: "etcd", Short: "Write etcd's static pod manifest", Run: recorded(controlPlaneManifest("etcd.yaml"))},
+		{Name: "etcd", Short: "Create etcd's data directory (0700) and write its static pod manifest", Run: recorded(etcdPhase)},
 		// The control plane's manifests come in two steps. The controller
 		// manager and the scheduler start once the API server is ready:
 		// started with it, they fight it for the CPU, and their first

@@ -72,6 +72,7 @@ check_cluster() {
   [[ "$runtime" == containerd://2.* ]] || fail "the node's runtime is $runtime, not the bundle's containerd 2.x"
   pgrep -f '^/usr/local/bin/containerd ' >/dev/null || fail "containerd does not run from /usr/local/bin (the bundle's)"
   echo "versions: API server and kubelet $server, runtime $runtime from /usr/local/bin"
+  [ "$(stat -c %a /var/lib/etcd)" = 700 ] || fail "/var/lib/etcd is $(stat -c %a /var/lib/etcd), not 0700"
   local i
   for sel in component=etcd component=kube-apiserver component=kube-controller-manager component=kube-scheduler k8s-app=kube-proxy k8s-app=kube-dns; do
     # Mirror pods of static pods appear a moment after the node registers.
