@@ -138,6 +138,14 @@ func TestValidationErrors(t *testing.T) {
 		{"endpoint", base + "controlPlaneEndpoint: 'bad host:1'\nhosts: [{local: true, role: control-plane}]\n", "controlPlaneEndpoint"},
 		{"small svc", base + "networking: {serviceSubnet: 10.96.0.0/30}\nhosts: [{local: true, role: control-plane}]\n", "too small"},
 		{"big svc", base + "networking: {serviceSubnet: 10.0.0.0/8}\nhosts: [{local: true, role: control-plane}]\n", "2^20"},
+		{"not an ip", base + "hosts:\n- {address: 'not an ip!!', role: control-plane}\n", `address "not an ip!!": neither an IP address nor a DNS name`},
+		{"leading zero", base + "hosts:\n- {address: 10.0.0.01, role: control-plane}\n", `address "10.0.0.01": not a valid IP address`},
+		{"mapped duplicate", base + "hosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: '::ffff:10.0.0.1', role: worker}\n", "is listed twice (also hosts[0])"},
+		{"node ip in pods", base + "hosts:\n- {address: 10.0.0.1, nodeIP: 10.244.3.4, role: control-plane}\n", "the node's address 10.244.3.4 is inside networking.podSubnet 10.244.0.0/16"},
+		{"address in services", base + "hosts:\n- {address: 10.96.0.5, role: control-plane}\n", "inside networking.serviceSubnet 10.96.0.0/12"},
+		{"validity 1ns", base + "certs: {validity: 1ns}\nhosts: [{local: true, role: control-plane}]\n", `certs.validity: "1ns" is outside 1m0s to`},
+		{"validity 292y", base + "certs: {caValidity: 2559600h}\nhosts: [{local: true, role: control-plane}]\n", `certs.caValidity: "2559600h" is outside`},
+		{"version 1.99", base + "kubernetesVersion: v1.99.0\nhosts: [{local: true, role: control-plane}]\n", `unsupported Kubernetes version "v1.99.0"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

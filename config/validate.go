@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -130,10 +131,14 @@ func (c *Cluster) validateHosts(file string, add func(string, ...any)) {
 			add("%s: address is empty; give the host's IP or DNS name, or set local: true for this machine", at)
 		}
 		if h.Address != "" {
-			if j, dup := seenAddr[h.Address]; dup {
+			key, err := addressKey(h.Address)
+			if err != nil {
+				add("%s: address %q: %v", at, h.Address, err)
+			} else if j, dup := seenAddr[key]; dup {
 				add("%s: address %s is listed twice (also hosts[%d]); list each host once", at, h.Address, j)
+			} else {
+				seenAddr[key] = i
 			}
-			seenAddr[h.Address] = i
 		}
 		if h.Name != "" {
 			if !dnsLabelName(h.Name) {
@@ -144,8 +149,21 @@ func (c *Cluster) validateHosts(file string, add func(string, ...any)) {
 			}
 			seenName[h.Name] = i
 		}
-		if h.NodeIP != "" && net.ParseIP(h.NodeIP) == nil {
-			add("%s: nodeIP %q is not an IP address", at, h.NodeIP)
+		nodeIP := h.NodeIP
+		if nodeIP == "" {
+			nodeIP = h.Address
+		}
+		if h.NodeIP != "" {
+			if _, err := netip.ParseAddr(h.NodeIP); err != nil {
+				add("%s: nodeIP %q is not an IP address (%v)", at, h.NodeIP, err)
+			}
+		}
+		if ip, err := netip.ParseAddr(nodeIP); err == nil {
+			for _, r := range [][2]string{{"networking.podSubnet", c.Networking.PodSubnet}, {"networking.serviceSubnet", c.Networking.ServiceSubnet}} {
+				if p, err := netip.ParsePrefix(r[1]); err == nil && p.Contains(ip.Unmap()) {
+					add("%s: the node's address %s is inside %s %s; pick ranges that do not hold the hosts' addresses", at, ip, r[0], p)
+				}
+			}
 		}
 		if h.Local {
 			continue
@@ -224,15 +242,38 @@ func parseCIDR(s string) (*net.IPNet, error) {
 	return n, nil
 }
 
+// Bounds of a certificate validity: a minute (renewal tests use minutes)
+// to a hundred years.
+const (
+	minValidity = time.Minute
+	maxValidity = 100 * 365 * 24 * time.Hour
+)
+
 func positiveDuration(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration like 8760h", s)
+		return 0, fmt.Errorf("%q is not a duration like 8760h (at most %s)", s, maxValidity)
 	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q must be positive", s)
+	if d < minValidity || d > maxValidity {
+		return 0, fmt.Errorf("%q is outside %s to %s (a hundred years)", s, minValidity, maxValidity)
 	}
 	return d, nil
+}
+
+// addressKey checks a host's address, an IP or a DNS name, and returns the
+// form two spellings of one address share: 10.0.0.1 and ::ffff:10.0.0.1
+// are one host.
+func addressKey(a string) (string, error) {
+	if ip, err := netip.ParseAddr(a); err == nil {
+		return ip.Unmap().String(), nil
+	} else if strings.Trim(a, "0123456789.") == "" || strings.Contains(a, ":") {
+		// Digits and dots, or a colon: meant as an IP.
+		return "", fmt.Errorf("not a valid IP address (%v)", err)
+	}
+	if !validDomain(strings.TrimSuffix(a, ".")) {
+		return "", fmt.Errorf("neither an IP address nor a DNS name")
+	}
+	return strings.ToLower(strings.TrimSuffix(a, ".")), nil
 }
 
 func validDomain(d string) bool {
