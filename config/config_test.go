@@ -233,3 +233,14 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("round trip changed the config:\n%s", out)
 	}
 }
+
+func TestTypeErrorsNameTheFieldAndNonUTF8TheLine(t *testing.T) {
+	_, err := Parse("kforge.yaml", []byte("apiVersion: kforge.dev/v1alpha1\nkind: Cluster\nhosts:\n- address: 10.0.0.1\n  role: control-plane\n  ssh: {port: abc}\n"))
+	if err == nil || !strings.Contains(err.Error(), `kforge.yaml:6: hosts[0].ssh.port: "abc" is a string but this field needs an integer`) {
+		t.Errorf("type error: %v", err)
+	}
+	_, err = Parse("kforge.yaml", []byte("apiVersion: kforge.dev/v1alpha1\nkind: Cluster\nname: \"\xff\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "kforge.yaml:3:8: byte 0xff is not UTF-8 text") {
+		t.Errorf("non-UTF-8: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -32,6 +33,9 @@ func Load(path string) (*Cluster, error) {
 // Parse strictly decodes data (from file, used in messages) and applies
 // defaults. It does not validate.
 func Parse(file string, data []byte) (*Cluster, error) {
+	if err := checkUTF8(file, data); err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var c Cluster
@@ -39,14 +43,14 @@ func Parse(file string, data []byte) (*Cluster, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: the file is empty; start from `kforge config print-defaults`", file)
 		}
-		return nil, decodeError(file, err)
+		return nil, decodeError(file, data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, fmt.Errorf("%s:%d: a second YAML document; a cluster file holds exactly one", file, extra.Line)
 	}
 	if err := recordHostLines(&c, data); err != nil {
-		return nil, decodeError(file, err)
+		return nil, decodeError(file, data, err)
 	}
 	c.ApplyDefaults()
 	return &c, nil
@@ -54,8 +58,75 @@ func Parse(file string, data []byte) (*Cluster, error) {
 
 var lineMsg = regexp.MustCompile(`^line (\d+): (.*)$`)
 
-// decodeError rewrites yaml.v3's "line N: msg" errors as "file:N: msg".
-func decodeError(file string, err error) error {
+// checkUTF8 refuses a file that is not UTF-8 text, naming the line and
+// column of the first byte that is not.
+func checkUTF8(file string, data []byte) error {
+	if utf8.Valid(data) {
+		return nil
+	}
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size == 1 {
+			return fmt.Errorf("%s:%d:%d: byte 0x%02x is not UTF-8 text; save the file as UTF-8", file, line, col, data[i])
+		}
+		if r == '\n' {
+			line, col = line+1, 0
+		}
+		col++
+		i += size
+	}
+	return nil
+}
+
+// fieldAt names the field whose value is on line of the YAML document
+// data, as hosts[0].ssh.port, or "".
+func fieldAt(data []byte, line int) string {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return ""
+	}
+	var walk func(n *yaml.Node, path string) string
+	walk = func(n *yaml.Node, path string) string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if f := walk(c, path); f != "" {
+					return f
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if v.Kind == yaml.ScalarNode && v.Line == line {
+					return p
+				}
+				if f := walk(v, p); f != "" {
+					return f
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				if c.Kind == yaml.ScalarNode && c.Line == line {
+					return fmt.Sprintf("%s[%d]", path, i)
+				}
+				if f := walk(c, fmt.Sprintf("%s[%d]", path, i)); f != "" {
+					return f
+				}
+			}
+		}
+		return ""
+	}
+	return walk(&doc, "")
+}
+
+// decodeError rewrites yaml.v3's "line N: msg" errors as "file:N: msg",
+// naming the field of a value of the wrong type.
+func decodeError(file string, data []byte, err error) error {
 	var te *yaml.TypeError
 	var msgs []string
 	if errors.As(err, &te) {
@@ -67,7 +138,13 @@ func decodeError(file string, err error) error {
 	for _, m := range msgs {
 		m = strings.TrimSpace(m)
 		if g := lineMsg.FindStringSubmatch(m); g != nil {
-			out = append(out, fmt.Sprintf("%s:%s: %s", file, g[1], friendly(g[2])))
+			msg := friendly(g[2])
+			if n, _ := strconv.Atoi(g[1]); badType.MatchString(g[2]) {
+				if f := fieldAt(data, n); f != "" {
+					msg = f + ": " + msg
+				}
+			}
+			out = append(out, fmt.Sprintf("%s:%s: %s", file, g[1], msg))
 		} else {
 			out = append(out, fmt.Sprintf("%s: %s", file, friendly(m)))
 		}
@@ -85,7 +162,7 @@ func friendly(m string) string {
 		return fmt.Sprintf("unknown field %q in %s", g[1], g[2])
 	}
 	if g := badType.FindStringSubmatch(m); g != nil {
-		return fmt.Sprintf("%q is a %s but this field needs a %s", g[2], g[1], strings.TrimPrefix(g[3], "config."))
+		return fmt.Sprintf("%q is %s but this field needs %s", g[2], typeName(g[1]), typeName(strings.TrimPrefix(g[3], "config.")))
 	}
 	return m
 }
@@ -125,4 +202,26 @@ func (c *Cluster) where(file string, i int) string {
 		name = "local"
 	}
 	return fmt.Sprintf("%s: hosts[%d] (%s)", loc, i, name)
+}
+
+// typeName spells a YAML tag or Go type for a message.
+func typeName(t string) string {
+	switch t {
+	case "str", "string":
+		return "a string"
+	case "int":
+		return "an integer"
+	case "bool":
+		return "true or false"
+	case "float":
+		return "a number"
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	}
+	if strings.HasPrefix(t, "[]") {
+		return "a list"
+	}
+	return "a " + t
 }
