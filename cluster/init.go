@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host/dryrun"
@@ -73,14 +74,26 @@ func copyAdmin(ctx context.Context, d *phases.Data, dst string) error {
 		return err
 	}
 	dst = config.ExpandHome(dst)
-	tmp := dst + ".kforge-tmp"
-	if err := os.WriteFile(tmp, b, layout.SecretMode); err != nil {
+	// A new file of a random name (O_EXCL: never through a symlink or over
+	// another file), 0600 from its creation, then renamed into place.
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".kforge-*")
+	if err != nil {
 		return fmt.Errorf("--kubeconfig-out: %w", err)
 	}
-	if err := os.Chmod(tmp, layout.SecretMode); err != nil {
-		return err
+	tmp := f.Name()
+	_, werr := f.Write(b)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
 	}
-	return os.Rename(tmp, dst)
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--kubeconfig-out: %w", werr)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--kubeconfig-out: %w", err)
+	}
+	return nil
 }
 
 // initControlPlane runs init's phases on the control-plane host of c and
