@@ -44,8 +44,14 @@ func sshConfig(n config.Host, o ConnectOptions) (ssh.Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("host %s: ssh.jumpHost: %w", n.Address, err)
 		}
-		jump := c
-		jump.Address, jump.Port, jump.Jump = addr, port, nil
+		// As ssh -J does: the jump host is logged into with the agent or
+		// the user's default keys, never with this host's key, password or
+		// sudo password, which are this host's secrets.
+		jump := ssh.Config{
+			Address: addr, Port: port, User: c.User,
+			KnownHostsPath: c.KnownHostsPath, AcceptNewHostKeys: c.AcceptNewHostKeys,
+			NoAgent: c.NoAgent, Progress: c.Progress,
+		}
 		if user != "" {
 			jump.User = user
 		}

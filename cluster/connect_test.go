@@ -32,6 +32,10 @@ func TestSSHConfigFromClusterFile(t *testing.T) {
 	if c.Jump == nil || c.Jump.Address != "bastion" || c.Jump.Port != 2200 || c.Jump.User != "jump" || c.Jump.KnownHostsPath != "/kh" {
 		t.Fatalf("jump host: %+v", c.Jump)
 	}
+	// The target's secrets are not offered to the jump host.
+	if c.Jump.Password != "" || c.Jump.SudoPassword != "" || len(c.Jump.KeyPaths) != 0 || c.Jump.Passphrase != nil {
+		t.Fatalf("the jump host is offered the target's credentials: %+v", c.Jump)
+	}
 }
 
 func TestSSHConfigMissingSecretNamesHostAndField(t *testing.T) {
