@@ -131,22 +131,13 @@ func resetFiles(ctx context.Context, d *Data) error {
 }
 
 // resetNetwork deletes the bridges and dummy interfaces the CNI and
-// kube-proxy made and every iptables rule and chain whose name starts with
-// KUBE- or CNI-, in both the nft and legacy iptables backends.
+// kube-proxy made and, in both the nft and legacy iptables backends, every
+// chain whose name starts with KUBE- or CNI- and the rules of other chains
+// that name one. It deletes them one by one under iptables' lock (-w),
+// never rewriting a whole table, so other firewall users' concurrent
+// changes stay.
 func resetNetwork(ctx context.Context, d *Data) error {
-	out, err := host.Script(ctx, d.Host, `
-for i in cni0 kube-bridge kube-dummy-if kube-ipvs0 flannel.1; do
-  ip link show "$i" >/dev/null 2>&1 && ip link delete "$i" && echo "interface:$i"
-done
-for v in "" -legacy -nft; do
-  for fam in iptables ip6tables; do
-    command -v "$fam$v-save" >/dev/null 2>&1 || continue
-    rules=$("$fam$v-save" 2>/dev/null) || continue
-    printf '%s\n' "$rules" | grep -qE 'KUBE-|CNI-' || continue
-    printf '%s\n' "$rules" | grep -vE 'KUBE-|CNI-' | "$fam$v-restore" && echo "chains:$fam$v"
-  done
-done
-true`)
+	out, err := host.Script(ctx, d.Host, resetNetworkScript)
 	if err != nil {
 		return err
 	}
@@ -155,3 +146,33 @@ true`)
 	}
 	return nil
 }
+
+// resetNetworkScript is resetNetwork's work, a POSIX shell script.
+const resetNetworkScript = `
+for i in cni0 kube-bridge kube-dummy-if kube-ipvs0 flannel.1; do
+  ip link show "$i" >/dev/null 2>&1 && ip link delete "$i" && echo "interface:$i"
+done
+for v in "" -legacy -nft; do
+  for fam in iptables ip6tables; do
+    ipt=$fam$v
+    command -v "$ipt" >/dev/null 2>&1 || continue
+    n=0
+    for t in filter nat mangle raw; do
+      rules=$("$ipt" -w 5 -t "$t" -S 2>/dev/null) || continue
+      # The rules of other chains that name a KUBE- or CNI- chain, one
+      # by one (eval: -S quotes comments as a shell would).
+      todo=$(printf '%s\n' "$rules" | grep -E '^-A ' | grep -vE '^-A (KUBE-|CNI-)' | grep -E 'KUBE-|CNI-')
+      while IFS= read -r r; do
+        [ -n "$r" ] || continue
+        eval "set -- ${r#-A }" && "$ipt" -w 5 -t "$t" -D "$@" 2>/dev/null && n=$((n+1))
+      done <<EOF
+$todo
+EOF
+      chains=$(printf '%s\n' "$rules" | sed -n -E 's/^-N ((KUBE-|CNI-)[^ ]*)$/\1/p')
+      for c in $chains; do "$ipt" -w 5 -t "$t" -F "$c" 2>/dev/null; done
+      for c in $chains; do "$ipt" -w 5 -t "$t" -X "$c" 2>/dev/null && n=$((n+1)); done
+    done
+    [ "$n" = 0 ] || echo "chains:$ipt"
+  done
+done
+true`
