@@ -106,6 +106,10 @@ const (
 	// ContainerdStarted is the sha256 of the bundle's containerd binary
 	// that runs: a new one restarts it.
 	ContainerdStarted = StateDir + "/containerd.sha256"
+	// RunLock is the lock one kforge run at a time holds on a host, in a
+	// tmpfs (nothing of it outlives a reboot); it holds the holder's pid
+	// and command.
+	RunLock = "/run/kforge.lock"
 	// PreservedDir keeps the host's own files that kforge replaced (its
 	// containerd config, unit, crictl.yaml), under their paths, so that
 	// reset puts them back.

@@ -135,6 +135,12 @@ func Execute(ctx context.Context, list []Phase, d *Data, opt Options) error {
 	for _, s := range opt.Skip {
 		skip[s] = true
 	}
+	// One kforge run at a time on a host.
+	unlock, err := d.lockHost(ctx)
+	if err != nil {
+		return &Error{Phase: "lock", Host: d.Host.Name(), Err: err}
+	}
+	defer unlock()
 	var run func(prefix string, ps []Phase, selected bool) error
 	run = func(prefix string, ps []Phase, selected bool) error {
 		for _, p := range ps {

@@ -38,7 +38,7 @@ func testList(ran *[]string, failAt string) []Phase {
 }
 
 func testData() *Data {
-	return &Data{Config: Config{Host: fake.New("node1"), Out: reporter.Discard()}}
+	return &Data{Config: Config{Host: fake.Installed("node1"), Out: reporter.Discard()}}
 }
 
 func TestExecuteAllSkipAndOnly(t *testing.T) {
@@ -145,7 +145,7 @@ func TestExecuteJSONEvents(t *testing.T) {
 	}
 	run := func(list []Phase, opt Options) ([]event, error) {
 		var out bytes.Buffer
-		d := &Data{Config: Config{Host: fake.New("node1"), Out: reporter.NewJSON(&out, nil, "init")}}
+		d := &Data{Config: Config{Host: fake.Installed("node1"), Out: reporter.NewJSON(&out, nil, "init")}}
 		err := Execute(context.Background(), list, d, opt)
 		var evs []event
 		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {

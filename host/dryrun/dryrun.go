@@ -47,7 +47,10 @@ func (h *Host) Run(ctx context.Context, cmd host.Cmd) (host.Result, error) {
 	if cmd.ReadOnly {
 		return h.real.Run(ctx, cmd)
 	}
-	if cmd.Stdin != nil {
+	// Input is consumed as the command would, except a stream kept open
+	// by the caller (an *io.Pipe), which a command that does not run never
+	// reaches the end of.
+	if _, stream := cmd.Stdin.(*io.PipeReader); cmd.Stdin != nil && !stream {
 		_, _ = io.Copy(io.Discard, cmd.Stdin)
 	}
 	h.mu.Lock()

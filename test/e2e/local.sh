@@ -174,5 +174,19 @@ check_cluster
 log "kforge reset"
 check_reset
 
+log "a second kforge up while one runs is refused"
+"$KFORGE" up --local --bundle "$BUNDLE" "${VERSION_FLAG[@]}" --kubeconfig "$KUBECONFIG" >"$(dirname "$KUBECONFIG")/first-up.log" 2>&1 &
+first=$!
+sleep 1
+if out=$("$KFORGE" up --local --bundle "$BUNDLE" "${VERSION_FLAG[@]}" --kubeconfig "$KUBECONFIG" 2>&1); then
+  wait "$first"
+  fail "a second kforge up ran beside the first"
+fi
+grep -q "another kforge run holds localhost's lock (/run/kforge.lock; pid $first on .*: kforge up" <<<"$out" ||
+  { wait "$first"; fail "the second up was refused without naming the first: $out"; }
+wait "$first" || { cat "$(dirname "$KUBECONFIG")/first-up.log"; fail "the first up failed beside the refused second"; }
+echo "refused: $(grep -o 'another kforge run holds[^)]*)' <<<"$out")"
+check_reset
+
 printf '\ne2e-local passed: up %ss, node Ready %ss, Service by name %ss, second up %ss\n' \
   "$FIRST_UP" "$FIRST_READY" "$SERVICE_SECONDS" "$NOOP_SECONDS"
