@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host/dryrun"
@@ -163,7 +164,11 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 		if err != nil {
 			return nil, err
 		}
-		o.Out.Infof("\nJoin workers by running this on each as root (the token expires in 24h):\n  %s", join)
+		expiry := ""
+		if t := d.Results.TokenExpires; !t.IsZero() {
+			expiry = fmt.Sprintf(" (the token expires at %s, in %s)", t.UTC().Format(time.RFC3339), time.Until(t).Round(time.Minute))
+		}
+		o.Out.Infof("\nJoin workers by running this on each as root%s:\n  %s", expiry, join)
 	}
 	return d, nil
 }

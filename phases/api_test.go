@@ -299,9 +299,17 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 			t.Errorf("expiration %q, want 24h from now", s.Data["expiration"])
 		}
 
-		// A re-run reuses the valid token.
+		if !d.Results.TokenExpires.Equal(exp) {
+			t.Errorf("the run says the token expires at %s, its Secret at %s", d.Results.TokenExpires, exp)
+		}
+
+		// A re-run reuses the valid token, and says when it really expires.
+		d.Results.TokenExpires = time.Time{}
 		if err := bootstrapToken(ctx, d); err != nil {
 			t.Fatal(err)
+		}
+		if !d.Results.TokenExpires.Equal(exp) {
+			t.Errorf("a re-run says the reused token expires at %s, its Secret at %s", d.Results.TokenExpires, exp)
 		}
 		if again, _ := cp.Host.ReadFile(ctx, layout.BootstrapToken); strings.TrimSpace(string(again)) != token {
 			t.Errorf("a re-run replaced token %s with %s", token, again)

@@ -74,6 +74,7 @@ func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string
 		switch {
 		case err == nil && d.tokenValid(s, m[2]):
 			d.Out.Logf("reusing bootstrap token %s (expires %s)", m[1], s.Data["expiration"])
+			d.Results.TokenExpires, _ = time.Parse(time.RFC3339, string(s.Data["expiration"]))
 			return m[0], nil
 		case err != nil && !apierrors.IsNotFound(err):
 			return "", fmt.Errorf("bootstrap token %s: %w", m[1], err)
@@ -109,6 +110,7 @@ func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string
 			return "", err
 		}
 		d.Out.Logf("created bootstrap token %s (expires %s)", id, exp)
+		d.Results.TokenExpires, _ = time.Parse(time.RFC3339, exp)
 		return token, nil
 	}
 	return "", errors.New("bootstrap token: three new token ids were all taken")

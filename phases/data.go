@@ -112,6 +112,9 @@ type Results struct {
 	Wrote bool
 	// Registered is set by join's wait once the API server has the Node.
 	Registered bool
+	// TokenExpires is when the join token expires, set by bootstrap-token
+	// (a new token's or a reused one's); read by init's summary.
+	TokenExpires time.Time
 }
 
 // New gathers the host's facts and derives the run's values from them and

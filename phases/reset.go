@@ -30,7 +30,7 @@ var resetPaths = []string{
 	layout.BootstrapKubeletConf, layout.ControllerManagerConf, layout.SchedulerConf,
 	layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
-	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted,
+	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted, layout.BootstrapToken,
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,

@@ -151,6 +151,7 @@ check_reset() {
     [ -e "/usr/local/bin/$b" ] && fail "reset left /usr/local/bin/$b"
   done
   [ -e /etc/containerd/config.toml ] && fail "reset left the bundle's containerd's config"
+  [ -e /var/lib/kforge/bootstrap-token ] && fail "reset left the stored join token"
   grep -q 'name: kforge' "$KUBECONFIG" && fail "reset left the kforge context"
   echo "reset left a clean machine"
 }
