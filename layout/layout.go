@@ -23,6 +23,24 @@ const (
 	SchedulerConf         = KubernetesDir + "/scheduler.conf"
 
 	EtcdDataDir = "/var/lib/etcd"
+
+	// EncryptionConfig encrypts Secrets at rest with a key generated at
+	// init; it lives with the PKI, readable by root only.
+	EncryptionConfig = PKIDir + "/encryption-config.yaml"
+	// AuditPolicy is what the API server records in AuditLog.
+	AuditPolicy = KubernetesDir + "/audit-policy.yaml"
+	AuditLogDir = "/var/log/kubernetes/audit"
+	AuditLog    = AuditLogDir + "/audit.log"
+)
+
+// TLS settings of every server kforge configures: TLS 1.2 and later with
+// ECDHE key exchange and AEAD ciphers only (TLS 1.3's suites are fixed by
+// Go and always on). The names are Go's, which the Kubernetes components
+// and etcd take.
+const (
+	TLSMinVersion   = "VersionTLS12"
+	TLSCipherSuites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256," +
+		"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
 )
 
 // The kubelet's files.
@@ -33,6 +51,9 @@ const (
 	KubeletBinary       = BinDir + "/kubelet"
 	KubeletUnit         = "/etc/systemd/system/kubelet.service"
 	KubeletUnitDropIn   = KubeletUnit + ".d/10-kforge.conf"
+	// KubeletSysctlConf holds the kernel settings the kubelet's
+	// protectKernelDefaults checks.
+	KubeletSysctlConf = "/etc/sysctl.d/90-kforge-kubelet.conf"
 	PodLogsDir          = "/var/log/pods"
 	ContainerLogsDir    = "/var/log/containers"
 	FlexVolumePluginDir = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"

@@ -10,8 +10,9 @@ import (
 
 // certsPhase creates the control plane's PKI under /etc/kubernetes/pki:
 // the cluster, front-proxy and etcd CAs, the serving and client
-// certificates kubeadm makes, and the service-account key pair. Valid
-// existing files are reused; missing ones are filled in.
+// certificates kubeadm makes, the service-account key pair, and the key
+// that encrypts Secrets at rest. Valid existing files are reused; missing
+// ones are filled in.
 func certsPhase(ctx context.Context, d *Data) error {
 	spec, err := d.certSpec()
 	if err != nil {
@@ -22,6 +23,11 @@ func certsPhase(ctx context.Context, d *Data) error {
 		return err
 	}
 	d.Out.Logf("certs on %s: created %v, reused %v", d.Host.Name(), r.Created(), r.Reused())
+	created, err := certs.EnsureEncryptionConfig(ctx, d.Host)
+	if err != nil {
+		return err
+	}
+	d.Out.Logf("encryption of Secrets at rest on %s: %s (new key: %v)", d.Host.Name(), layout.EncryptionConfig, created)
 	return nil
 }
 

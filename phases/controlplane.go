@@ -7,6 +7,7 @@ import (
 
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/templates"
 )
 
 // controlPlaneManifest returns a phase function that writes one static pod
@@ -42,4 +43,17 @@ func etcdPhase(ctx context.Context, d *Data) error {
 		return err
 	}
 	return controlPlaneManifest("etcd.yaml")(ctx, d)
+}
+
+// apiServerPhase writes the audit policy the API server's manifest mounts,
+// then the manifest.
+func apiServerPhase(ctx context.Context, d *Data) error {
+	policy, err := templates.AuditPolicy()
+	if err != nil {
+		return err
+	}
+	if _, err := host.WriteChanged(ctx, d.Host, host.File{Path: layout.AuditPolicy, Data: policy, Mode: layout.SecretMode}); err != nil {
+		return err
+	}
+	return controlPlaneManifest("kube-apiserver.yaml")(ctx, d)
 }

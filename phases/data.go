@@ -93,6 +93,10 @@ type Results struct {
 	// restarted the kubelet (restartKubelet); read by the mirror-pod check
 	// (checkMirrorPods), which then waits rather than restart it again.
 	KubeletRestarted bool
+	// KernelDefaults says the host holds the kernel settings the kubelet
+	// checks under protectKernelDefaults. Set by kubelet and kubelet-start
+	// (kernelDefaults) before they render the kubelet's configuration.
+	KernelDefaults bool
 	// Recorded is set once the host's run record names this run's cluster
 	// (runrecord.go): by preflight, or by the first phase that writes when
 	// preflight was left out.

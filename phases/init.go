@@ -33,7 +33,7 @@ func Init() []Phase {
 		// 2-4 s later (the controller manager's lease) or back off (the
 		// scheduler's informers, which it syncs before its lease).
 		{Name: "control-plane", Short: "Write the control plane's static pod manifests", Children: []Phase{
-			{Name: "apiserver", Short: "kube-apiserver, before the kubelet starts", Run: recorded(controlPlaneManifest("kube-apiserver.yaml"))},
+			{Name: "apiserver", Short: "kube-apiserver, before the kubelet starts", Run: recorded(apiServerPhase)},
 		}},
 		{Name: "kubelet", Short: "Configure and start the kubelet", Run: recorded(kubelet)},
 		{Name: "wait", Short: "Wait for the API server's /readyz and for the node to be Ready", Run: waitControlPlane, API: true},

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
@@ -23,6 +24,9 @@ const BridgeName = "cni0"
 // cgroup root when it needs one, writes the files that differ and checks
 // that the kubelet is installed. It tells whether any file changed.
 func (d *Data) writeKubelet(ctx context.Context) (templates.Kubelet, bool, error) {
+	if err := d.kernelDefaults(ctx); err != nil {
+		return templates.Kubelet{}, false, err
+	}
 	k, files, err := d.renderKubelet()
 	if err != nil {
 		return k, false, err
@@ -43,20 +47,57 @@ func (d *Data) writeKubelet(ctx context.Context) (templates.Kubelet, bool, error
 	return k, changed, nil
 }
 
+// kernelDefaults sets the sysctls the kubelet's protectKernelDefaults
+// checks, now and across reboots, and reads them back. Where the host's
+// kernel refuses one (a container whose /proc/sys is read-only, say),
+// protectKernelDefaults stays off and the kubelet sets what it can itself.
+func (d *Data) kernelDefaults(ctx context.Context) error {
+	var conf strings.Builder
+	conf.WriteString("# The kernel settings the kubelet checks under protectKernelDefaults, written by kforge.\n")
+	set := []string{"sysctl", "-q", "-w"}
+	get := []string{"sysctl", "-n"}
+	want := templates.KernelDefaults()
+	for _, kv := range want {
+		fmt.Fprintf(&conf, "%s = %s\n", kv[0], kv[1])
+		set = append(set, kv[0]+"="+kv[1])
+		get = append(get, kv[0])
+	}
+	if err := d.Host.WriteFile(ctx, layout.KubeletSysctlConf, []byte(conf.String()), layout.PublicMode); err != nil {
+		return err
+	}
+	// A refused setting is found by the read-back below.
+	_, _ = d.Host.Run(ctx, host.Cmd{Argv: set, Sudo: true})
+	res, err := d.Host.Run(ctx, host.Cmd{Argv: get, Sudo: true})
+	got := strings.Fields(string(res.Stdout))
+	var differ []string
+	for i, kv := range want {
+		if err != nil || i >= len(got) || got[i] != kv[1] {
+			differ = append(differ, kv[0]+"="+kv[1])
+		}
+	}
+	d.Results.KernelDefaults = len(differ) == 0
+	if len(differ) > 0 && len(got) > 0 { // a dry run reads nothing back
+		d.Out.Infof("  ! %s keeps its own %s (its kernel refused them): the kubelet runs without protectKernelDefaults", d.Host.Name(), strings.Join(differ, ", "))
+	}
+	return nil
+}
+
 func (d *Data) renderKubelet() (templates.Kubelet, []host.File, error) {
 	dns, err := d.Cluster.Networking.ServiceIP(10)
 	if err != nil {
 		return templates.Kubelet{}, nil, err
 	}
 	k := templates.Kubelet{
-		BinaryPath:    layout.KubeletBinary,
-		NodeName:      d.NodeName,
-		NodeIP:        d.AdvertiseAddress,
-		CgroupDriver:  d.Facts.CgroupDriver(),
-		CgroupV1:      !d.Facts.CgroupV2,
-		AllowSwap:     d.Facts.SwapOn,
-		ClusterDNS:    []string{dns.String()},
-		ClusterDomain: d.Cluster.Networking.DNSDomain,
+		BinaryPath:   layout.KubeletBinary,
+		NodeName:     d.NodeName,
+		NodeIP:       d.AdvertiseAddress,
+		CgroupDriver: d.Facts.CgroupDriver(),
+		CgroupV1:     !d.Facts.CgroupV2,
+		AllowSwap:    d.Facts.SwapOn,
+		// The kubelet then refuses to change kernel settings itself.
+		ProtectKernelDefaults: d.Results.KernelDefaults,
+		ClusterDNS:            []string{dns.String()},
+		ClusterDomain:         d.Cluster.Networking.DNSDomain,
 	}
 	if d.Facts.SharedCgroups() {
 		k.CgroupRoot = "/kubelet-" + d.NodeName

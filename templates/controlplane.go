@@ -30,6 +30,7 @@ const (
 const (
 	hostPathDirectoryOrCreate = "DirectoryOrCreate"
 	hostPathFileOrCreate      = "FileOrCreate"
+	hostPathFile              = "File"
 	startupProbePeriod        = time.Second
 )
 
@@ -121,6 +122,12 @@ func RenderControlPlane(c ControlPlane) ([]host.File, error) {
 		out = append(out, host.File{Path: path.Join(c.ManifestDir, name), Data: data, Mode: layout.SecretMode})
 	}
 	return out, nil
+}
+
+// AuditPolicy is the API server's audit policy, written to
+// layout.AuditPolicy before its manifest.
+func AuditPolicy() ([]byte, error) {
+	return Render("controlplane/audit-policy.yaml", nil)
 }
 
 func (c ControlPlane) withDefaults() ControlPlane {
@@ -300,6 +307,21 @@ func (c ControlPlane) ServiceAccountIssuer() string {
 	return "https://kubernetes.default.svc." + c.DNSDomain
 }
 
+// AuditLogPath is where the API server writes its audit log.
+func (c ControlPlane) AuditLogPath() string { return layout.AuditLog }
+
+// AuditPolicyPath is the API server's audit policy.
+func (c ControlPlane) AuditPolicyPath() string { return c.Kubeconfig(path.Base(layout.AuditPolicy)) }
+
+// EncryptionConfigPath encrypts Secrets at rest.
+func (c ControlPlane) EncryptionConfigPath() string { return c.PKI(path.Base(layout.EncryptionConfig)) }
+
+// TLSCipherSuites are the cipher suites of every TLS 1.2 server.
+func (c ControlPlane) TLSCipherSuites() string { return layout.TLSCipherSuites }
+
+// TLSMinVersion is the oldest TLS version the servers accept.
+func (c ControlPlane) TLSMinVersion() string { return layout.TLSMinVersion }
+
 // PKI joins a file name to PKIDir.
 func (c ControlPlane) PKI(name string) string { return path.Join(c.PKIDir, name) }
 
@@ -323,6 +345,8 @@ func (c ControlPlane) APIServerMounts() []Mount {
 	m := []Mount{
 		{Name: "k8s-certs", HostPath: c.PKIDir, ReadOnly: true, Type: hostPathDirectoryOrCreate},
 		{Name: "ca-certs", HostPath: layout.SystemCACertsDir, ReadOnly: true, Type: hostPathDirectoryOrCreate},
+		{Name: "audit-log", HostPath: layout.AuditLogDir, Type: hostPathDirectoryOrCreate},
+		{Name: "audit-policy", HostPath: c.AuditPolicyPath(), ReadOnly: true, Type: hostPathFile},
 	}
 	return sortMounts(append(m, c.caCertMounts()...))
 }

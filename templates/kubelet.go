@@ -40,6 +40,10 @@ type Kubelet struct {
 	DisableDiskEviction bool
 	// AllowSwap sets failSwapOn: false.
 	AllowSwap bool
+	// ProtectKernelDefaults makes the kubelet refuse to start when the
+	// kernel settings it needs differ, instead of changing them; true
+	// once the host holds KernelDefaults().
+	ProtectKernelDefaults bool
 
 	// ClusterDNS is CoreDNS's service IP, the tenth of the service subnet.
 	ClusterDNS []string
@@ -66,8 +70,28 @@ type Kubelet struct {
 	ExtraArgs map[string]string
 }
 
+// KernelDefaults are the sysctls the kubelet checks under
+// protectKernelDefaults (its setupKernelTunables), in the order a sysctl.d
+// file lists them.
+func KernelDefaults() [][2]string {
+	return [][2]string{
+		{"vm.overcommit_memory", "1"},
+		{"vm.panic_on_oom", "0"},
+		{"kernel.panic", "10"},
+		{"kernel.panic_on_oops", "1"},
+		{"kernel.keys.root_maxkeys", "1000000"},
+		{"kernel.keys.root_maxbytes", "25000000"},
+	}
+}
+
+// TLSCipherSuites are the kubelet server's cipher suites.
+func (k Kubelet) TLSCipherSuites() []string { return strings.Split(layout.TLSCipherSuites, ",") }
+
+// TLSMinVersion is the oldest TLS version the kubelet accepts.
+func (k Kubelet) TLSMinVersion() string { return layout.TLSMinVersion }
+
 // RenderKubelet renders the KubeletConfiguration, the flags file, the
-// systemd unit and its drop-in.
+// systemd unit and its drop-in, all readable by root only.
 func RenderKubelet(k Kubelet) ([]host.File, error) {
 	k = k.withDefaults()
 	if err := k.validate(); err != nil {
@@ -84,7 +108,7 @@ func RenderKubelet(k Kubelet) ([]host.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, host.File{Path: f.path, Data: data, Mode: layout.PublicMode})
+		out = append(out, host.File{Path: f.path, Data: data, Mode: layout.SecretMode})
 	}
 	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 )
 
 // parsePod decodes a manifest strictly: an unknown or misspelt field fails.
@@ -210,6 +211,8 @@ func TestControlPlaneManifestsParse(t *testing.T) {
 				"snapshot-count":              "10000",
 				"heartbeat-interval":          "50",
 				"election-timeout":            "250",
+				"cipher-suites":               layout.TLSCipherSuites,
+				"tls-min-version":             "TLS1.2",
 			}
 			if strings.HasPrefix(strings.TrimPrefix(c.EtcdVersion, "v"), "3.5.") {
 				want["experimental-initial-corrupt-check"] = "true"
@@ -243,33 +246,43 @@ func TestControlPlaneManifestsParse(t *testing.T) {
 			pod = parsePod(t, f)
 			fl = podShape(t, f, pod, "kube-apiserver", c.Images.APIServer, dirs)
 			want = map[string]string{
-				"advertise-address":                  c.AdvertiseAddress,
-				"allow-privileged":                   "true",
-				"authorization-mode":                 "Node,RBAC",
-				"client-ca-file":                     c.PKIDir + "/ca.crt",
-				"enable-admission-plugins":           "NodeRestriction",
-				"enable-bootstrap-token-auth":        "true",
-				"etcd-cafile":                        c.PKIDir + "/etcd/ca.crt",
-				"etcd-certfile":                      c.PKIDir + "/apiserver-etcd-client.crt",
-				"etcd-keyfile":                       c.PKIDir + "/apiserver-etcd-client.key",
-				"etcd-servers":                       "https://" + hostPort(loop, 2379),
-				"kubelet-client-certificate":         c.PKIDir + "/apiserver-kubelet-client.crt",
-				"kubelet-client-key":                 c.PKIDir + "/apiserver-kubelet-client.key",
-				"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
-				"proxy-client-cert-file":             c.PKIDir + "/front-proxy-client.crt",
-				"proxy-client-key-file":              c.PKIDir + "/front-proxy-client.key",
-				"requestheader-allowed-names":        "front-proxy-client",
-				"requestheader-client-ca-file":       c.PKIDir + "/front-proxy-ca.crt",
-				"requestheader-extra-headers-prefix": "X-Remote-Extra-",
-				"requestheader-group-headers":        "X-Remote-Group",
-				"requestheader-username-headers":     "X-Remote-User",
-				"secure-port":                        fmt.Sprint(c.BindPort),
-				"service-account-issuer":             "https://kubernetes.default.svc." + c.DNSDomain,
-				"service-account-key-file":           c.PKIDir + "/sa.pub",
-				"service-account-signing-key-file":   c.PKIDir + "/sa.key",
-				"service-cluster-ip-range":           c.ServiceSubnet,
-				"tls-cert-file":                      c.PKIDir + "/apiserver.crt",
-				"tls-private-key-file":               c.PKIDir + "/apiserver.key",
+				"advertise-address":                       c.AdvertiseAddress,
+				"allow-privileged":                        "true",
+				"audit-log-maxage":                        "30",
+				"audit-log-maxbackup":                     "10",
+				"audit-log-maxsize":                       "100",
+				"audit-log-path":                          layout.AuditLog,
+				"audit-policy-file":                       c.KubeconfigDir + "/audit-policy.yaml",
+				"encryption-provider-config":              c.PKIDir + "/encryption-config.yaml",
+				"profiling":                               "false",
+				"service-account-extend-token-expiration": "false",
+				"tls-cipher-suites":                       layout.TLSCipherSuites,
+				"tls-min-version":                         layout.TLSMinVersion,
+				"authorization-mode":                      "Node,RBAC",
+				"client-ca-file":                          c.PKIDir + "/ca.crt",
+				"enable-admission-plugins":                "NodeRestriction",
+				"enable-bootstrap-token-auth":             "true",
+				"etcd-cafile":                             c.PKIDir + "/etcd/ca.crt",
+				"etcd-certfile":                           c.PKIDir + "/apiserver-etcd-client.crt",
+				"etcd-keyfile":                            c.PKIDir + "/apiserver-etcd-client.key",
+				"etcd-servers":                            "https://" + hostPort(loop, 2379),
+				"kubelet-client-certificate":              c.PKIDir + "/apiserver-kubelet-client.crt",
+				"kubelet-client-key":                      c.PKIDir + "/apiserver-kubelet-client.key",
+				"kubelet-preferred-address-types":         "InternalIP,ExternalIP,Hostname",
+				"proxy-client-cert-file":                  c.PKIDir + "/front-proxy-client.crt",
+				"proxy-client-key-file":                   c.PKIDir + "/front-proxy-client.key",
+				"requestheader-allowed-names":             "front-proxy-client",
+				"requestheader-client-ca-file":            c.PKIDir + "/front-proxy-ca.crt",
+				"requestheader-extra-headers-prefix":      "X-Remote-Extra-",
+				"requestheader-group-headers":             "X-Remote-Group",
+				"requestheader-username-headers":          "X-Remote-User",
+				"secure-port":                             fmt.Sprint(c.BindPort),
+				"service-account-issuer":                  "https://kubernetes.default.svc." + c.DNSDomain,
+				"service-account-key-file":                c.PKIDir + "/sa.pub",
+				"service-account-signing-key-file":        c.PKIDir + "/sa.key",
+				"service-cluster-ip-range":                c.ServiceSubnet,
+				"tls-cert-file":                           c.PKIDir + "/apiserver.crt",
+				"tls-private-key-file":                    c.PKIDir + "/apiserver.key",
 			}
 			for k, v := range c.APIServerExtraArgs {
 				want[strings.TrimLeft(k, "-")] = v
@@ -294,6 +307,9 @@ func TestControlPlaneManifestsParse(t *testing.T) {
 				"kubeconfig":                       kc,
 				"bind-address":                     "127.0.0.1",
 				"leader-elect":                     "true",
+				"profiling":                        "false",
+				"tls-cipher-suites":                layout.TLSCipherSuites,
+				"tls-min-version":                  layout.TLSMinVersion,
 				"client-ca-file":                   c.PKIDir + "/ca.crt",
 				"requestheader-client-ca-file":     c.PKIDir + "/front-proxy-ca.crt",
 				"root-ca-file":                     c.PKIDir + "/ca.crt",
@@ -331,6 +347,9 @@ func TestControlPlaneManifestsParse(t *testing.T) {
 				"kubeconfig":                kc,
 				"bind-address":              "127.0.0.1",
 				"leader-elect":              "true",
+				"profiling":                 "false",
+				"tls-cipher-suites":         layout.TLSCipherSuites,
+				"tls-min-version":           layout.TLSMinVersion,
 			}
 			for k, v := range c.SchedulerExtraArgs {
 				want[k] = v

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -31,12 +32,78 @@ func TestNames(t *testing.T) {
 	want := []string{
 		"addons/coredns.yaml", "addons/kube-proxy.yaml", "addons/kube-router.yaml",
 		"containerd/config-v2.toml", "containerd/config-v3.toml", "containerd/containerd.service",
-		"controlplane/etcd.yaml", "controlplane/kube-apiserver.yaml",
+		"controlplane/audit-policy.yaml", "controlplane/etcd.yaml", "controlplane/kube-apiserver.yaml",
 		"controlplane/kube-controller-manager.yaml", "controlplane/kube-scheduler.yaml",
 		"kubelet/10-kforge.conf", "kubelet/config.yaml", "kubelet/flags.env", "kubelet/kubelet.service",
 	}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v", got, want)
+	}
+}
+
+// The audit policy decodes strictly as the API server's audit.k8s.io/v1
+// Policy, and records what it promises: no Secret bodies, writes with their
+// requests, no health checks.
+func TestAuditPolicy(t *testing.T) {
+	data, err := AuditPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p auditv1.Policy
+	if err := yaml.UnmarshalStrict(data, &p); err != nil {
+		t.Fatalf("audit policy does not decode strictly: %v", err)
+	}
+	if p.Kind != "Policy" || p.APIVersion != "audit.k8s.io/v1" || len(p.Rules) == 0 {
+		t.Fatalf("audit policy: kind %q apiVersion %q, %d rules", p.Kind, p.APIVersion, len(p.Rules))
+	}
+	// first returns the level of the first rule matching a request.
+	first := func(group, resource, verb, url string) auditv1.Level {
+		for _, r := range p.Rules {
+			if len(r.Verbs) > 0 && !slices.Contains(r.Verbs, verb) || len(r.Users) > 0 || len(r.UserGroups) > 0 {
+				continue
+			}
+			if url != "" {
+				for _, u := range r.NonResourceURLs {
+					if u == url || strings.HasSuffix(u, "*") && strings.HasPrefix(url, strings.TrimSuffix(u, "*")) {
+						return r.Level
+					}
+				}
+				if len(r.NonResourceURLs) == 0 && len(r.Resources) == 0 {
+					return r.Level
+				}
+				continue
+			}
+			if len(r.NonResourceURLs) > 0 {
+				continue
+			}
+			if len(r.Resources) == 0 {
+				return r.Level
+			}
+			for _, g := range r.Resources {
+				if g.Group == group && (len(g.Resources) == 0 || slices.Contains(g.Resources, resource)) {
+					return r.Level
+				}
+			}
+		}
+		return "unmatched"
+	}
+	for _, tc := range []struct {
+		group, resource, verb, url string
+		want                       auditv1.Level
+	}{
+		{"", "secrets", "create", "", auditv1.LevelMetadata},
+		{"", "secrets", "get", "", auditv1.LevelMetadata},
+		{"", "configmaps", "update", "", auditv1.LevelMetadata},
+		{"apps", "deployments", "create", "", auditv1.LevelRequest},
+		{"", "pods", "delete", "", auditv1.LevelRequest},
+		{"", "pods", "list", "", auditv1.LevelMetadata},
+		{"coordination.k8s.io", "leases", "update", "", auditv1.LevelNone},
+		{"", "", "get", "/readyz", auditv1.LevelNone},
+		{"", "", "get", "/livez/etcd", auditv1.LevelNone},
+	} {
+		if got := first(tc.group, tc.resource, tc.verb, tc.url); got != tc.want {
+			t.Errorf("%s %s/%s %s: level %s, want %s", tc.verb, tc.group, tc.resource, tc.url, got, tc.want)
+		}
 	}
 }
 

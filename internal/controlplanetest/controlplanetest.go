@@ -240,6 +240,16 @@ func (cp *ControlPlane) writePKI(t testing.TB) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := certs.EnsureEncryptionConfig(ctx, cp.Host); err != nil {
+		t.Fatal(err)
+	}
+	policy, err := templates.AuditPolicy()
+	if err == nil {
+		err = cp.Host.WriteFile(ctx, layout.AuditPolicy, policy, layout.SecretMode)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // render renders the static pods as the control-plane phases fill them
@@ -282,7 +292,7 @@ func (cp *ControlPlane) Path(p string) string { return cp.Host.Path(p) }
 
 // movedDirs are the host directories whose files the control plane reads
 // and writes; their paths in flags move under Root.
-var movedDirs = []string{layout.KubernetesDir, layout.EtcdDataDir}
+var movedDirs = []string{layout.KubernetesDir, layout.EtcdDataDir, layout.AuditLogDir}
 
 // Args returns the component's rendered command line with host paths
 // moved under Root. It fails t when a path a flag names is not inside a
