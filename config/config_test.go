@@ -34,6 +34,12 @@ func same(a, b *Cluster) bool {
 		if len(n.Certs.ExtraSANs) == 0 {
 			n.Certs.ExtraSANs = nil
 		}
+		for _, comp := range []*Component{&n.APIServer, &n.ControllerManager, &n.Scheduler, &n.Etcd, &n.Kubelet} {
+			if len(comp.ExtraArgs) == 0 {
+				comp.ExtraArgs = nil
+			}
+		}
+		n.extraArgLines = nil
 		return n
 	}
 	return reflect.DeepEqual(norm(a), norm(b))
@@ -146,6 +152,12 @@ func TestValidationErrors(t *testing.T) {
 		{"validity 1ns", base + "certs: {validity: 1ns}\nhosts: [{local: true, role: control-plane}]\n", `certs.validity: "1ns" is outside 1m0s to`},
 		{"validity 292y", base + "certs: {caValidity: 2559600h}\nhosts: [{local: true, role: control-plane}]\n", `certs.caValidity: "2559600h" is outside`},
 		{"version 1.99", base + "kubernetesVersion: v1.99.0\nhosts: [{local: true, role: control-plane}]\n", `unsupported Kubernetes version "v1.99.0"`},
+		{"extra arg kforge sets", base + "apiServer:\n  extraArgs:\n    audit-log-maxage: '7'\n    etcd-servers: https://10.0.0.9:2379\nhosts: [{local: true, role: control-plane}]\n",
+			"kforge.yaml:6: apiServer.extraArgs.etcd-servers: kforge sets --etcd-servers itself"},
+		{"extra arg dashes", base + "scheduler: {extraArgs: {--v: '4'}}\nhosts: [{local: true, role: control-plane}]\n", "kforge.yaml:3: scheduler.extraArgs.--v: write the flag's name without dashes (v)"},
+		{"kubelet flag kforge sets", base + "kubelet: {extraArgs: {node-ip: 10.0.0.9}}\nhosts: [{local: true, role: control-plane}]\n", "kubelet.extraArgs.node-ip: kforge sets --node-ip itself"},
+		{"kubelet value", base + "kubelet: {extraArgs: {max-pods: '1 0'}}\nhosts: [{local: true, role: control-plane}]\n", "the kubelet's flags file cannot carry"},
+		{"etcd data dir", base + "etcd: {extraArgs: {data-dir: /srv/etcd}}\nhosts: [{local: true, role: control-plane}]\n", "etcd.extraArgs.data-dir: kforge sets --data-dir itself"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -158,6 +170,23 @@ func TestValidationErrors(t *testing.T) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
 			}
 		})
+	}
+}
+
+// Flags kforge does not set, and the overridable ones it does, pass.
+func TestExtraArgsAccepted(t *testing.T) {
+	doc := "apiVersion: kforge.dev/v1alpha1\nkind: Cluster\nhosts: [{local: true, role: control-plane}]\n" +
+		"apiServer: {extraArgs: {audit-log-maxage: '7', event-ttl: 2h}}\ncontrollerManager: {extraArgs: {bind-address: 0.0.0.0}}\n" +
+		"scheduler: {extraArgs: {v: '2'}}\netcd: {extraArgs: {quota-backend-bytes: '8589934592'}}\nkubelet: {extraArgs: {max-pods: '200'}}\n"
+	c, err := Parse("kforge.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate("kforge.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if c.ExtraArgs("kubelet")["max-pods"] != "200" || c.ExtraArgs("apiServer")["event-ttl"] != "2h" {
+		t.Errorf("extraArgs not read: %+v %+v", c.Kubelet, c.APIServer)
 	}
 }
 

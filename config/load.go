@@ -178,6 +178,7 @@ func recordHostLines(c *Cluster, data []byte) error {
 	}
 	m := doc.Content[0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
+		recordExtraArgLines(c, m.Content[i].Value, m.Content[i+1])
 		if m.Content[i].Value != "hosts" || m.Content[i+1].Kind != yaml.SequenceNode {
 			continue
 		}
@@ -188,6 +189,25 @@ func recordHostLines(c *Cluster, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// recordExtraArgLines remembers the line of each component.extraArgs entry.
+func recordExtraArgLines(c *Cluster, component string, n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != "extraArgs" || n.Content[i+1].Kind != yaml.MappingNode {
+			continue
+		}
+		args := n.Content[i+1].Content
+		for j := 0; j+1 < len(args); j += 2 {
+			if c.extraArgLines == nil {
+				c.extraArgLines = map[string]int{}
+			}
+			c.extraArgLines[component+"."+args[j].Value] = args[j].Line
+		}
+	}
 }
 
 // where names a host in messages: "file:line: hosts[i] (address)".

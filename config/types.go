@@ -53,6 +53,43 @@ type Cluster struct {
 	Certs                Certs      `yaml:"certs"`
 	CNI                  CNI        `yaml:"cni"`
 	Artifacts            Artifacts  `yaml:"artifacts"`
+
+	// Extra flags for the components kforge runs, as kubeadm's
+	// ClusterConfiguration has them. A flag kforge sets itself is refused,
+	// but for the few that templates.Overridable lists.
+	APIServer         Component `yaml:"apiServer,omitempty"`
+	ControllerManager Component `yaml:"controllerManager,omitempty"`
+	Scheduler         Component `yaml:"scheduler,omitempty"`
+	Etcd              Component `yaml:"etcd,omitempty"`
+	Kubelet           Component `yaml:"kubelet,omitempty"`
+
+	// extraArgLines are the lines of extraArgs entries, by
+	// "component.flag", for messages.
+	extraArgLines map[string]int
+}
+
+// Component holds one component's extra flags: name (without dashes) to
+// value.
+type Component struct {
+	ExtraArgs map[string]string `yaml:"extraArgs,omitempty"`
+}
+
+// ExtraArgs returns the extra flags of a component named as in
+// templates.Components().
+func (c *Cluster) ExtraArgs(component string) map[string]string {
+	switch component {
+	case "apiServer":
+		return c.APIServer.ExtraArgs
+	case "controllerManager":
+		return c.ControllerManager.ExtraArgs
+	case "scheduler":
+		return c.Scheduler.ExtraArgs
+	case "etcd":
+		return c.Etcd.ExtraArgs
+	case "kubelet":
+		return c.Kubelet.ExtraArgs
+	}
+	return nil
 }
 
 // Networking holds the cluster's address ranges.

@@ -6,14 +6,18 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"kforge.dev/kforge/images"
+	"kforge.dev/kforge/templates"
 )
 
 var (
+	flagNameRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
 	dnsLabelRe  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	secretRefRe = regexp.MustCompile(`^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$`)
 )
@@ -69,6 +73,7 @@ func (c *Cluster) Validate(file string) error {
 	}
 
 	c.validateHosts(file, add)
+	c.validateExtraArgs(file, add)
 
 	switch c.Certs.Algorithm {
 	case AlgorithmECDSAP256, AlgorithmRSA2048:
@@ -289,3 +294,43 @@ func validDomain(d string) bool {
 }
 
 func dnsLabelName(s string) bool { return validDomain(s) }
+
+// validateExtraArgs refuses extraArgs that are not flag names, that would
+// change a flag kforge sets itself (but for the overridable ones), or,
+// for the kubelet, values its flags file cannot carry.
+func (c *Cluster) validateExtraArgs(file string, add func(string, ...any)) {
+	for _, comp := range templates.Components() {
+		args := c.ExtraArgs(comp)
+		if len(args) == 0 {
+			continue
+		}
+		managed, err := templates.ManagedFlags(comp)
+		if err != nil {
+			add("%s: %s.extraArgs: %v", file, comp, err)
+			continue
+		}
+		names := make([]string, 0, len(args))
+		for k := range args {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			loc := file
+			if l := c.extraArgLines[comp+"."+name]; l > 0 {
+				loc += ":" + strconv.Itoa(l)
+			}
+			field := comp + ".extraArgs." + name
+			switch {
+			case strings.HasPrefix(name, "-"):
+				add("%s: %s: write the flag's name without dashes (%s)", loc, field, strings.TrimLeft(name, "-"))
+			case !flagNameRe.MatchString(name):
+				add("%s: %s is not a flag name: lower-case letters, digits, dots and dashes", loc, field)
+			case slices.Contains(managed, name) && !slices.Contains(templates.Overridable(comp), name):
+				add("%s: %s: kforge sets --%s itself, from the rest of the cluster file; remove it (the flags kforge sets that extraArgs may change: %s)",
+					loc, field, name, strings.Join(templates.Overridable(comp), ", "))
+			case comp == templates.ComponentKubelet && strings.ContainsAny(args[name], " \t\n\"'\\$`"):
+				add("%s: %s: %q has spaces, quotes, $ or backslashes, which the kubelet's flags file cannot carry", loc, field, args[name])
+			}
+		}
+	}
+}

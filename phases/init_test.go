@@ -87,6 +87,51 @@ func TestInitOnAFakeHost(t *testing.T) {
 	}
 }
 
+// The cluster file's extraArgs reach each component's command line and the
+// kubelet's flags; the hardening files are written readable by root only.
+func TestInitHardeningAndExtraArgs(t *testing.T) {
+	d, h := fakeNode(t, ciHost)
+	d.Cluster.APIServer.ExtraArgs = map[string]string{"event-ttl": "2h", "audit-log-maxage": "7"}
+	d.Cluster.ControllerManager.ExtraArgs = map[string]string{"node-monitor-grace-period": "20s"}
+	d.Cluster.Scheduler.ExtraArgs = map[string]string{"v": "2"}
+	d.Cluster.Etcd.ExtraArgs = map[string]string{"quota-backend-bytes": "8589934592"}
+	d.Cluster.Kubelet.ExtraArgs = map[string]string{"max-pods": "200"}
+	if err := Execute(context.Background(), Init(), d, Options{NoAPI: true}); err != nil {
+		t.Fatal(err)
+	}
+	files := h.Files()
+	for p, want := range map[string][]string{
+		layout.ManifestsDir + "/kube-apiserver.yaml":          {"--event-ttl=2h", "--audit-log-maxage=7", "--profiling=false", "--encryption-provider-config=" + layout.EncryptionConfig},
+		layout.ManifestsDir + "/kube-controller-manager.yaml": {"--node-monitor-grace-period=20s", "--profiling=false"},
+		layout.ManifestsDir + "/kube-scheduler.yaml":          {"--v=2", "--profiling=false"},
+		layout.ManifestsDir + "/etcd.yaml":                    {"--quota-backend-bytes=8589934592"},
+		layout.KubeletFlagsEnv:                                {"--max-pods=200"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(string(files[p].Data), w) {
+				t.Errorf("%s lacks %s", p, w)
+			}
+		}
+	}
+	if strings.Contains(string(files[layout.ManifestsDir+"/kube-apiserver.yaml"].Data), "--audit-log-maxage=30") {
+		t.Error("the overridden audit-log-maxage=30 is still there")
+	}
+	for _, p := range []string{layout.EncryptionConfig, layout.AuditPolicy, layout.KubeletConfig, layout.KubeletFlagsEnv} {
+		f, ok := files[p]
+		if !ok || f.Mode.Perm() != 0o600 {
+			t.Errorf("%s: written %v, mode %v; want 0600", p, ok, f.Mode.Perm())
+		}
+	}
+	if _, ok := files[layout.KubeletSysctlConf]; !ok {
+		t.Errorf("no %s", layout.KubeletSysctlConf)
+	}
+	// The fake host reads no sysctls back, so the kubelet must not be
+	// told its kernel holds them.
+	if k := string(files[layout.KubeletConfig].Data); !strings.Contains(k, "protectKernelDefaults: false") {
+		t.Errorf("kubelet config without the kernel's settings read back:\n%s", k)
+	}
+}
+
 func TestInitOnASystemdHost(t *testing.T) {
 	d, h := fakeNode(t, "uid=0\nhostname=node1\ncpus=2\nmemkb=4000000\ncgroupfs=cgroup2fs\npid1=systemd\nsystemd_dir=yes\ncapeff=000001ffffffffff\nswaps=0\n")
 	if err := Execute(context.Background(), Init(), d, Options{Only: "runtime"}); err != nil {

@@ -98,6 +98,7 @@ func (d *Data) renderKubelet() (templates.Kubelet, []host.File, error) {
 		ProtectKernelDefaults: d.Results.KernelDefaults,
 		ClusterDNS:            []string{dns.String()},
 		ClusterDomain:         d.Cluster.Networking.DNSDomain,
+		ExtraArgs:             d.Cluster.Kubelet.ExtraArgs,
 	}
 	if d.Facts.SharedCgroups() {
 		k.CgroupRoot = "/kubelet-" + d.NodeName
@@ -133,6 +134,11 @@ func renderControlPlane(d *Data) ([]host.File, error) {
 		ClusterName:      c.Name,
 		DNSDomain:        c.Networking.DNSDomain,
 		CACertDirs:       d.CACertDirs,
+
+		APIServerExtraArgs:         c.APIServer.ExtraArgs,
+		ControllerManagerExtraArgs: c.ControllerManager.ExtraArgs,
+		SchedulerExtraArgs:         c.Scheduler.ExtraArgs,
+		EtcdExtraArgs:              c.Etcd.ExtraArgs,
 	})
 }
 

@@ -89,7 +89,8 @@ type ControlPlane struct {
 	HealthCheckTimeout time.Duration
 
 	// Extra flags per component, name (without dashes) to value; they
-	// override kforge's defaults.
+	// override kforge's defaults, which the cluster file's validation
+	// allows only for the flags Overridable lists.
 	EtcdExtraArgs              map[string]string
 	APIServerExtraArgs         map[string]string
 	ControllerManagerExtraArgs map[string]string

@@ -66,7 +66,7 @@ type Kubelet struct {
 	DropInPath               string
 
 	// ExtraArgs are further kubelet flags, name (without dashes) to value;
-	// they override kforge's.
+	// the cluster file's validation refuses one kforge sets itself.
 	ExtraArgs map[string]string
 }
 
@@ -187,6 +187,11 @@ func (k Kubelet) validate() error {
 // and what a supervisor other than systemd passes to BinaryPath.
 func (k Kubelet) Args() []string {
 	k = k.withDefaults()
+	return flags(k.defaultArgs(), k.ExtraArgs)
+}
+
+// defaultArgs are the flags kforge sets.
+func (k Kubelet) defaultArgs() map[string]string {
 	a := map[string]string{
 		"bootstrap-kubeconfig": k.BootstrapKubeconfigPath,
 		"config":               k.ConfigPath,
@@ -198,7 +203,7 @@ func (k Kubelet) Args() []string {
 	if k.NodeIP != "" {
 		a["node-ip"] = k.NodeIP
 	}
-	return flags(a, k.ExtraArgs)
+	return a
 }
 
 // FailCgroupV1 is the kubelet's failCgroupV1: false on cgroup v1 hosts so

@@ -28,12 +28,16 @@ var files embed.FS
 // "controlplane/etcd.yaml", with data. A missing map key is an error, and
 // every error names the template file.
 func Render(name string, data any) ([]byte, error) {
+	return render(name, data, funcs())
+}
+
+func render(name string, data any, fm template.FuncMap) ([]byte, error) {
 	file := path.Join("files", name+".tmpl")
 	src, err := files.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("template %s: no such template", file)
 	}
-	t, err := template.New(file).Option("missingkey=error").Funcs(funcs()).Parse(string(src))
+	t, err := template.New(file).Option("missingkey=error").Funcs(fm).Parse(string(src))
 	if err != nil {
 		return nil, fmt.Errorf("template %s: %w", file, err)
 	}
