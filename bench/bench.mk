@@ -11,3 +11,15 @@ bench: deps build
 	  bins=$$(bash scripts/build-artifacts.sh --list kubernetes) && \
 	  BUNDLE="$$bundle" KUBEADM="$$(grep '/kubeadm$$' <<<"$$bins")" KUBECTL_BUILT="$$(grep '/kubectl$$' <<<"$$bins")" \
 	  KFORGE=$(BIN) BENCH_N=$(BENCH_N) bash bench/bench.sh
+
+.PHONY: cis kube-bench
+
+## kube-bench: build kube-bench (KUBE_BENCH_VERSION, default v0.15.6) from its Go module into the cache; prints its path last
+kube-bench:
+	@bash scripts/build-kube-bench.sh
+
+## cis: the CIS Kubernetes Benchmark cis-1.12 with kube-bench against kforge up --local on this machine, then reset; prints each FAIL and the counts last (needs root; changes this machine; not part of make test)
+cis: deps build
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
+	  kb=$$(bash scripts/build-kube-bench.sh | tail -1) && \
+	  BUNDLE="$$bundle" KFORGE=$(BIN) KUBE_BENCH="$$kb" CIS_WARNINGS=_output/cis-warnings.txt bash test/cis.sh

@@ -54,7 +54,7 @@ func ImagesLoad(ctx context.Context, o ImagesLoadOptions) error {
 			return HostResult{Outcome: "failed", Err: err}
 		}
 		argv := []string{"ctr", "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "import", "--all-platforms", dst}
-		if err := runPrefixed(ctx, h, o.Out, argv); err != nil {
+		if err := runPrefixed(ctx, h, o.Out, argv, ""); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
 		if err := h.Remove(ctx, dst); err != nil {

@@ -72,11 +72,13 @@ const StopOnStdinEOFFlag = "stop-on-stdin-eof"
 
 // runPrefixed runs argv on h, relaying its output through out with h's
 // name (Reporter.Relay); the output's tail is in the error. The command's
-// standard input stays open until it ends.
-func runPrefixed(ctx context.Context, h host.Host, out *reporter.Reporter, argv []string) error {
+// standard input starts with input (a secret it reads there, never on its
+// command line) and stays open until it ends.
+func runPrefixed(ctx context.Context, h host.Host, out *reporter.Reporter, argv []string, input string) error {
 	// One relay each: a line of stderr never lands inside an event.
 	stdout, stderr := out.Relay(h.Name()), out.Relay(h.Name())
-	stdin, open := io.Pipe()
+	pipe, open := io.Pipe()
+	stdin := io.MultiReader(strings.NewReader(input), pipe)
 	_, err := h.Run(ctx, host.Cmd{Argv: argv, Sudo: true, Stdout: stdout, Stderr: stderr, Stdin: stdin})
 	open.Close()
 	stdout.Close()
@@ -129,18 +131,30 @@ func summarize(out *reporter.Reporter, what string, results []HostResult) error 
 
 // JoinWorkers joins the cluster file's workers over SSH, in parallel: each
 // gets kforge and the bundle (skipped when identical) and runs `kforge
-// join` with a token minted for this run. Workers whose node is already
+// join` with a token minted for this run, which reaches it on standard
+// input and is deleted when the joins end. Workers whose node is already
 // Ready are skipped.
-func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phases.Data, parallel int) error {
+func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phases.Data, parallel int) (err error) {
 	workers := c.Workers()
 	if len(workers) == 0 {
 		return nil
 	}
-	join, err := d.JoinCommand(ctx)
+	args, err := d.JoinArgs(ctx)
 	if err != nil {
 		return err
 	}
-	args := strings.Fields(join)[2:] // after "kforge join"
+	token, deleteToken, err := d.RunToken(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Also after an interrupt: the token must not outlive the run.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if derr := deleteToken(dctx); derr != nil {
+			o.Out.Infof("  ! %v", derr)
+		}
+	}()
 	admin, err := kube.FromHost(ctx, d.Host, layout.AdminConf, "")
 	if err != nil {
 		return err
@@ -180,7 +194,7 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		if bundle != "" {
 			argv = append(argv, "--bundle", bundle)
 		}
-		if err := runPrefixed(ctx, h, o.Out, argv); err != nil {
+		if err := runPrefixed(ctx, h, o.Out, argv, token+"\n"); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
 		return HostResult{Outcome: "joined as " + name}

@@ -26,7 +26,7 @@ func TestWorkersJSONStream(t *testing.T) {
 	}, "kforge", "join")
 	var out bytes.Buffer
 	r := reporter.NewJSON(&out, nil, "init")
-	if err := runPrefixed(context.Background(), w, r, []string{"kforge", "join", "--output", r.Format()}); err != nil {
+	if err := runPrefixed(context.Background(), w, r, []string{"kforge", "join", "--output", r.Format()}, ""); err != nil {
 		t.Fatal(err)
 	}
 	err := summarize(r, "Workers", []HostResult{
@@ -67,7 +67,7 @@ func TestWorkersText(t *testing.T) {
 	w.On(fake.Answer{Stdout: "[ok] preflight 5ms\n[ok] discovery 1.00s"}, "kforge", "join")
 	var out bytes.Buffer
 	r := reporter.New(&out, nil, true)
-	if err := runPrefixed(context.Background(), w, r, []string{"kforge", "join", "--output", r.Format()}); err != nil {
+	if err := runPrefixed(context.Background(), w, r, []string{"kforge", "join", "--output", r.Format()}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := summarize(r, "Workers", []HostResult{{Host: "10.0.0.3", Outcome: "joined as w1", Duration: 2 * time.Second}}); err != nil {

@@ -80,20 +80,36 @@ func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string
 			return "", fmt.Errorf("bootstrap token %s: %w", m[1], err)
 		}
 	}
+	token, exp, err := d.createToken(ctx, c, BootstrapTokenTTL, "made by kforge init for joining nodes")
+	if err != nil {
+		return "", err
+	}
+	if err := d.Host.WriteFile(ctx, layout.BootstrapToken, []byte(token+"\n"), layout.SecretMode); err != nil {
+		return "", err
+	}
+	d.Out.Logf("created bootstrap token %s (expires %s)", strings.Split(token, ".")[0], exp.Format(time.RFC3339))
+	d.Results.TokenExpires = exp
+	return token, nil
+}
+
+// createToken creates a bootstrap token Secret that expires after ttl and
+// returns the token and its expiry.
+func (d *Data) createToken(ctx context.Context, c *kube.Client, ttl time.Duration, description string) (string, time.Time, error) {
+	secrets := c.Kube.CoreV1().Secrets(metav1.NamespaceSystem)
 	for range 3 {
 		id, secret, err := newToken()
 		if err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
-		exp := d.Now().Add(BootstrapTokenTTL).UTC().Format(time.RFC3339)
+		exp := d.Now().Add(ttl).UTC().Truncate(time.Second)
 		_, err = secrets.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: bootstrapTokenPrefix + id, Namespace: metav1.NamespaceSystem},
 			Type:       corev1.SecretTypeBootstrapToken,
 			StringData: map[string]string{
-				"description":                    "made by kforge init for joining nodes",
+				"description":                    description,
 				"token-id":                       id,
 				"token-secret":                   secret,
-				"expiration":                     exp,
+				"expiration":                     exp.Format(time.RFC3339),
 				"usage-bootstrap-authentication": "true",
 				"usage-bootstrap-signing":        "true",
 				"auth-extra-groups":              templates.DefaultBootstrapGroup,
@@ -103,17 +119,41 @@ func (d *Data) ensureBootstrapToken(ctx context.Context, c *kube.Client) (string
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("bootstrap token %s: %w", id, err)
+			return "", time.Time{}, fmt.Errorf("bootstrap token %s: %w", id, err)
 		}
-		token := id + "." + secret
-		if err := d.Host.WriteFile(ctx, layout.BootstrapToken, []byte(token+"\n"), layout.SecretMode); err != nil {
-			return "", err
-		}
-		d.Out.Logf("created bootstrap token %s (expires %s)", id, exp)
-		d.Results.TokenExpires, _ = time.Parse(time.RFC3339, exp)
-		return token, nil
+		return id + "." + secret, exp, nil
 	}
-	return "", errors.New("bootstrap token: three new token ids were all taken")
+	return "", time.Time{}, errors.New("bootstrap token: three new token ids were all taken")
+}
+
+// RunTokenTTL is how long the token of one init -f run's joins lasts; the
+// run deletes it as soon as its joins end.
+const RunTokenTTL = time.Hour
+
+// RunToken creates a bootstrap token for this run's joins alone: it is
+// not stored on the host, expires after RunTokenTTL, and the returned
+// function deletes it (the run calls it when its joins end, whatever
+// their outcome).
+func (d *Data) RunToken(ctx context.Context) (string, func(context.Context) error, error) {
+	c, err := d.adminClient(ctx, "")
+	if err != nil {
+		return "", nil, err
+	}
+	token, exp, err := d.createToken(ctx, c, RunTokenTTL, "made by kforge init -f for one run's joins; deleted when they end")
+	if err != nil {
+		return "", nil, err
+	}
+	id := strings.Split(token, ".")[0]
+	d.Out.Logf("created bootstrap token %s for this run's joins (expires %s)", id, exp.Format(time.RFC3339))
+	del := func(ctx context.Context) error {
+		err := c.Kube.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, bootstrapTokenPrefix+id, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete this run's bootstrap token %s (it expires by itself at %s): %w", id, exp.Format(time.RFC3339), err)
+		}
+		d.Out.Logf("deleted bootstrap token %s", id)
+		return nil
+	}
+	return token, del, nil
 }
 
 func (d *Data) tokenValid(s *corev1.Secret, secret string) bool {
@@ -233,3 +273,22 @@ func JoinCommand(endpoint, token string, caPEM []byte) (string, error) {
 	}
 	return fmt.Sprintf("kforge join %s --token %s --discovery-token-ca-cert-hash %s", endpoint, token, hash), nil
 }
+
+// JoinArgs are the arguments of `kforge join` without the token, which
+// reaches the worker on its standard input (--token-stdin): the endpoint
+// and the CA's hash.
+func (d *Data) JoinArgs(ctx context.Context) ([]string, error) {
+	ca, err := d.Host.ReadFile(ctx, layout.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA on %s: %w", d.Host.Name(), err)
+	}
+	hash, err := certs.CAHash(ca)
+	if err != nil {
+		return nil, err
+	}
+	return []string{d.Endpoint, "--discovery-token-ca-cert-hash", hash, "--" + TokenStdinFlag}, nil
+}
+
+// TokenStdinFlag makes `kforge join` read its token from the first line of
+// standard input, so that it is never on a command line.
+const TokenStdinFlag = "token-stdin"

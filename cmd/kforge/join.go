@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ func init() { commands = append(commands, newJoin) }
 func newJoin(g *globalOptions) *cobra.Command {
 	o := cluster.JoinOptions{}
 	push := cluster.JoinSSHOptions{}
-	var stopOnStdinEOF bool
+	var stopOnStdinEOF, tokenStdin bool
 	cmd := &cobra.Command{
 		Use:   "join ENDPOINT --token TOKEN --discovery-token-ca-cert-hash sha256:HASH",
 		Short: "Join this machine to a cluster as a worker node",
@@ -37,8 +38,19 @@ func newJoin(g *globalOptions) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Out = g.reporter(cmd)
+			in := bufio.NewReader(cmd.InOrStdin())
+			if tokenStdin {
+				if o.Token != "" {
+					return fmt.Errorf("--token and --%s both give the token: use one", phases.TokenStdinFlag)
+				}
+				t, err := readTokenLine(in)
+				if err != nil {
+					return err
+				}
+				o.Token = t
+			}
 			if stopOnStdinEOF {
-				cmd.SetContext(cancelOnEOF(cmd.Context(), cmd.InOrStdin()))
+				cmd.SetContext(cancelOnEOF(cmd.Context(), in))
 			}
 			if push.Target != "" {
 				push.Out, push.Bundle = o.Out, o.Bundle
@@ -52,6 +64,7 @@ func newJoin(g *globalOptions) *cobra.Command {
 	addOutputFlag(cmd, g)
 	cmd.Flags().BoolVar(&stopOnStdinEOF, cluster.StopOnStdinEOFFlag, false, "stop when standard input closes (kforge init -f runs joins so, over SSH: a dropped connection stops the join)")
 	_ = cmd.Flags().MarkHidden(cluster.StopOnStdinEOFFlag)
+	cmd.Flags().BoolVar(&tokenStdin, phases.TokenStdinFlag, false, "read the bootstrap token from the first line of standard input, so that it is on no command line (kforge init -f joins workers so)")
 	cmd.Flags().StringVar(&push.Target, "ssh", "", "run on the control plane: join [user@]host[:port] over SSH with a token minted here (no ENDPOINT or token needed)")
 	cmd.Flags().BoolVar(&push.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time (with --ssh)")
 	addSSHFlags(cmd, &push.SSH)
@@ -107,6 +120,15 @@ func newJoinPhaseCommands(g *globalOptions, o *cluster.JoinOptions) *cobra.Comma
 		})
 	}
 	return parent
+}
+
+// readTokenLine reads the token from the first line of in.
+func readTokenLine(in *bufio.Reader) (string, error) {
+	line, err := in.ReadString('\n')
+	if err != nil && (err != io.EOF || line == "") {
+		return "", fmt.Errorf("--%s: no token on standard input (%v): pipe it in, e.g. kforge join ... --%s < tokenfile", phases.TokenStdinFlag, err, phases.TokenStdinFlag)
+	}
+	return strings.TrimSpace(line), nil
 }
 
 // cancelOnEOF returns a context that ends when in reaches its end: the SSH

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 )
@@ -32,5 +35,43 @@ func TestJoinCommandLine(t *testing.T) {
 		if _, err := kforge(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("kforge %s: %v, want %q", strings.Join(tc.args, " "), err, tc.want)
 		}
+	}
+}
+
+// --token-stdin reads the token from standard input's first line: a
+// malformed one is refused as --token's would be, an empty input and a
+// second --token are refused, naming the flag.
+func TestJoinTokenStdin(t *testing.T) {
+	run := func(stdin string, args ...string) error {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetIn(strings.NewReader(stdin))
+		root.SetArgs(append([]string{"--plain", "join", "10.0.0.5:6443", "--token-stdin", "--discovery-token-unsafe-skip-ca-verification"}, args...))
+		return root.ExecuteContext(context.Background())
+	}
+	for _, tc := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"nope\n", nil, "not a bootstrap token"},
+		{"", nil, "--token-stdin: no token on standard input"},
+		{"abcdef.0123456789abcdef\n", []string{"--token", "abcdef.0123456789abcdef"}, "--token and --token-stdin both give the token"},
+		// A good token gets past the flags to the phases (which refuse an
+		// unknown one, without touching the machine).
+		{"abcdef.0123456789abcdef\n", []string{"--skip-phases", "nosuch"}, "unknown phase nosuch"},
+	} {
+		if err := run(tc.stdin, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("stdin %q, %v: %v, want %q", tc.stdin, tc.args, err, tc.want)
+		}
+	}
+	r := bufio.NewReader(strings.NewReader("abcdef.0123456789abcdef\nrest"))
+	if tok, err := readTokenLine(r); err != nil || tok != "abcdef.0123456789abcdef" {
+		t.Errorf("readTokenLine: %q, %v", tok, err)
+	}
+	if rest, _ := r.ReadString(0); rest != "rest" {
+		t.Errorf("after the token line, %q is left; want the rest of the input for --stop-on-stdin-eof", rest)
 	}
 }

@@ -66,13 +66,36 @@ echo "refused: Kubernetes v1.34.3 (supported: v1.35.4, v1.36.3, v1.37.2) and a l
 # machine 4 is unreachable for the first init.
 docker stop -t 1 kforge-m4 >/dev/null
 
-log "kforge init -f (machine 4 stopped)"
+# watch_cmdlines M: while init runs, scan the command lines of machine M's
+# processes for anything shaped like a bootstrap token, with one grep every
+# 0.25 s (at most 1200 scans), until /tmp/kforge-stop-watch appears.
+watch_cmdlines() {
+  docker exec "kforge-m$1" sh -c 'rm -f /tmp/kforge-stop-watch; i=0
+    while [ $i -lt 1200 ] && [ ! -e /tmp/kforge-stop-watch ]; do
+      grep -a -o -E "(^|[^a-z0-9])[a-z0-9]{6}[.][a-z0-9]{16}([^a-z0-9]|$)" /proc/[0-9]*/cmdline 2>/dev/null
+      i=$((i+1)); sleep 0.25
+    done; echo "scans=$i"' >"$STATE/cmdlines-m$1.txt" 2>&1 &
+}
+
+log "kforge init -f (machine 4 stopped), the token on no worker's command line"
+watch_cmdlines 2
+watch_cmdlines 3
 start=$(now)
 set +e
 "$KFORGE" init -f "$CLUSTER" --bundle "$BUNDLE" --kubeconfig-out "$KUBECONFIG" >"$STATE/init1.log" 2>&1
 rc=$?
 set -e
 INIT_SECONDS=$(since "$start")
+for m in 2 3; do docker exec "kforge-m$m" touch /tmp/kforge-stop-watch; done
+wait
+for m in 2 3; do
+  scans=$(sed -n 's/^scans=//p' "$STATE/cmdlines-m$m.txt")
+  [ "${scans:-0}" -gt 10 ] || fail "the command-line watch on machine $m ran ${scans:-no} scans"
+  ! grep -v '^scans=' "$STATE/cmdlines-m$m.txt" || fail "a bootstrap token was on a command line on machine $m (above)"
+done
+echo "no token on any command line of machines 2 and 3 (scans: $(sed -n 's/^scans=//p' "$STATE"/cmdlines-m[23].txt | paste -sd+))"
+tokens=$(k -n kube-system get secrets --field-selector type=bootstrap.kubernetes.io/token -o name | wc -l)
+[ "$tokens" = 1 ] || fail "$tokens bootstrap tokens after init -f; want 1: the run's own token must be deleted when its joins end"
 grep -v '^\[172\.30\.0\.[0-9]*\] [IEW][0-9]' "$STATE/init1.log" | tail -25
 [ "$rc" != 0 ] || fail "init reported success with machine 4 down"
 grep -A6 '^Workers:' "$STATE/init1.log" | grep '172.30.0.14 .*FAILED' >/dev/null || fail "the summary does not report machine 4"
