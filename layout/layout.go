@@ -45,15 +45,15 @@ const (
 
 // The kubelet's files.
 const (
-	KubeletDir          = "/var/lib/kubelet"
-	KubeletConfig       = KubeletDir + "/config.yaml"
-	KubeletFlagsEnv     = KubeletDir + "/kforge-flags.env"
-	KubeletBinary       = BinDir + "/kubelet"
-	KubeletUnit         = "/etc/systemd/system/kubelet.service"
-	KubeletUnitDropIn   = KubeletUnit + ".d/10-kforge.conf"
+	KubeletDir        = "/var/lib/kubelet"
+	KubeletConfig     = KubeletDir + "/config.yaml"
+	KubeletFlagsEnv   = KubeletDir + "/kforge-flags.env"
+	KubeletBinary     = BinDir + "/kubelet"
+	KubeletUnit       = "/etc/systemd/system/kubelet.service"
+	KubeletUnitDropIn = KubeletUnit + ".d/10-kforge.conf"
 	// KubeletSysctlConf holds the kernel settings the kubelet's
 	// protectKernelDefaults checks.
-	KubeletSysctlConf = "/etc/sysctl.d/90-kforge-kubelet.conf"
+	KubeletSysctlConf   = "/etc/sysctl.d/90-kforge-kubelet.conf"
 	PodLogsDir          = "/var/log/pods"
 	ContainerLogsDir    = "/var/log/containers"
 	FlexVolumePluginDir = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
