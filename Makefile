@@ -19,6 +19,8 @@ all: build
 ## deps: install the Debian packages kforge's tests use (idempotent)
 deps:
 	@bash scripts/install-deps.sh
+	@[ -f "$(KFORGE_SIGNING_KEY)" ] || { mkdir -p "$(dir $(KFORGE_SIGNING_KEY))" && chmod 700 "$(dir $(KFORGE_SIGNING_KEY))" && \
+	  ssh-keygen -q -t ed25519 -N "" -C "kforge bundles built on this machine" -f "$(KFORGE_SIGNING_KEY)"; }
 
 ## build: build bin/kforge
 build:

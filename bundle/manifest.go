@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"kforge.dev/kforge/images"
@@ -193,8 +194,11 @@ func (m Manifest) validate() error {
 	}
 	seen := map[string]bool{ManifestName: true}
 	for _, e := range m.Entries {
-		if e.Path == "" || path.IsAbs(e.Path) || path.Clean(e.Path) != e.Path || strings.HasPrefix(e.Path, "../") {
+		if e.Path == "" || path.IsAbs(e.Path) || path.Clean(e.Path) != e.Path || e.Path == ".." || strings.HasPrefix(e.Path, "../") {
 			return fmt.Errorf("entry %q: not a clean relative path", e.Path)
+		}
+		if !AllowedEntry(e.Path) {
+			return fmt.Errorf("entry %q: not a file kforge installs (it installs %s)", e.Path, strings.Join(allowedEntries(), ", "))
 		}
 		if seen[e.Path] {
 			return fmt.Errorf("entry %s listed twice", e.Path)
@@ -208,6 +212,36 @@ func (m Manifest) validate() error {
 		}
 	}
 	return nil
+}
+
+// AllowedBinaries are the only names kforge installs from a bundle's bin/
+// into /usr/local/bin.
+var AllowedBinaries = []string{"kubelet", "kubectl", "kubeadm", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "crictl"}
+
+// AllowedEntry tells whether p is an entry a bundle may hold: one of
+// AllowedBinaries under bin/, one of CNIPlugins under bin/cni/, or
+// images.tar.
+func AllowedEntry(p string) bool {
+	switch {
+	case p == ImagesName:
+		return true
+	case strings.HasPrefix(p, CNIDir):
+		return slices.Contains(CNIPlugins, strings.TrimPrefix(p, CNIDir))
+	case strings.HasPrefix(p, BinDir):
+		return slices.Contains(AllowedBinaries, strings.TrimPrefix(p, BinDir))
+	}
+	return false
+}
+
+func allowedEntries() []string {
+	out := []string{ImagesName}
+	for _, b := range AllowedBinaries {
+		out = append(out, BinDir+b)
+	}
+	for _, p := range CNIPlugins {
+		out = append(out, CNIDir+p)
+	}
+	return out
 }
 
 func (m Manifest) marshal() ([]byte, error) {

@@ -78,29 +78,35 @@ func open(path string) (*tar.Reader, func(), error) {
 // readManifest reads the first two entries, manifest.json and its sha256,
 // and checks one against the other.
 func readManifest(path string, tr *tar.Reader) (Manifest, error) {
+	_, m, err := readManifestRaw(path, tr)
+	return m, err
+}
+
+// readManifestRaw is readManifest that also returns manifest.json's bytes.
+func readManifestRaw(path string, tr *tar.Reader) ([]byte, Manifest, error) {
 	raw, err := readSmallEntry(path, tr, ManifestName)
 	if err != nil {
-		return Manifest{}, err
+		return nil, Manifest{}, err
 	}
 	sumLine, err := readSmallEntry(path, tr, manifestSumName)
 	if err != nil {
-		return Manifest{}, err
+		return nil, Manifest{}, err
 	}
 	sum := sha256.Sum256(raw)
 	if want := hex.EncodeToString(sum[:]) + "  " + ManifestName + "\n"; string(sumLine) != want {
-		return Manifest{}, &EntryError{path, ManifestName, fmt.Errorf("%w: sha256 %s does not match %s (%q)",
+		return nil, Manifest{}, &EntryError{path, ManifestName, fmt.Errorf("%w: sha256 %s does not match %s (%q)",
 			ErrCorrupt, hex.EncodeToString(sum[:]), manifestSumName, strings.TrimSpace(string(sumLine)))}
 	}
 	var m Manifest
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return Manifest{}, &EntryError{path, ManifestName, err}
+		return nil, Manifest{}, &EntryError{path, ManifestName, err}
 	}
 	if err := m.validate(); err != nil {
-		return Manifest{}, &EntryError{path, ManifestName, err}
+		return nil, Manifest{}, &EntryError{path, ManifestName, err}
 	}
-	return m, nil
+	return raw, m, nil
 }
 
 func readSmallEntry(path string, tr *tar.Reader, want string) ([]byte, error) {

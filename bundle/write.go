@@ -116,7 +116,11 @@ func pruneSiblings(keep string) {
 	dir := filepath.Dir(keep)
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if n := e.Name(); n != filepath.Base(keep) && strings.HasPrefix(n, "kforge-bundle-") && strings.HasSuffix(n, Extension) {
+		n := e.Name()
+		if n == filepath.Base(keep) || n == filepath.Base(keep)+SignatureExtension || !strings.HasPrefix(n, "kforge-bundle-") {
+			continue
+		}
+		if strings.HasSuffix(n, Extension) || strings.HasSuffix(n, Extension+SignatureExtension) {
 			os.Remove(filepath.Join(dir, n))
 		}
 	}

@@ -22,6 +22,7 @@ type InitOptions struct {
 	Connect    ConnectOptions
 	// Bundle is a kforge bundle to install binaries and images from.
 	Bundle string
+	Trust  Trust
 	// DryRun writes every file under OutputDir and changes nothing.
 	DryRun    bool
 	OutputDir string
@@ -113,6 +114,9 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 		}
 		c.Artifacts.Bundle = config.ExpandHome(b)
 	}
+	if err := o.Trust.Apply(c); err != nil {
+		return nil, err
+	}
 	node, _ := c.ControlPlane()
 	h, err := Connect(ctx, node, o.Connect)
 	if err != nil {
@@ -145,7 +149,7 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 	d, err := phases.New(ctx, phases.Config{
 		Command: command, Cluster: c, Node: node, Host: h, Out: o.Out,
 		Schedulable: schedulable, KforgeBinary: self, StagingDir: stagingDir(),
-		IgnorePreflight: o.IgnorePreflight,
+		IgnorePreflight: o.IgnorePreflight, AllowUnsignedBundle: o.Trust.AllowUnsigned,
 	})
 	if err != nil {
 		return nil, err

@@ -32,6 +32,7 @@ type JoinOptions struct {
 	NodeIP   string
 	// Bundle is a kforge bundle to install binaries and images from.
 	Bundle string
+	Trust  Trust
 	// IgnorePreflight turns the named preflight failures into warnings.
 	IgnorePreflight []string
 	Connect         ConnectOptions
@@ -70,6 +71,9 @@ func Join(ctx context.Context, o JoinOptions) error {
 		}
 		c.Artifacts.Bundle = b
 	}
+	if err := o.Trust.Apply(c); err != nil {
+		return err
+	}
 	node := c.Hosts[0]
 	h, err := Connect(ctx, node, o.Connect)
 	if err != nil {
@@ -83,7 +87,8 @@ func Join(ctx context.Context, o JoinOptions) error {
 	d, err := phases.New(ctx, phases.Config{
 		Command: "join", Cluster: c, Node: node, Host: h, Out: o.Out,
 		KforgeBinary: self, StagingDir: stagingDir(), IgnorePreflight: o.IgnorePreflight,
-		Discovery: &disc,
+		AllowUnsignedBundle: o.Trust.AllowUnsigned,
+		Discovery:           &disc,
 	})
 	if err != nil {
 		return err

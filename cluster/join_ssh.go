@@ -19,6 +19,7 @@ type JoinSSHOptions struct {
 	Target  string
 	SSH     SSHOptions
 	Bundle  string
+	Trust   Trust
 	Connect ConnectOptions
 	Out     *reporter.Reporter
 }
@@ -43,6 +44,9 @@ func JoinSSH(ctx context.Context, o JoinSSHOptions) error {
 		}
 		c.Artifacts.Bundle = o.Bundle
 	}
+	if err := o.Trust.Apply(c); err != nil {
+		return err
+	}
 	pool := ssh.NewPool()
 	defer pool.Close()
 	o.Connect.Pool = pool
@@ -56,7 +60,7 @@ func JoinSSH(ctx context.Context, o JoinSSHOptions) error {
 	if err != nil {
 		return err
 	}
-	d, err := phases.New(ctx, phases.Config{Command: "join", Cluster: c, Node: cp, Host: h, Out: o.Out, KforgeBinary: self})
+	d, err := phases.New(ctx, phases.Config{Command: "join", Cluster: c, Node: cp, Host: h, Out: o.Out, KforgeBinary: self, AllowUnsignedBundle: o.Trust.AllowUnsigned})
 	if err != nil {
 		return err
 	}

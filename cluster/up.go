@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/layout"
 )
 
@@ -36,6 +38,11 @@ func Up(ctx context.Context, o UpOptions) error {
 		if b := CachedBundle(c.KubernetesVersion); b != "" {
 			o.Out.Infof("  using the bundle %s", b)
 			o.Bundle = b
+			// make artifacts signed it with the cache's own key, which
+			// only this cache's owner can read.
+			if pub := CacheSigningKey() + ".pub"; fileExists(pub) {
+				o.Trust.TrustedKeys = append(o.Trust.TrustedKeys, pub)
+			}
 		}
 	}
 	d, err := initControlPlane(ctx, o.InitOptions, c, true)
@@ -148,9 +155,8 @@ func writeKubeconfig(path string, c *clientcmdapi.Config) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// CachedBundle is the newest bundle `make artifacts` left in kforge's cache
-// for a Kubernetes version, or "".
-func CachedBundle(version string) string {
+// cacheDir is kforge's cache: $KFORGE_CACHE, else ~/.cache/kforge.
+func cacheDir() string {
 	dir := os.Getenv("KFORGE_CACHE")
 	if dir == "" {
 		cache, err := os.UserCacheDir()
@@ -159,9 +165,28 @@ func CachedBundle(version string) string {
 		}
 		dir = filepath.Join(cache, "kforge")
 	}
+	return dir
+}
+
+// CacheSigningKey is the private key `make artifacts` signs its bundles
+// with (made on first use, 0600); its public half is beside it, .pub.
+func CacheSigningKey() string { return filepath.Join(cacheDir(), "signing", "bundle_ed25519") }
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// CachedBundle is the newest bundle `make artifacts` left in kforge's cache
+// for a Kubernetes version, or "".
+func CachedBundle(version string) string {
+	dir := cacheDir()
+	if dir == "" {
+		return ""
+	}
 	matches, _ := filepath.Glob(filepath.Join(dir, "bundles", version, "kforge-bundle-*.tar*"))
 	newest, newestTime := "", int64(0)
 	for _, m := range matches {
+		if strings.HasSuffix(m, bundle.SignatureExtension) {
+			continue
+		}
 		if fi, err := os.Stat(m); err == nil && fi.Mode().IsRegular() && fi.ModTime().UnixNano() > newestTime {
 			newest, newestTime = m, fi.ModTime().UnixNano()
 		}

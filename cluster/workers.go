@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -61,6 +62,15 @@ func remoteKforge(ctx context.Context, h host.Host, self, bundleFile string) (st
 	if err := h.Upload(ctx, bundleFile, dst, layout.SecretMode); err != nil {
 		return "", fmt.Errorf("upload bundle: %w", err)
 	}
+	// The signature goes with it; the worker checks it before staging.
+	sig := bundle.SignaturePath(bundleFile)
+	if _, err := os.Stat(sig); err == nil {
+		if err := h.Upload(ctx, sig, bundle.SignaturePath(dst), layout.PublicMode); err != nil {
+			return "", fmt.Errorf("upload bundle signature: %w", err)
+		}
+	} else if err := h.Remove(ctx, bundle.SignaturePath(dst)); err != nil {
+		return "", fmt.Errorf("remove an old bundle signature: %w", err)
+	}
 	return dst, nil
 }
 
@@ -77,8 +87,12 @@ const StopOnStdinEOFFlag = "stop-on-stdin-eof"
 func runPrefixed(ctx context.Context, h host.Host, out *reporter.Reporter, argv []string, input string) error {
 	// One relay each: a line of stderr never lands inside an event.
 	stdout, stderr := out.Relay(h.Name()), out.Relay(h.Name())
-	pipe, open := io.Pipe()
-	stdin := io.MultiReader(strings.NewReader(input), pipe)
+	stdin, open := io.Pipe()
+	if input != "" {
+		// Read by the command first; a host that never reads the stream
+		// (a fake) ends the write when the pipe closes below.
+		go func() { _, _ = io.WriteString(open, input) }()
+	}
 	_, err := h.Run(ctx, host.Cmd{Argv: argv, Sudo: true, Stdout: stdout, Stderr: stderr, Stdin: stdin})
 	open.Close()
 	stdout.Close()
@@ -193,6 +207,13 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		}
 		if bundle != "" {
 			argv = append(argv, "--bundle", bundle)
+		}
+		// Public keys: no secret on the command line.
+		for _, k := range c.Artifacts.TrustedKeys {
+			argv = append(argv, "--trusted-key", k)
+		}
+		if d.AllowUnsignedBundle {
+			argv = append(argv, "--unsafe-allow-unsigned-bundle")
 		}
 		if err := runPrefixed(ctx, h, o.Out, argv, token+"\n"); err != nil {
 			return HostResult{Outcome: "failed", Err: err}

@@ -40,6 +40,9 @@ func same(a, b *Cluster) bool {
 			}
 		}
 		n.extraArgLines = nil
+		if len(n.Artifacts.TrustedKeys) == 0 {
+			n.Artifacts.TrustedKeys = nil
+		}
 		return n
 	}
 	return reflect.DeepEqual(norm(a), norm(b))

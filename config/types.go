@@ -165,6 +165,9 @@ type CNI struct {
 type Artifacts struct {
 	// Bundle is a kforge bundle file to install from.
 	Bundle string `yaml:"bundle,omitempty"`
+	// TrustedKeys are the public keys (authorized_keys lines, or files of
+	// them) whose signature a bundle must carry to be installed.
+	TrustedKeys []string `yaml:"trustedKeys,omitempty"`
 }
 
 // Line is the line of the host's entry in its cluster file, or 0.

@@ -39,9 +39,9 @@ func loadBundle(ctx context.Context, d *Data) error {
 		}
 		return nil
 	}
-	m, err := bundle.Inspect(d.Cluster.Artifacts.Bundle)
+	m, err := d.inspectBundle()
 	if err != nil {
-		return fmt.Errorf("bundle %s: %w", d.Cluster.Artifacts.Bundle, err)
+		return err
 	}
 	if err := d.bundleFits(m, true); err != nil {
 		return err
@@ -51,6 +51,36 @@ func loadBundle(ctx context.Context, d *Data) error {
 		return err
 	}
 	return d.installBinaries(ctx, dir, m)
+}
+
+// inspectBundle reads the bundle's manifest and checks its signature
+// against the cluster's trusted keys, before anything is staged or
+// installed: an unsigned bundle, or one signed by another key, is refused
+// unless AllowUnsignedBundle, which warns instead.
+func (d *Data) inspectBundle() (bundle.Manifest, error) {
+	file := d.Cluster.Artifacts.Bundle
+	m, err := bundle.Inspect(file)
+	if err != nil {
+		return m, fmt.Errorf("bundle %s: %w", file, err)
+	}
+	if d.Results.BundleChecked == file {
+		return m, nil
+	}
+	keys, err := bundle.ParseTrustedKeys(d.Cluster.Artifacts.TrustedKeys)
+	if err != nil {
+		return m, err
+	}
+	signer, err := bundle.VerifySignature(file, keys)
+	switch {
+	case err == nil:
+		d.Out.Logf("bundle %s: signed by %s", file, signer)
+	case d.AllowUnsignedBundle:
+		d.Out.Infof("  ! --unsafe-allow-unsigned-bundle: installing a bundle whose origin is not checked: %v", err)
+	default:
+		return m, err
+	}
+	d.Results.BundleChecked = file
+	return m, nil
 }
 
 // bundleFits refuses a bundle that is not for this host and cluster: its
@@ -82,10 +112,10 @@ func (d *Data) bundleFits(m bundle.Manifest, withVersion bool) error {
 // it. Init's and up's preflight run it with the version; a join runs it
 // without in preflight and with it once discovery adopted the cluster.
 func (d *Data) hostFits(ctx context.Context, add func(name, format string, a ...any), withVersion bool) error {
-	if file := d.Cluster.Artifacts.Bundle; file != "" {
-		m, err := bundle.Inspect(file)
+	if d.Cluster.Artifacts.Bundle != "" {
+		m, err := d.inspectBundle()
 		if err != nil {
-			return fmt.Errorf("bundle %s: %w", file, err)
+			return err
 		}
 		if err := d.bundleFits(m, withVersion); err != nil {
 			return err
@@ -223,9 +253,9 @@ func (d *Data) installedFiles(ctx context.Context) ([]string, error) {
 // run with the same bundle reuses it without reading the bundle again.
 func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error) {
 	file := d.Cluster.Artifacts.Bundle
-	m, err := bundle.Inspect(file)
+	m, err := d.inspectBundle()
 	if err != nil {
-		return "", m, fmt.Errorf("bundle %s: %w", file, err)
+		return "", m, err
 	}
 	sum := sha256.New()
 	// The staging layout's version: one archive per image under images/.
@@ -240,7 +270,13 @@ func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error)
 	dir := filepath.Join(root, hex.EncodeToString(sum.Sum(nil))[:16])
 	stamp := filepath.Join(dir, ".verified")
 	if _, err := os.Stat(stamp); err == nil {
-		return dir, m, nil
+		// Staged before: what it holds must still match the signed
+		// manifest, or it is staged again.
+		err := verifyStaged(dir, m)
+		if err == nil {
+			return dir, m, nil
+		}
+		d.Out.Infof("  ! staged bundle %s no longer matches its manifest (%v): staging it again", dir, err)
 	}
 	tmp := dir + ".partial"
 	if err := os.RemoveAll(tmp); err != nil {
@@ -289,6 +325,28 @@ func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error)
 		}
 	}
 	return dir, m, nil
+}
+
+// verifyStaged checks every staged entry of the manifest (the binaries
+// and images.tar) against its size and sha256.
+func verifyStaged(dir string, m bundle.Manifest) error {
+	for _, e := range m.Entries {
+		p := filepath.Join(dir, filepath.FromSlash(e.Path))
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); n != e.Size || got != e.SHA256 {
+			return fmt.Errorf("%s: size %d sha256 %s, the manifest says %d %s", e.Path, n, got, e.Size, e.SHA256)
+		}
+	}
+	return nil
 }
 
 // splitDir holds one archive per image in a staging directory.

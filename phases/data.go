@@ -36,6 +36,9 @@ type Config struct {
 	// StagingDir is where a verified bundle is unpacked on the machine
 	// kforge runs on (a cache keyed by the bundle's manifest).
 	StagingDir string
+	// AllowUnsignedBundle installs a bundle without a trusted signature
+	// (--unsafe-allow-unsigned-bundle), with a warning.
+	AllowUnsignedBundle bool
 	// Schedulable leaves the control-plane node without its NoSchedule
 	// taint (kforge up --local).
 	Schedulable bool
@@ -97,6 +100,9 @@ type Results struct {
 	// checks under protectKernelDefaults. Set by kubelet and kubelet-start
 	// (kernelDefaults) before they render the kubelet's configuration.
 	KernelDefaults bool
+	// BundleChecked names the bundle file whose signature inspectBundle
+	// checked in this run, so that it is checked once.
+	BundleChecked string
 	// Recorded is set once the host's run record names this run's cluster
 	// (runrecord.go): by preflight, or by the first phase that writes when
 	// preflight was left out.
@@ -193,7 +199,10 @@ func endpoint(configured, advertise string) string {
 // read from the cluster with the token, and the API server that
 // cluster-info names. It is the one place a run's cluster changes.
 func (d *Data) adoptCluster(c *config.Cluster, r *discovery.Result) {
+	// This host's bundle, and the keys trusted here besides the cluster's.
+	keys := append(append([]string(nil), c.Artifacts.TrustedKeys...), d.Cluster.Artifacts.TrustedKeys...)
 	c.Artifacts = d.Cluster.Artifacts
+	c.Artifacts.TrustedKeys = keys
 	d.Cluster = c
 	d.Endpoint = strings.TrimPrefix(r.Server, "https://")
 	d.Results.Discovered = r

@@ -3,6 +3,8 @@ package phases
 import (
 	"archive/tar"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,9 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+
 	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host/fake"
+	"kforge.dev/kforge/reporter"
 )
 
 // The bundle's containerd is 2.x: config format 3, runc by its path, and
@@ -124,6 +129,57 @@ func manifestOnlyBundle(t *testing.T, m bundle.Manifest) string {
 	return p
 }
 
+// signBundle signs a bundle with a new key and returns the public key.
+func signBundle(t *testing.T, file string) string {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bundle.Sign(file, s); err != nil {
+		t.Fatal(err)
+	}
+	return string(ssh.MarshalAuthorizedKey(s.PublicKey()))
+}
+
+// A bundle without a trusted signature is refused by preflight before
+// anything is written; --unsafe-allow-unsigned-bundle lets it through with
+// a warning (to the next check here: its version).
+func TestPreflightRefusesAnUnsignedBundle(t *testing.T) {
+	m := bundle.Manifest{Format: bundle.FormatVersion, KubernetesVersion: "v1.35.4", Arch: "amd64"}
+	d, h := fakeNode(t, ciHost+"arch=x86_64\n")
+	d.Cluster.Artifacts.Bundle = manifestOnlyBundle(t, m)
+	err := Execute(context.Background(), Init(), d, Options{NoAPI: true})
+	if err == nil || !strings.Contains(err.Error(), "is unsigned") || !strings.Contains(err.Error(), d.Cluster.Artifacts.Bundle) {
+		t.Errorf("unsigned: %v", err)
+	}
+	if len(h.Paths()) != 0 {
+		t.Errorf("a refused bundle wrote %v", h.Paths())
+	}
+	other := signBundle(t, manifestOnlyBundle(t, m))
+	signBundle(t, d.Cluster.Artifacts.Bundle)
+	d.Cluster.Artifacts.TrustedKeys = []string{other}
+	if err := Execute(context.Background(), Init(), d, Options{NoAPI: true}); err == nil || !strings.Contains(err.Error(), "which is not a trusted key") {
+		t.Errorf("signed by an untrusted key: %v", err)
+	}
+
+	d, _ = fakeNode(t, ciHost+"arch=x86_64\n")
+	d.Cluster.Artifacts.Bundle = manifestOnlyBundle(t, m)
+	var out strings.Builder
+	d.Out = reporter.New(&out, nil, true)
+	d.AllowUnsignedBundle = true
+	if err := Execute(context.Background(), Init(), d, Options{NoAPI: true}); err == nil || !strings.Contains(err.Error(), "holds Kubernetes v1.35.4") {
+		t.Errorf("unsigned, allowed: %v, want the next check's error", err)
+	}
+	if !strings.Contains(out.String(), "--unsafe-allow-unsigned-bundle: installing a bundle whose origin is not checked") {
+		t.Errorf("no warning for an allowed unsigned bundle:\n%s", out.String())
+	}
+}
+
 // A bundle for another architecture or Kubernetes version is refused by
 // preflight, before anything is written to the host.
 func TestPreflightRefusesABundleThatDoesNotFit(t *testing.T) {
@@ -135,6 +191,7 @@ func TestPreflightRefusesABundleThatDoesNotFit(t *testing.T) {
 	} {
 		d, h := fakeNode(t, ciHost+"arch=x86_64\n")
 		d.Cluster.Artifacts.Bundle = manifestOnlyBundle(t, bundle.Manifest{Format: bundle.FormatVersion, KubernetesVersion: tc.version, Arch: tc.arch})
+		d.Cluster.Artifacts.TrustedKeys = []string{signBundle(t, d.Cluster.Artifacts.Bundle)}
 		err := Execute(context.Background(), Init(), d, Options{NoAPI: true})
 		if err == nil || !strings.Contains(err.Error(), "preflight") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s %s: want a preflight error %q, got %v", tc.arch, tc.version, tc.want, err)

@@ -13,6 +13,10 @@ KUBERNETES_VERSIONS ?=
 export KUBERNETES_VERSIONS
 KFORGE_CACHE ?= $(HOME)/.cache/kforge
 export KFORGE_CACHE
+# make artifacts signs its bundles with this key (made by make deps); every
+# kforge the Makefile runs trusts its public half.
+KFORGE_SIGNING_KEY ?= $(KFORGE_CACHE)/signing/bundle_ed25519
+export KFORGE_TRUSTED_KEYS ?= $(KFORGE_SIGNING_KEY).pub
 ECHO_BIN := $(KFORGE_CACHE)/bin/echo/v1/echo
 ECHO_SRC := $(filter-out %_test.go,$(wildcard scripts/artifacts/echo/*.go)) scripts/artifacts/echo/go.mod
 
@@ -29,7 +33,7 @@ endif
 bundle: $(ECHO_BIN)
 	@mkdir -p _output && CGO_ENABLED=0 $(GO) build -o _output/build-bundle ./scripts/build-bundle && \
 	  for v in $${KUBERNETES_VERSIONS:-$$(bash scripts/build-artifacts.sh --default-version)}; do \
-	    _output/build-bundle -cache "$(KFORGE_CACHE)" -kubernetes-version "$$v" || exit 1; \
+	    _output/build-bundle -cache "$(KFORGE_CACHE)" -sign-key "$(KFORGE_SIGNING_KEY)" -kubernetes-version "$$v" || exit 1; \
 	  done
 
 # The web server of the kforge.dev/echo:v1 test image.

@@ -17,7 +17,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"kforge.dev/kforge/config"
 	kimages "kforge.dev/kforge/images"
 	"kforge.dev/kforge/internal/testtier"
 )
@@ -234,7 +233,7 @@ func TestKubeRouterInstallsItsCNIConfig(t *testing.T) {
 // built whether it has every flag the manifest passes.
 func TestKubeRouterKnowsItsFlags(t *testing.T) {
 	testtier.Integration(t, "kube-router from `make artifacts`")
-	v, err := kimages.For(config.DefaultKubernetesVersion)
+	v, err := kimages.For(kimages.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,9 +11,13 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"kforge.dev/kforge/bundle"
+	"kforge.dev/kforge/cluster"
+	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/images"
 )
 
@@ -23,7 +28,7 @@ func newBundle(g *globalOptions) *cobra.Command {
 		Use:   "bundle",
 		Short: "Make and check kforge bundles: binaries and images for hosts without network access",
 	}
-	cmd.AddCommand(newBundleCreate(g), newBundleInspect(), newBundleVerify(g))
+	cmd.AddCommand(newBundleCreate(g), newBundleInspect(), newBundleVerify(g), newBundleSign(g))
 	return cmd
 }
 
@@ -31,6 +36,7 @@ func newBundleCreate(g *globalOptions) *cobra.Command {
 	o := bundle.CreateOptions{}
 	d := bundle.DownloadOptions{}
 	var download bool
+	var key signingKey
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Pack binaries and images into one bundle file",
@@ -51,9 +57,24 @@ func newBundleCreate(g *globalOptions) *cobra.Command {
 			o.Step = r.Step
 			o.Log = r.Log()
 			o.Progress = progress(g, cmd)
+			var signer ssh.Signer
+			if key.path != "" {
+				// Before the build: a key that cannot sign fails fast.
+				s, err := key.load()
+				if err != nil {
+					return err
+				}
+				signer = s
+			}
 			path, err := bundle.Create(cmd.Context(), o)
 			if err != nil {
 				return err
+			}
+			if signer != nil {
+				if err := bundle.Sign(path, signer); err != nil {
+					return err
+				}
+				r.Infof("signed by %s: %s", ssh.FingerprintSHA256(signer.PublicKey()), bundle.SignaturePath(path))
 			}
 			r.Infof("%s", path)
 			return nil
@@ -70,6 +91,67 @@ func newBundleCreate(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.Containerd, "containerd", "", "containerd 2.x binary (its directory must also hold containerd-shim-runc-v2 and ctr) or a directory holding them")
 	f.StringVar(&o.Runc, "runc", "", "runc binary")
 	f.BoolVar(&o.WithoutKubeadm, "without-kubeadm", false, "leave kubeadm out")
+	f.StringVar(&key.path, "sign-key", "", "sign the bundle with this SSH private key (writes BUNDLE.sig; see kforge bundle sign)")
+	f.StringVar(&key.passphraseFrom, "sign-key-passphrase-from", "", "env:NAME or file:PATH holding the signing key's passphrase")
+	return cmd
+}
+
+// signingKey is an SSH private key file and where its passphrase is.
+type signingKey struct{ path, passphraseFrom string }
+
+func (k signingKey) load() (ssh.Signer, error) {
+	data, err := os.ReadFile(config.ExpandHome(k.path))
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	if k.passphraseFrom != "" {
+		pass, err := config.Secret(k.passphraseFrom)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s passphrase: %w", k.path, err)
+		}
+		s, err := ssh.ParsePrivateKeyWithPassphrase(data, []byte(pass))
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", k.path, err)
+		}
+		return s, nil
+	}
+	s, err := ssh.ParsePrivateKey(data)
+	var missing *ssh.PassphraseMissingError
+	if errors.As(err, &missing) {
+		return nil, fmt.Errorf("signing key %s is encrypted: give its passphrase with --sign-key-passphrase-from env:NAME or file:PATH", k.path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", k.path, err)
+	}
+	return s, nil
+}
+
+func newBundleSign(g *globalOptions) *cobra.Command {
+	var key signingKey
+	cmd := &cobra.Command{
+		Use:   "sign FILE --key KEY",
+		Short: "Sign a bundle's manifest with an SSH key (writes FILE.sig)",
+		Long: "Sign a bundle with an SSH private key: an SSH signature (ssh-keygen -Y sign's format, namespace " + bundle.SignatureNamespace + ")\n" +
+			"over its manifest, which holds the sha256 of every other entry, written to FILE.sig beside it. init, up, join and bundle verify\n" +
+			"install a bundle only when a key from --trusted-key or the cluster file's artifacts.trustedKeys made its signature.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if key.path == "" {
+				return fmt.Errorf("--key is required: the SSH private key to sign with, e.g. ~/.ssh/id_ed25519")
+			}
+			s, err := key.load()
+			if err != nil {
+				return err
+			}
+			if err := bundle.Sign(args[0], s); err != nil {
+				return err
+			}
+			g.reporter(cmd).Infof("signed by %s: %s", ssh.FingerprintSHA256(s.PublicKey()), bundle.SignaturePath(args[0]))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key.path, "key", "", "SSH private key to sign with")
+	cmd.Flags().StringVar(&key.passphraseFrom, "key-passphrase-from", "", "env:NAME or file:PATH holding the key's passphrase")
 	return cmd
 }
 
@@ -138,12 +220,30 @@ func size(n int64) string {
 }
 
 func newBundleVerify(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var t cluster.Trust
+	cmd := &cobra.Command{
 		Use:   "verify FILE",
-		Short: "Check every entry of a bundle against the sha256 in its manifest",
+		Short: "Check a bundle's signature against the trusted keys, then every entry against the sha256 in its manifest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := g.reporter(cmd)
+			c := config.Default()
+			if err := t.Apply(c); err != nil {
+				return err
+			}
+			keys, err := bundle.ParseTrustedKeys(c.Artifacts.TrustedKeys)
+			if err != nil {
+				return err
+			}
+			signer, err := bundle.VerifySignature(args[0], keys)
+			switch {
+			case err == nil:
+				r.Infof("signed by %s", signer)
+			case t.AllowUnsigned:
+				r.Infof("  ! --unsafe-allow-unsigned-bundle: %v", err)
+			default:
+				return err
+			}
 			done := r.Step("verify " + args[0])
 			m, err := bundle.Walk(cmd.Context(), args[0], nil)
 			done(err)
@@ -154,6 +254,8 @@ func newBundleVerify(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
+	addTrustFlags(cmd.Flags(), &t)
+	return cmd
 }
 
 // progress draws transfer bars on stderr when it is a terminal and output
@@ -171,4 +273,10 @@ func progress(g *globalOptions, cmd *cobra.Command) func(string, int64) io.Write
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionClearOnFinish())
 	}
+}
+
+// addTrustFlags registers which bundles a command installs.
+func addTrustFlags(f *pflag.FlagSet, t *cluster.Trust) {
+	f.StringArrayVar(&t.TrustedKeys, "trusted-key", nil, "public key (ssh-ed25519 AAAA...) or file of them whose signature the bundle must carry; repeatable; adds to the cluster file's artifacts.trustedKeys and $"+cluster.TrustedKeysEnv)
+	f.BoolVar(&t.AllowUnsigned, "unsafe-allow-unsigned-bundle", false, "install a bundle without a trusted signature (UNSAFE: anyone who could change the file chooses what runs as root)")
 }

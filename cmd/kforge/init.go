@@ -44,6 +44,7 @@ func addInitFlags(cmd *cobra.Command, o *cluster.InitOptions) {
 	f := cmd.PersistentFlags()
 	f.StringVarP(&o.ConfigFile, "config", "f", "", "cluster file (kforge.yaml); default: this machine as a single node")
 	f.StringVar(&o.Bundle, "bundle", "", "kforge bundle with the binaries and images to install (make artifacts builds one)")
+	addTrustFlags(f, &o.Trust)
 	f.BoolVar(&o.DryRun, "dry-run", false, "write every file under --output-dir and print the plan; change nothing on the host")
 	f.StringVar(&o.OutputDir, "output-dir", "", "where --dry-run writes files, mirroring host paths (default: a new temporary directory)")
 	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version: "+strings.Join(images.Supported(), ", ")+" (default from the cluster file, else "+config.DefaultKubernetesVersion+")")

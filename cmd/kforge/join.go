@@ -53,7 +53,7 @@ func newJoin(g *globalOptions) *cobra.Command {
 				cmd.SetContext(cancelOnEOF(cmd.Context(), in))
 			}
 			if push.Target != "" {
-				push.Out, push.Bundle = o.Out, o.Bundle
+				push.Out, push.Bundle, push.Trust = o.Out, o.Bundle, o.Trust
 				return finish(o.Out, cluster.JoinSSH(cmd.Context(), push))
 			}
 			o.Endpoint = args[0]
@@ -92,6 +92,7 @@ func addJoinFlags(cmd *cobra.Command, o *cluster.JoinOptions) {
 	f.StringVar(&o.NodeName, "node-name", "", "node name (default: the hostname)")
 	f.StringVar(&o.NodeIP, "node-ip", "", "IP the kubelet advertises (default: the address of the default route)")
 	f.StringVar(&o.Bundle, "bundle", "", "kforge bundle with the binaries and images to install (make artifacts builds one)")
+	addTrustFlags(f, &o.Trust)
 	f.StringSliceVar(&o.IgnorePreflight, "ignore-preflight-errors", nil, "preflight checks whose failure is only a warning, e.g. Port-10250 (or all)")
 }
 

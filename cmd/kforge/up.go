@@ -33,6 +33,7 @@ func newUp(g *globalOptions) *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&localFlag, "local", false, "build the cluster on this machine")
 	f.StringVar(&o.Bundle, "bundle", "", "kforge bundle with the binaries and images to install (default: the newest one make artifacts left in ~/.cache/kforge)")
+	addTrustFlags(f, &o.Trust)
 	f.BoolVar(&o.DryRun, "dry-run", false, "write every file under --output-dir and print the plan; change nothing")
 	f.StringVar(&o.OutputDir, "output-dir", "", "where --dry-run writes files (default: a new temporary directory)")
 	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version: "+strings.Join(images.Supported(), ", ")+" (default "+config.DefaultKubernetesVersion+")")

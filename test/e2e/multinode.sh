@@ -41,7 +41,7 @@ bash scripts/machines/airgap-check.sh kforge-m1 kforge-m2 kforge-m3 kforge-m4 ||
   exit 1
 }
 
-log "an unsupported version and a bundle for another architecture are refused before any host changes"
+log "an unsupported version, a changed or unsigned bundle and a bundle for another architecture are refused before any host changes"
 untouched() {
   local m
   for m in 1 2 3 4; do
@@ -57,11 +57,20 @@ untouched "init with Kubernetes v1.34.3"
 arm=$(mktemp -d)
 "$KFORGE" bundle inspect --json "$BUNDLE" | jq -c '.arch = "arm64"' >"$arm/manifest.json"
 (cd "$arm" && sha256sum manifest.json >manifest.json.sha256 && tar -cf bundle.tar manifest.json manifest.json.sha256)
-out=$("$KFORGE" init -f "$CLUSTER" --bundle "$arm/bundle.tar" 2>&1) && fail "init with an arm64 bundle succeeded"
+# Its sums are right, but the manifest changed under the real signature.
+cp "$BUNDLE.sig" "$arm/bundle.tar.sig"
+out=$("$KFORGE" init -f "$CLUSTER" --bundle "$arm/bundle.tar" 2>&1) && fail "init with a changed bundle succeeded"
+grep -q "bundle $arm/bundle.tar: the signature by SHA256:.* does not match its manifest" <<<"$out" || fail "the changed bundle was refused without naming it and its signer: $out"
+untouched "init with a changed bundle"
+rm "$arm/bundle.tar.sig"
+out=$("$KFORGE" init -f "$CLUSTER" --bundle "$arm/bundle.tar" 2>&1) && fail "init with an unsigned bundle succeeded"
+grep -q "bundle $arm/bundle.tar is unsigned" <<<"$out" || fail "the unsigned bundle was refused without saying why: $out"
+untouched "init with an unsigned bundle"
+out=$("$KFORGE" init -f "$CLUSTER" --bundle "$arm/bundle.tar" --unsafe-allow-unsigned-bundle 2>&1) && fail "init with an arm64 bundle succeeded"
 grep -q 'the bundle is for linux/arm64 and the host is linux/amd64' <<<"$out" || fail "the arm64 bundle was refused without saying why: $out"
 untouched "init with an arm64 bundle"
 rm -rf "$arm"
-echo "refused: Kubernetes v1.34.3 (supported: v1.35.4, v1.36.3, v1.37.2) and a linux/arm64 bundle; no machine changed"
+echo "refused: Kubernetes v1.34.3 (supported: v1.35.4, v1.36.3, v1.37.2), a changed bundle, an unsigned one and a linux/arm64 one; no machine changed"
 
 # machine 4 is unreachable for the first init.
 docker stop -t 1 kforge-m4 >/dev/null
