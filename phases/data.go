@@ -103,6 +103,9 @@ type Results struct {
 	// BundleChecked names the bundle file whose signature inspectBundle
 	// checked in this run, so that it is checked once.
 	BundleChecked string
+	// StagedDir is the staging directory stageBundle verified or filled
+	// in this run; bundle and images both use it.
+	StagedDir string
 	// Recorded is set once the host's run record names this run's cluster
 	// (runrecord.go): by preflight, or by the first phase that writes when
 	// preflight was left out.

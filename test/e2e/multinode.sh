@@ -196,6 +196,7 @@ scp -F "$STATE/ssh_config" -q "$KFORGE" root@kforge-m1:/root/kforge
 # reset removed the runtime and the kubelet from machine 4: the join brings
 # them from the bundle again, as in an air-gapped site.
 scp -F "$STATE/ssh_config" -q "$BUNDLE" root@kforge-m1:/root/bundle.tar.zst
+scp -F "$STATE/ssh_config" -q "$BUNDLE.sig" root@kforge-m1:/root/bundle.tar.zst.sig
 sshflags="--ssh-key /root/machine-key --known-hosts /root/machine-known-hosts"
 on 1 "/root/kforge reset --force --plain --ssh kforge@172.30.0.14 $sshflags" || fail "reset --ssh"
 [ "$(k get nodes -o name | wc -l)" = 3 ] || fail "reset --ssh left machine 4's node"
