@@ -33,6 +33,9 @@ type InitOptions struct {
 	Parallel int
 	// KubeconfigOut, when set, receives a copy of admin.conf (0600).
 	KubeconfigOut string
+	// MergeKubeconfig adds the "kforge" context to the user's kubeconfig,
+	// as up does (the sudo user's under sudo).
+	MergeKubeconfig bool
 	// IgnorePreflight turns the named preflight failures into warnings.
 	IgnorePreflight []string
 	Out             *reporter.Reporter
@@ -60,6 +63,17 @@ func Init(ctx context.Context, o InitOptions) error {
 			return err
 		}
 		o.Out.Infof("admin kubeconfig written to %s", o.KubeconfigOut)
+	}
+	if o.MergeKubeconfig {
+		admin, err := d.Host.ReadFile(ctx, layout.AdminConf)
+		if err != nil {
+			return err
+		}
+		kc := UserKubeconfig("")
+		if err := kc.Merge(admin, ContextName); err != nil {
+			return fmt.Errorf("--merge-kubeconfig %s: %w", kc.Path, err)
+		}
+		o.Out.Infof("kubectl now uses the %q context in %s%s", ContextName, kc.Path, kc.ownerNote())
 	}
 	if err := JoinWorkers(ctx, o, c, d, o.Parallel); err != nil {
 		return err

@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
+	"kforge.dev/kforge/certs"
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
@@ -69,13 +71,25 @@ func Reset(ctx context.Context, o ResetOptions) error {
 	if err := resetHost(ctx, config.Default().Hosts[0], o, o.Out); err != nil {
 		return err
 	}
-	path := UserKubeconfig(o.Kubeconfig)
-	if removed, err := RemoveContext(path, ContextName); err != nil {
-		return fmt.Errorf("kubeconfig %s: %w", path, err)
-	} else if removed {
-		o.Out.Infof("  removed the %q context from %s", ContextName, path)
+	if err := removeUserContext(o, nil); err != nil {
+		return err
 	}
 	o.Out.Total("kforge reset finished")
+	return nil
+}
+
+// removeUserContext takes the "kforge" context out of the kubeconfig that
+// up --local or init --merge-kubeconfig added it to.
+// With ours, only a context whose server passes it.
+func removeUserContext(o ResetOptions, ours func(server string) bool) error {
+	kc := UserKubeconfig(o.Kubeconfig)
+	removed, err := kc.RemoveIf(ContextName, ours)
+	if err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", kc.Path, err)
+	}
+	if removed {
+		o.Out.Infof("  removed the %q context from %s%s", ContextName, kc.Path, kc.ownerNote())
+	}
 	return nil
 }
 
@@ -109,6 +123,19 @@ func resetCluster(ctx context.Context, o ResetOptions) error {
 		return HostResult{Outcome: "reset"}
 	})
 	if err := summarize(o.Out, "Reset", results); err != nil {
+		return err
+	}
+	// The context init --merge-kubeconfig added, when it names one of
+	// this cluster's hosts or its endpoint.
+	hosts := map[string]bool{certs.EndpointHost(c.ControlPlaneEndpoint): c.ControlPlaneEndpoint != ""}
+	for _, h := range c.Hosts {
+		hosts[h.Address], hosts[h.NodeIP] = true, h.NodeIP != ""
+	}
+	ours := func(server string) bool {
+		u, err := url.Parse(server)
+		return err == nil && hosts[u.Hostname()]
+	}
+	if err := removeUserContext(o, ours); err != nil {
 		return err
 	}
 	o.Out.Total("kforge reset finished")

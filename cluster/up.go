@@ -7,9 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
 	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/layout"
 )
@@ -57,102 +54,13 @@ func Up(ctx context.Context, o UpOptions) error {
 	if err != nil {
 		return err
 	}
-	path := UserKubeconfig(o.Kubeconfig)
-	if err := MergeContext(path, admin, ContextName); err != nil {
-		return fmt.Errorf("kubeconfig %s: %w", path, err)
+	kc := UserKubeconfig(o.Kubeconfig)
+	if err := kc.Merge(admin, ContextName); err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", kc.Path, err)
 	}
 	o.Out.Total("kforge up finished")
-	o.Out.Infof("\nkubectl now uses the %q context in %s:\n  kubectl get nodes\n  kubectl get pods -A\nThe admin kubeconfig is %s/admin.conf. Remove everything with: kforge reset", ContextName, path, layout.KubernetesDir)
+	o.Out.Infof("\nkubectl now uses the %q context in %s%s:\n  kubectl get nodes\n  kubectl get pods -A\nThe admin kubeconfig is %s/admin.conf. Remove everything with: kforge reset", ContextName, kc.Path, kc.ownerNote(), layout.KubernetesDir)
 	return nil
-}
-
-// UserKubeconfig is the kubeconfig file kforge edits for the user.
-func UserKubeconfig(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if env := os.Getenv("KUBECONFIG"); env != "" {
-		return filepath.SplitList(env)[0]
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".kube", "config")
-}
-
-// MergeContext adds the admin kubeconfig's cluster, user and context to the
-// kubeconfig at path under name, makes it the current context, and writes
-// the file atomically with mode 0600.
-func MergeContext(path string, admin []byte, name string) error {
-	src, err := clientcmd.Load(admin)
-	if err != nil {
-		return err
-	}
-	ctx := src.Contexts[src.CurrentContext]
-	if ctx == nil {
-		return fmt.Errorf("admin kubeconfig has no current context")
-	}
-	dst, err := loadOrEmpty(path)
-	if err != nil {
-		return err
-	}
-	dst.Clusters[name] = src.Clusters[ctx.Cluster]
-	dst.AuthInfos[name] = src.AuthInfos[ctx.AuthInfo]
-	dst.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
-	dst.CurrentContext = name
-	return writeKubeconfig(path, dst)
-}
-
-// RemoveContext removes the named cluster, user and context from the
-// kubeconfig at path; a missing file or context is not an error. It tells
-// whether anything was removed.
-func RemoveContext(path, name string) (bool, error) {
-	dst, err := loadOrEmpty(path)
-	if err != nil {
-		return false, err
-	}
-	if dst.Contexts[name] == nil && dst.Clusters[name] == nil && dst.AuthInfos[name] == nil {
-		return false, nil
-	}
-	delete(dst.Contexts, name)
-	delete(dst.Clusters, name)
-	delete(dst.AuthInfos, name)
-	if dst.CurrentContext == name {
-		dst.CurrentContext = ""
-	}
-	return true, writeKubeconfig(path, dst)
-}
-
-func loadOrEmpty(path string) (*clientcmdapi.Config, error) {
-	if _, err := os.Stat(path); os.IsNotExist(err) {
-		return clientcmdapi.NewConfig(), nil
-	}
-	return clientcmd.LoadFromFile(path)
-}
-
-func writeKubeconfig(path string, c *clientcmdapi.Config) error {
-	data, err := clientcmd.Write(*c)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), layout.PrivateDirMode); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".kforge-kubeconfig-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(layout.SecretMode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // cacheDir is kforge's cache: $KFORGE_CACHE, else ~/.cache/kforge.

@@ -3,8 +3,11 @@ package cluster
 import (
 	"bytes"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -137,5 +140,64 @@ func TestMergeContextRefusesBadAdminKubeconfigs(t *testing.T) {
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
 			t.Errorf("%s: the kubeconfig was written (%v)", name, err)
 		}
+	}
+}
+
+// Under sudo the kubeconfig is the invoking user's and stays theirs; an
+// explicit --kubeconfig is written as it is.
+func TestUserKubeconfigUnderSudo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("sudo runs kforge as root: needs root")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	t.Setenv("SUDO_USER", "nobody")
+	t.Setenv("KUBECONFIG", "")
+	k := UserKubeconfig("")
+	if want := filepath.Join(u.HomeDir, ".kube", "config"); k.Path != want || strconv.Itoa(k.UID) != u.Uid || k.User != "nobody" {
+		t.Errorf("under sudo: %+v, want %s owned by nobody (%s)", k, want, u.Uid)
+	}
+	t.Setenv("KUBECONFIG", "/tmp/a:/tmp/b")
+	if k := UserKubeconfig(""); k.Path != "/tmp/a" || strconv.Itoa(k.UID) != u.Uid {
+		t.Errorf("under sudo with KUBECONFIG: %+v", k)
+	}
+	if k := UserKubeconfig("/x/config"); k.Path != "/x/config" || k.UID != -1 {
+		t.Errorf("--kubeconfig: %+v", k)
+	}
+	t.Setenv("SUDO_USER", "root")
+	t.Setenv("KUBECONFIG", "")
+	if k := UserKubeconfig(""); k.UID != -1 {
+		t.Errorf("sudo by root: %+v", k)
+	}
+
+	// The file and a ~/.kube kforge makes belong to the user.
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	kc := KubeconfigFile{Path: filepath.Join(dir, ".kube", "config"), User: "nobody", UID: uid, GID: gid}
+	if err := kc.Merge(adminKubeconfig(t, "https://10.0.0.5:6443"), ContextName); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{kc.Path, filepath.Dir(kc.Path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid {
+			t.Errorf("%s owned by %d, want nobody (%d)", p, st.Uid, uid)
+		}
+	}
+	if fi, _ := os.Stat(kc.Path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s mode %v", kc.Path, fi.Mode())
+	}
+	// reset -f takes out only a context of its own cluster.
+	if removed, err := kc.RemoveIf(ContextName, func(s string) bool { return s == "https://10.9.9.9:6443" }); err != nil || removed {
+		t.Errorf("another cluster's context: removed %v, %v", removed, err)
+	}
+	if removed, err := kc.RemoveIf(ContextName, func(s string) bool { return s == "https://10.0.0.5:6443" }); err != nil || !removed {
+		t.Errorf("this cluster's context: removed %v, %v", removed, err)
 	}
 }

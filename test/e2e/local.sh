@@ -33,9 +33,14 @@ diagnose() {
   echo "--- kubelet log"; tail -40 /var/log/kforge/kubelet.log
 }
 
+# A user of this machine who runs kforge through sudo; made and removed by
+# this test.
+SUDO_TEST_USER=kforge-e2e-user
+
 cleanup() {
   local rc=$?
   [ "${KEEP:-}" = 1 ] || "$KFORGE" reset --force >/dev/null 2>&1 || true
+  userdel -r "$SUDO_TEST_USER" >/dev/null 2>&1 || true
   exit $rc
 }
 trap cleanup EXIT
@@ -130,6 +135,31 @@ check_noop() {
   echo "second up: ${NOOP_SECONDS}s, services not restarted"
 }
 
+# check_sudo_user runs up and reset as sudo runs them for a user (root,
+# with SUDO_USER set and that user's KUBECONFIG gone): the kforge context
+# lands in the user's ~/.kube/config, owned by the user and 0600, and the
+# user's own kubectl reaches the cluster; reset takes the context out again.
+check_sudo_user() {
+  userdel -r "$SUDO_TEST_USER" >/dev/null 2>&1 || true
+  useradd -m -s /bin/sh "$SUDO_TEST_USER" || fail "useradd $SUDO_TEST_USER"
+  local home cfg
+  home=$(getent passwd "$SUDO_TEST_USER" | cut -d: -f6)
+  cfg=$home/.kube/config
+  env -u KUBECONFIG SUDO_USER="$SUDO_TEST_USER" HOME=/root "$KFORGE" up --local --bundle "$BUNDLE" "${VERSION_FLAG[@]}" >/dev/null 2>&1 || fail "up under sudo"
+  [ "$(stat -c '%U %a' "$cfg" 2>/dev/null)" = "$SUDO_TEST_USER 600" ] || fail "$cfg: $(stat -c '%U %a' "$cfg" 2>&1), want $SUDO_TEST_USER 600"
+  [ "$(stat -c '%U' "$home/.kube")" = "$SUDO_TEST_USER" ] || fail "$home/.kube is not $SUDO_TEST_USER's"
+  [ ! -e /root/.kube/config ] || ! grep -q 'name: kforge' /root/.kube/config || fail "up under sudo wrote root's kubeconfig"
+  runuser -u "$SUDO_TEST_USER" -- env -u KUBECONFIG HOME="$home" "$KUBECTL" --request-timeout=20s get nodes >/dev/null ||
+    fail "$SUDO_TEST_USER's kubectl cannot reach the cluster"
+  env -u KUBECONFIG SUDO_USER="$SUDO_TEST_USER" HOME=/root "$KFORGE" reset --force >/dev/null 2>&1 || fail "reset under sudo"
+  grep -q 'name: kforge' "$cfg" && fail "reset under sudo left the kforge context in $cfg"
+  [ "$(stat -c '%U %a' "$cfg")" = "$SUDO_TEST_USER 600" ] || fail "reset under sudo changed $cfg's owner or mode"
+  userdel -r "$SUDO_TEST_USER" >/dev/null 2>&1 || true
+  echo "under sudo: $cfg is $SUDO_TEST_USER's (0600), their kubectl works, reset took the context out"
+  # The checks after this one need the cluster again.
+  up >/dev/null
+}
+
 check_reset() {
   # Another tool's CNI config stays (kforge removes only its own).
   local other=/etc/cni/net.d/99-kforge-e2e-other-tool.conflist
@@ -163,6 +193,8 @@ FIRST_UP=$UP_SECONDS FIRST_READY=$NODE_READY_SECONDS
 check_workload
 log "second kforge up --local"
 check_noop
+log "under sudo, up and reset edit the invoking user's kubeconfig"
+check_sudo_user
 log "kforge reset"
 check_reset
 log "kforge up --local killed midway, then run again"
