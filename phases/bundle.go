@@ -112,8 +112,16 @@ func (d *Data) bundleFits(m bundle.Manifest, withVersion bool) error {
 // it. Init's and up's preflight run it with the version; a join runs it
 // without in preflight and with it once discovery adopted the cluster.
 func (d *Data) hostFits(ctx context.Context, add func(name, format string, a ...any), withVersion bool) error {
-	if d.Cluster.Artifacts.Bundle != "" {
-		m, err := d.inspectBundle()
+	if file := d.Cluster.Artifacts.Bundle; file != "" {
+		// A join learns the keys the cluster trusts with its settings, at
+		// discovery: its preflight reads only the manifest.
+		m, err := bundle.Inspect(file)
+		if err != nil {
+			return fmt.Errorf("bundle %s: %w", file, err)
+		}
+		if withVersion {
+			m, err = d.inspectBundle()
+		}
 		if err != nil {
 			return err
 		}
