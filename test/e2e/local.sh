@@ -160,6 +160,23 @@ check_sudo_user() {
   up >/dev/null
 }
 
+# check_certs: every certificate of the new node is listed, a year left on
+# the leaves; a window longer than that fails, naming them; JSON for
+# programs.
+check_certs() {
+  local out
+  out=$("$KFORGE" certs check-expiration) || { echo "$out"; fail "certs check-expiration on a new cluster"; }
+  echo "$out" | head -4
+  for c in 'ca (CA)' apiserver etcd-server admin.conf kubelet-client kubelet-serving; do
+    grep -q "^$c " <<<"$out" || fail "certs check-expiration lacks $c"
+  done
+  grep -E '^apiserver .* (364d|365d) ' <<<"$out" >/dev/null || fail "the API server's certificate should have a year left: $(grep '^apiserver ' <<<"$out")"
+  if out=$("$KFORGE" certs check-expiration --warn-within 9000h 2>&1); then fail "a 9000h window passed"; fi
+  grep -q 'localhost: apiserver expires' <<<"$out" || fail "the failure does not name the API server's certificate: $out"
+  n=$("$KFORGE" certs check-expiration -o json | jq '[.hosts[0].certificates[] | select(.renewedBy == "kforge")] | length')
+  [ "$n" -ge 14 ] || fail "certs check-expiration -o json lists $n certificates kforge renews, want 14 or more"
+}
+
 check_reset() {
   # Another tool's CNI config stays (kforge removes only its own).
   local other=/etc/cni/net.d/99-kforge-e2e-other-tool.conflist
@@ -191,6 +208,8 @@ up
 check_cluster
 FIRST_UP=$UP_SECONDS FIRST_READY=$NODE_READY_SECONDS
 check_workload
+log "kforge certs check-expiration"
+check_certs
 log "second kforge up --local"
 check_noop
 log "under sudo, up and reset edit the invoking user's kubeconfig"
