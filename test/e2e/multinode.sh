@@ -188,6 +188,15 @@ JOIN1=$(grep -A6 '^Workers:' "$STATE/init2.log" | awk '/172.30.0.14 .*joined/ {p
 k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "4 nodes not Ready"
 [ "$(k get nodes -o name | wc -l)" = 4 ] || fail "want 4 nodes"
 
+log "kforge certs check-expiration -f: every host's certificates over SSH"
+out=$("$KFORGE" certs check-expiration -f "$CLUSTER") || { echo "$out"; fail "certs check-expiration -f"; }
+for m in 11 12 13 14; do
+  grep -q "^HOST 172.30.0.$m" <<<"$out" || fail "certs check-expiration -f lacks 172.30.0.$m"
+done
+[ "$(grep -c '^kubelet-client ' <<<"$out")" = 4 ] || fail "certs check-expiration -f: want a kubelet client certificate on each of 4 hosts: $out"
+grep -q '^apiserver ' <<<"$out" || fail "certs check-expiration -f lacks the control plane's certificates"
+echo "certs check-expiration -f: $(grep -c '^HOST' <<<"$out") hosts, $(grep -cE '^[a-z].* (kforge|kubelet|none)$' <<<"$out") certificates"
+
 log "from the control plane: kforge reset --ssh drains and removes machine 4, kforge join --ssh adds it back"
 KEY=$(awk '/IdentityFile/ {print $2; exit}' "$STATE/ssh_config")
 scp -F "$STATE/ssh_config" -q "$KEY" root@kforge-m1:/root/machine-key
