@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"kforge.dev/kforge/cluster"
+	"kforge.dev/kforge/renewal"
 )
 
 func init() { commands = append(commands, newCerts) }
@@ -15,7 +17,7 @@ func newCerts(g *globalOptions) *cobra.Command {
 		Use:   "certs",
 		Short: "Certificates of the cluster's nodes",
 	}
-	cmd.AddCommand(newCertsCheckExpiration(g))
+	cmd.AddCommand(newCertsCheckExpiration(g), newCertsRenew(g))
 	return cmd
 }
 
@@ -53,5 +55,30 @@ func newCertsCheckExpiration(g *globalOptions) *cobra.Command {
 	f.DurationVar(&o.WarnWithin, "warn-within", cluster.DefaultWarnWithin, "fail when a certificate expires sooner than this")
 	f.IntVar(&o.Parallel, "parallel", cluster.DefaultParallel, "how many hosts to check at once")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
+	return cmd
+}
+
+func newCertsRenew(g *globalOptions) *cobra.Command {
+	o := cluster.CertsRenewOptions{}
+	cmd := &cobra.Command{
+		Use:   "renew all|NAME...",
+		Short: "Re-issue the control plane's certificates and kubeconfigs from the cluster's CAs, then restart what reads them",
+		Long: "Re-issue leaf certificates and the kubeconfigs' client certificates from the existing CAs, with the same subjects and SANs and a new\n" +
+			"key each, valid for the cluster file's certs.validity from now; then restart the static pods that read them, one at a time, each\n" +
+			"healthy before the next. Nothing is written unless every named certificate can be renewed. The CAs, the service-account keys and\n" +
+			"the key that encrypts Secrets are never touched. NAME is one of: " + strings.Join(renewal.Names(), ", ") + ".\n" +
+			"--apiserver-cert-extra-sans (and the cluster file's certs.extraSANs) add names to the API server's certificate in place.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Names = args
+			o.Out = g.reporter(cmd)
+			return finish(o.Out, cluster.CertsRenew(cmd.Context(), o))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.ConfigFile, "config", "f", "", "renew on this cluster file's control plane, over SSH (its certs.validity and certs.extraSANs apply)")
+	f.StringSliceVar(&o.APIServerExtraSANs, "apiserver-cert-extra-sans", nil, "names and IPs to add to the API server's certificate")
+	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
+	addOutputFlag(cmd, g)
 	return cmd
 }

@@ -75,3 +75,16 @@ func TestJoinTokenStdin(t *testing.T) {
 		t.Errorf("after the token line, %q is left; want the rest of the input for --stop-on-stdin-eof", rest)
 	}
 }
+
+// certs renew names what it takes.
+func TestCertsRenewCommandLine(t *testing.T) {
+	if _, err := kforge(t, "certs", "renew"); err == nil || !strings.Contains(err.Error(), "requires at least 1 arg") {
+		t.Errorf("certs renew without a name: %v", err)
+	}
+	if _, err := kforge(t, "certs", "renew", "nope"); err == nil || !strings.Contains(err.Error(), `no certificate "nope" to renew`) || !strings.Contains(err.Error(), "apiserver-etcd-client") {
+		t.Errorf("certs renew nope: %v", err)
+	}
+	if _, err := kforge(t, "certs", "check-expiration", "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "text or json") {
+		t.Errorf("check-expiration -o yaml: %v", err)
+	}
+}

@@ -1,0 +1,145 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/providers/ssh"
+	"kforge.dev/kforge/renewal"
+	"kforge.dev/kforge/reporter"
+)
+
+// RestartTimeout bounds how long a static pod may take to come back
+// healthy after a renewal restarted it.
+const RestartTimeout = 3 * time.Minute
+
+// CertsRenewOptions are the inputs of `kforge certs renew`.
+type CertsRenewOptions struct {
+	Connect ConnectOptions
+	// ConfigFile renews on the cluster file's control plane, over SSH;
+	// empty means this machine. Its certs.validity and certs.extraSANs
+	// apply.
+	ConfigFile string
+	// Names are renewal.Names() entries or "all".
+	Names []string
+	// APIServerExtraSANs are added to the API server's certificate.
+	APIServerExtraSANs []string
+	Out                *reporter.Reporter
+}
+
+// CertsRenew re-issues the named certificates on the control plane from
+// the cluster's CAs, then restarts the static pods that read them, one at
+// a time, each healthy before the next.
+func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
+	names, err := renewal.Expand(o.Names)
+	if err != nil {
+		return err
+	}
+	c := config.Default()
+	if o.ConfigFile != "" {
+		if c, err = LoadConfig(o.ConfigFile, Overrides{}); err != nil {
+			return err
+		}
+	}
+	_, validity, err := c.Certs.Durations()
+	if err != nil {
+		return err
+	}
+	node, _ := c.ControlPlane()
+	pool := ssh.NewPool()
+	defer pool.Close()
+	o.Connect.Pool = pool
+	h, err := Connect(ctx, node, o.Connect)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	done := o.Out.Step("renew certificates on " + h.Name())
+	res, err := renewal.Renew(ctx, h, renewal.Options{
+		Names: names, Validity: validity, Now: time.Now(),
+		APIServerExtraSANs: append(append([]string(nil), c.Certs.ExtraSANs...), o.APIServerExtraSANs...),
+	})
+	done(err)
+	if err != nil {
+		return err
+	}
+	o.Out.Infof("  renewed %s, valid for %s", strings.Join(res.Renewed, ", "), validity)
+	for _, comp := range res.Restart {
+		done := o.Out.Step("restart " + comp)
+		err := restartStaticPod(ctx, h, comp)
+		done(err)
+		if err != nil {
+			return err
+		}
+	}
+	o.Out.Total("kforge certs renew finished")
+	return nil
+}
+
+// restartStaticPod stops the component's running container, which the
+// kubelet starts again with the renewed files, and waits until the
+// component's mirror pod reports the new container Ready.
+func restartStaticPod(ctx context.Context, h host.Host, component string) error {
+	ps := []string{"crictl", "ps", "--name", "^" + component + "$", "--label", "io.kubernetes.pod.namespace=kube-system", "--state", "running", "--quiet", "--no-trunc"}
+	old, err := host.Output(ctx, h, ps...)
+	if err != nil {
+		return fmt.Errorf("restart %s on %s: %w", component, h.Name(), err)
+	}
+	old = strings.TrimSpace(old)
+	if old == "" || strings.Contains(old, "\n") {
+		return fmt.Errorf("restart %s on %s: want one running %s container, crictl lists %q", component, h.Name(), component, old)
+	}
+	if _, err := h.Run(ctx, host.Cmd{Argv: []string{"crictl", "stop", old}, Sudo: true}); err != nil {
+		return fmt.Errorf("restart %s on %s: %w", component, h.Name(), err)
+	}
+	var fresh, last string
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, RestartTimeout, true, func(ctx context.Context) (bool, error) {
+		if fresh == "" {
+			id, err := host.Output(ctx, h, ps...)
+			if id = strings.TrimSpace(id); err != nil || id == "" || id == old || strings.Contains(id, "\n") {
+				last = "the kubelet has not started a new container yet"
+				return false, nil
+			}
+			fresh = id
+		}
+		// The renewed admin.conf, read again while the API server may be
+		// restarting.
+		c, err := kube.FromHost(ctx, h, layout.AdminConf, "")
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		pods, err := c.Kube.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: "component=" + component})
+		if err != nil {
+			last = "the API server does not answer yet: " + err.Error()
+			return false, nil
+		}
+		for _, p := range pods.Items {
+			for _, s := range p.Status.ContainerStatuses {
+				if strings.HasSuffix(s.ContainerID, "://"+fresh) {
+					if s.Ready {
+						return true, nil
+					}
+					last = "the new container is not Ready yet"
+					return false, nil
+				}
+			}
+		}
+		last = "the mirror pod does not show the new container yet"
+		return false, nil
+	})
+	if err != nil {
+		logs, _ := host.Output(ctx, h, "crictl", "logs", "--tail", "20", fresh)
+		return fmt.Errorf("restart %s on %s: not healthy within %s (%s); the last lines of its log:\n%s", component, h.Name(), RestartTimeout, last, logs)
+	}
+	return nil
+}
