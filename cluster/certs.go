@@ -49,13 +49,9 @@ func CertsCheck(ctx context.Context, o CertsCheckOptions) error {
 	if o.Now != nil {
 		now = o.Now
 	}
-	hosts := config.Default().Hosts
-	if o.ConfigFile != "" {
-		c, err := LoadConfig(o.ConfigFile, Overrides{})
-		if err != nil {
-			return err
-		}
-		hosts = c.Hosts
+	hosts, err := fileHosts(o.ConfigFile)
+	if err != nil {
+		return err
 	}
 	pool := ssh.NewPool()
 	defer pool.Close()
@@ -100,6 +96,18 @@ func CertsCheck(ctx context.Context, o CertsCheckOptions) error {
 		return fmt.Errorf("%d certificate(s) expire within %s or could not be read:\n  %s\nrenew them before they expire", len(problems), o.WarnWithin, strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// fileHosts are the cluster file's hosts, or this machine's without one.
+func fileHosts(file string) ([]config.Host, error) {
+	if file == "" {
+		return config.Default().Hosts, nil
+	}
+	c, err := LoadConfig(file, Overrides{})
+	if err != nil {
+		return nil, err
+	}
+	return c.Hosts, nil
 }
 
 func indexOf(hosts []config.Host, n config.Host) int {

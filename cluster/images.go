@@ -32,13 +32,9 @@ func ImagesLoad(ctx context.Context, o ImagesLoadOptions) error {
 	if _, err := os.Stat(o.Archive); err != nil {
 		return fmt.Errorf("image archive: %w", err)
 	}
-	hosts := config.Default().Hosts
-	if o.ConfigFile != "" {
-		c, err := LoadConfig(o.ConfigFile, Overrides{})
-		if err != nil {
-			return err
-		}
-		hosts = c.Hosts
+	hosts, err := fileHosts(o.ConfigFile)
+	if err != nil {
+		return err
 	}
 	pool := ssh.NewPool()
 	defer pool.Close()

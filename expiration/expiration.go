@@ -87,20 +87,23 @@ func Check(ctx context.Context, h host.Host, now time.Time) ([]Cert, error) {
 		}
 		return data, true
 	}
-	list := certs.List()
-	sort.SliceStable(list, func(i, j int) bool { return list[i].IsCA() && !list[j].IsCA() })
-	for _, c := range list {
-		file := path.Join(layout.PKIDir, c.CertFile())
+	// certFile adds the certificate in file, when there is one.
+	certFile := func(name, file, renewedBy string) {
 		data, ok := read(file)
 		if !ok {
-			continue
+			return
 		}
 		cert, err := certs.ParseCert(data)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s on %s: %w", file, h.Name(), err))
-			continue
+			return
 		}
-		add(c.Name, file, cert, ByKforge)
+		add(name, file, cert, renewedBy)
+	}
+	list := certs.List()
+	sort.SliceStable(list, func(i, j int) bool { return list[i].IsCA() && !list[j].IsCA() })
+	for _, c := range list {
+		certFile(c.Name, path.Join(layout.PKIDir, c.CertFile()), ByKforge)
 	}
 	for _, name := range []string{kubeconfig.AdminName, kubeconfig.SuperAdminName, kubeconfig.ControllerManagerName, kubeconfig.SchedulerName, kubeconfig.KubeletName} {
 		file := path.Join(layout.KubernetesDir, name+".conf")
@@ -131,21 +134,8 @@ func Check(ctx context.Context, h host.Host, now time.Time) ([]Cert, error) {
 		}
 		add(name+".conf", file, cert, ByKforge)
 	}
-	for _, k := range []struct{ name, file, by string }{
-		{"kubelet-client", KubeletClientCert, ByKubelet},
-		{"kubelet-serving", KubeletServingCert, Nobody},
-	} {
-		data, ok := read(k.file)
-		if !ok {
-			continue
-		}
-		cert, err := certs.ParseCert(data)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s on %s: %w", k.file, h.Name(), err))
-			continue
-		}
-		add(k.name, k.file, cert, k.by)
-	}
+	certFile("kubelet-client", KubeletClientCert, ByKubelet)
+	certFile("kubelet-serving", KubeletServingCert, Nobody)
 	return out, errors.Join(errs...)
 }
 
