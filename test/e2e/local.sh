@@ -175,10 +175,12 @@ check_certs() {
   grep -q 'localhost: apiserver expires' <<<"$out" || fail "the failure does not name the API server's certificate: $out"
   n=$("$KFORGE" certs check-expiration -o json | jq '[.hosts[0].certificates[] | select(.renewedBy == "kforge")] | length')
   [ "$n" -ge 14 ] || fail "certs check-expiration -o json lists $n certificates kforge renews, want 14 or more"
+}
 
-  # Renewal: new serials and a name added in place, the control plane
-  # restarted one component at a time, the cluster still answering.
-  local before after start
+# check_renew: new serials and a name added in place, the control plane
+# restarted one component at a time, the cluster still answering.
+check_renew() {
+  local before after start out
   before=$(openssl x509 -noout -serial -in /etc/kubernetes/pki/apiserver.crt)
   start=$(now)
   out=$("$KFORGE" certs renew all --apiserver-cert-extra-sans renewed.kforge.test 2>&1) || { echo "$out"; fail "certs renew all"; }
@@ -230,6 +232,8 @@ log "kforge certs check-expiration"
 check_certs
 log "second kforge up --local"
 check_noop
+log "kforge certs renew all"
+check_renew
 log "under sudo, up and reset edit the invoking user's kubeconfig"
 check_sudo_user
 log "kforge reset"
