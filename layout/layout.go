@@ -23,6 +23,9 @@ const (
 	SchedulerConf         = KubernetesDir + "/scheduler.conf"
 
 	EtcdDataDir = "/var/lib/etcd"
+	// EtcdBeforeRestore is etcd's data directory as it was before the last
+	// kforge etcd snapshot restore.
+	EtcdBeforeRestore = EtcdDataDir + ".kforge-before-restore"
 
 	// EncryptionConfig encrypts Secrets at rest with a key generated at
 	// init; it lives with the PKI, readable by root only.
@@ -107,6 +110,8 @@ const (
 	// SupervisorDir is the state of kforge's supervisor on hosts without
 	// systemd.
 	SupervisorDir = StateDir + "/supervisor"
+	// EtcdWorkDir is where a snapshot restore works.
+	EtcdWorkDir = StateDir + "/etcd"
 	// KforgeBinary is where kforge installs itself on a host, for the
 	// supervisor and for joins run there.
 	KforgeBinary = StateDir + "/bin/kforge"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -59,8 +60,11 @@ func poll(ctx context.Context, what string, timeout time.Duration, f func(contex
 	last := ""
 	err := wait.PollUntilContextTimeout(ctx, joinPollEvery, timeout, true, func(ctx context.Context) (bool, error) {
 		done, seen := f(ctx)
-		// A call cut short by the deadline says less than the one before.
-		if ctx.Err() == nil || last == "" {
+		// A call cut short by the deadline (or refused by the client's
+		// rate limiter because it would pass the deadline) says less than
+		// the one before.
+		cut := ctx.Err() != nil || strings.Contains(seen, "would exceed context deadline")
+		if !cut || last == "" {
 			last = seen
 		}
 		return done, nil

@@ -31,7 +31,7 @@ var resetPaths = []string{
 	layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
 	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted, layout.BootstrapToken,
-	layout.AuditPolicy, layout.AuditLogDir, layout.KubeletSysctlConf,
+	layout.AuditPolicy, layout.AuditLogDir, layout.KubeletSysctlConf, layout.EtcdBeforeRestore, layout.EtcdWorkDir,
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,

@@ -197,6 +197,28 @@ check_renew() {
   echo "certs renew all: ${RENEW_SECONDS}s, 4 components restarted one at a time"
 }
 
+# check_snapshot: a ConfigMap made before the snapshot is back after the
+# restore, one made after it is gone, and the node is Ready.
+check_snapshot() {
+  local snap out start
+  snap=$(dirname "$KUBECONFIG")/etcd.snapshot
+  k -n "$NS" create configmap before-snapshot --from-literal=v=1 >/dev/null || fail "create configmap before-snapshot"
+  out=$("$KFORGE" etcd snapshot save "$snap" 2>&1) || { echo "$out"; fail "etcd snapshot save"; }
+  grep -o 'snapshot .*: revision .*' <<<"$out"
+  [ "$(stat -c %a "$snap")" = 600 ] || fail "the snapshot is $(stat -c %a "$snap"), want 600"
+  k -n "$NS" delete configmap before-snapshot >/dev/null || fail "delete configmap before-snapshot"
+  k -n "$NS" create configmap after-snapshot --from-literal=v=2 >/dev/null || fail "create configmap after-snapshot"
+  start=$(now)
+  out=$("$KFORGE" etcd snapshot restore "$snap" 2>&1) || { echo "$out"; fail "etcd snapshot restore"; }
+  RESTORE_SECONDS=$(since "$start")
+  k -n "$NS" get configmap before-snapshot >/dev/null 2>&1 || fail "the ConfigMap from before the snapshot is not back"
+  k -n "$NS" get configmap after-snapshot >/dev/null 2>&1 && fail "the ConfigMap made after the snapshot survived the restore"
+  k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "nodes not Ready after the restore"
+  k wait --for=condition=Ready -n kube-system pod -l tier=control-plane --timeout=120s >/dev/null || fail "the control plane is not Ready after the restore"
+  rm -rf /var/lib/etcd.kforge-before-restore
+  echo "etcd snapshot restore: ${RESTORE_SECONDS}s; before-snapshot back, after-snapshot gone, node Ready"
+}
+
 check_reset() {
   # Another tool's CNI config stays (kforge removes only its own).
   local other=/etc/cni/net.d/99-kforge-e2e-other-tool.conflist
@@ -234,6 +256,8 @@ log "second kforge up --local"
 check_noop
 log "kforge certs renew all"
 check_renew
+log "kforge etcd snapshot save, a change, restore"
+check_snapshot
 log "under sudo, up and reset edit the invoking user's kubeconfig"
 check_sudo_user
 log "kforge reset"

@@ -1,0 +1,319 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/yaml"
+
+	"kforge.dev/kforge/config"
+	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/providers/ssh"
+	"kforge.dev/kforge/reporter"
+)
+
+// Where a snapshot and a restore work on the control plane.
+const (
+	etcdWorkDir = layout.EtcdWorkDir
+	// snapshotInData is inside etcd's data directory, which the etcd pod
+	// mounts, so that etcdctl in the pod writes it where the host sees it.
+	snapshotInData = layout.EtcdDataDir + "/kforge-snapshot.db"
+	// RestoreTimeout bounds the wait for the control plane after a
+	// restore.
+	RestoreTimeout = 4 * time.Minute
+)
+
+// EtcdSnapshotOptions are the inputs of `kforge etcd snapshot save` and
+// `restore`.
+type EtcdSnapshotOptions struct {
+	Connect ConnectOptions
+	// ConfigFile works on the cluster file's control plane, over SSH.
+	ConfigFile string
+	// File is the snapshot on the machine kforge runs on.
+	File string
+	Out  *reporter.Reporter
+}
+
+// SnapshotStatus is what etcdutl snapshot status says of a snapshot.
+type SnapshotStatus struct {
+	Hash      uint32 `json:"hash"`
+	Revision  int64  `json:"revision"`
+	TotalKey  int    `json:"totalKey"`
+	TotalSize int64  `json:"totalSize"`
+}
+
+// etcdPod is what a restore needs from the etcd manifest kforge wrote.
+type etcdPod struct {
+	image, name, peerURL, clientURL string
+}
+
+func readEtcdPod(ctx context.Context, h host.Host) (etcdPod, error) {
+	file := path.Join(layout.ManifestsDir, "etcd.yaml")
+	data, err := h.ReadFile(ctx, file)
+	if err != nil {
+		return etcdPod{}, fmt.Errorf("%s on %s: %w (is this a kforge control plane?)", file, h.Name(), err)
+	}
+	var pod corev1.Pod
+	if err := yaml.Unmarshal(data, &pod); err != nil || len(pod.Spec.Containers) == 0 {
+		return etcdPod{}, fmt.Errorf("%s on %s: not a pod manifest: %v", file, h.Name(), err)
+	}
+	e := etcdPod{image: pod.Spec.Containers[0].Image}
+	for _, a := range pod.Spec.Containers[0].Command {
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		switch k {
+		case "name":
+			e.name = v
+		case "initial-advertise-peer-urls":
+			e.peerURL = v
+		case "listen-client-urls":
+			e.clientURL, _, _ = strings.Cut(v, ",")
+		}
+	}
+	if e.name == "" || e.peerURL == "" || e.clientURL == "" {
+		return etcdPod{}, fmt.Errorf("%s on %s: no --name, --initial-advertise-peer-urls or --listen-client-urls", file, h.Name())
+	}
+	return e, nil
+}
+
+// controlPlaneHost connects to the control plane of the cluster file, or
+// to this machine.
+func controlPlaneHost(ctx context.Context, file string, o *ConnectOptions) (host.Host, func(), error) {
+	c := config.Default()
+	if file != "" {
+		var err error
+		if c, err = LoadConfig(file, Overrides{}); err != nil {
+			return nil, nil, err
+		}
+	}
+	node, _ := c.ControlPlane()
+	pool := ssh.NewPool()
+	o.Pool = pool
+	h, err := Connect(ctx, node, *o)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return h, func() { h.Close(); pool.Close() }, nil
+}
+
+// runningContainer is the ID of the one running container named name in
+// kube-system.
+func runningContainer(ctx context.Context, h host.Host, name string) (string, error) {
+	id, err := host.Output(ctx, h, "crictl", "ps", "--name", "^"+name+"$", "--label", "io.kubernetes.pod.namespace=kube-system", "--state", "running", "--quiet")
+	if err != nil {
+		return "", err
+	}
+	if id == "" || strings.Contains(id, "\n") {
+		return "", fmt.Errorf("want one running %s container on %s, crictl lists %q", name, h.Name(), id)
+	}
+	return id, nil
+}
+
+// EtcdSnapshotSave takes a consistent snapshot with the etcdctl of the
+// cluster's own etcd image (in the running etcd pod), checks it with its
+// etcdutl, and copies it to o.File on this machine (0600: it holds the
+// cluster's state).
+func EtcdSnapshotSave(ctx context.Context, o EtcdSnapshotOptions) error {
+	h, closeAll, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	e, err := readEtcdPod(ctx, h)
+	if err != nil {
+		return err
+	}
+	id, err := runningContainer(ctx, h, "etcd")
+	if err != nil {
+		return err
+	}
+	pki := layout.PKIDir + "/etcd/"
+	done := o.Out.Step("etcdctl snapshot save on " + h.Name())
+	_, err = h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"crictl", "exec", id, "etcdctl",
+		"--endpoints=" + e.clientURL, "--cacert=" + pki + "ca.crt", "--cert=" + pki + "healthcheck-client.crt", "--key=" + pki + "healthcheck-client.key",
+		"snapshot", "save", snapshotInData}})
+	done(err)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = h.Remove(context.WithoutCancel(ctx), snapshotInData) }()
+	st, err := snapshotStatus(ctx, h, id, snapshotInData)
+	if err != nil {
+		return err
+	}
+	data, err := h.ReadFile(ctx, snapshotInData)
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) != st.TotalSize {
+		return fmt.Errorf("the snapshot copied from %s has %d bytes, etcdutl counted %d: take it again", h.Name(), len(data), st.TotalSize)
+	}
+	if err := writeSecretFile(o.File, data); err != nil {
+		return err
+	}
+	o.Out.Infof("snapshot %s: revision %d, %d keys, %d bytes, hash %08x (checked by etcdutl of %s)", o.File, st.Revision, st.TotalKey, st.TotalSize, st.Hash, e.image)
+	o.Out.Total("kforge etcd snapshot save finished")
+	return nil
+}
+
+func snapshotStatus(ctx context.Context, h host.Host, container, file string) (SnapshotStatus, error) {
+	out, err := host.Output(ctx, h, "crictl", "exec", container, "etcdutl", "snapshot", "status", file, "-w", "json")
+	if err != nil {
+		return SnapshotStatus{}, fmt.Errorf("etcdutl snapshot status on %s: %w", h.Name(), err)
+	}
+	var st SnapshotStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return st, fmt.Errorf("etcdutl snapshot status on %s: %q: %w", h.Name(), out, err)
+	}
+	if st.TotalKey == 0 {
+		return st, fmt.Errorf("the snapshot on %s holds no keys", h.Name())
+	}
+	return st, nil
+}
+
+// writeSecretFile writes data to a new file at p, 0600 from its creation,
+// then renames it into place.
+func writeSecretFile(p string, data []byte) error {
+	p = config.ExpandHome(p)
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".kforge-snapshot-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(layout.SecretMode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+// EtcdSnapshotRestore brings the cluster back to a snapshot: it stops the
+// control plane's static pods, restores the snapshot with the etcdutl of
+// the cluster's etcd image into a new data directory (a new member and
+// cluster ID, this member alone in its initial cluster), swaps it for
+// /var/lib/etcd (the old one is kept beside it), starts the control plane
+// again and waits for the API server and the nodes.
+func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
+	if _, err := os.Stat(config.ExpandHome(o.File)); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	h, closeAll, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	e, err := readEtcdPod(ctx, h)
+	if err != nil {
+		return err
+	}
+	work := etcdWorkDir + "/restore"
+	step := func(title string, fn func() error) error {
+		done := o.Out.Step(title)
+		err := fn()
+		done(err)
+		return err
+	}
+	if err := step("upload the snapshot to "+h.Name(), func() error {
+		if err := h.Remove(ctx, work); err != nil {
+			return err
+		}
+		return h.Upload(ctx, config.ExpandHome(o.File), work+"/snapshot.db", layout.SecretMode)
+	}); err != nil {
+		return err
+	}
+	// etcdutl of the cluster's etcd, in a container of its image that sees
+	// only the work directory.
+	if err := step("etcdutl snapshot restore", func() error {
+		// A container a killed restore left behind would block the name.
+		_, _ = h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"ctr", "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "containers", "rm", "kforge-etcd-restore"}})
+		_, err := h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{
+			"ctr", "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "run", "--rm",
+			"--mount", "type=bind,src=" + work + ",dst=/restore,options=rbind:rw",
+			e.image, "kforge-etcd-restore",
+			"etcdutl", "snapshot", "restore", "/restore/snapshot.db", "--data-dir", "/restore/data",
+			"--name", e.name, "--initial-cluster", e.name + "=" + e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
+		}})
+		return err
+	}); err != nil {
+		return err
+	}
+	manifests := []string{"kube-scheduler.yaml", "kube-controller-manager.yaml", "kube-apiserver.yaml", "etcd.yaml"}
+	parked := work + "/manifests"
+	if err := step("stop the control plane", func() error {
+		for _, m := range manifests {
+			if _, err := h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"sh", "-c", `mkdir -p "$2" && mv -f "$1" "$2/"`, "sh", path.Join(layout.ManifestsDir, m), parked}}); err != nil {
+				return err
+			}
+		}
+		return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, RestoreTimeout, true, func(ctx context.Context) (bool, error) {
+			out, err := host.Output(ctx, h, "crictl", "ps", "--name", "^(etcd|kube-apiserver)$", "--quiet")
+			return err == nil && out == "", nil
+		})
+	}); err != nil {
+		return fmt.Errorf("%w; the manifests are in %s on %s", err, parked, h.Name())
+	}
+	old := layout.EtcdBeforeRestore
+	if err := step("swap in the restored data directory", func() error {
+		_, err := h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"sh", "-c",
+			`rm -rf "$3" && mv "$1" "$3" && mv "$2" "$1" && chmod 0700 "$1"`, "sh", layout.EtcdDataDir, work + "/data", old}})
+		return err
+	}); err != nil {
+		return fmt.Errorf("%w; the manifests are in %s on %s", err, parked, h.Name())
+	}
+	if err := step("start the control plane", func() error {
+		for i := len(manifests) - 1; i >= 0; i-- {
+			if _, err := h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"mv", "-f", path.Join(parked, manifests[i]), layout.ManifestsDir + "/"}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	var last string
+	if err := step("wait for the API server and every node Ready", func() error {
+		return wait.PollUntilContextTimeout(ctx, time.Second, RestoreTimeout, true, func(ctx context.Context) (bool, error) {
+			c, err := kube.FromHost(ctx, h, layout.AdminConf, "")
+			if err != nil {
+				last = err.Error()
+				return false, nil
+			}
+			nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				last = "the API server does not answer yet: " + err.Error()
+				return false, nil
+			}
+			for _, n := range nodes.Items {
+				if ready, _ := kube.NodeReady(&n); !ready {
+					last = "node " + n.Name + " is not Ready"
+					return false, nil
+				}
+			}
+			return len(nodes.Items) > 0, nil
+		})
+	}); err != nil {
+		return fmt.Errorf("after the restore: %s (%w)", last, err)
+	}
+	_ = h.Remove(ctx, work)
+	o.Out.Infof("restored %s on %s; the data directory before the restore is %s (remove it once the cluster is as you want it)", o.File, h.Name(), old)
+	o.Out.Total("kforge etcd snapshot restore finished")
+	return nil
+}

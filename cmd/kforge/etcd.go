@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"kforge.dev/kforge/cluster"
+)
+
+func init() { commands = append(commands, newEtcd) }
+
+func newEtcd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "etcd",
+		Short: "The cluster's etcd: snapshots and restores",
+	}
+	snapshot := &cobra.Command{
+		Use:   "snapshot",
+		Short: "Save etcd's state to a file, or bring the cluster back to one",
+	}
+	snapshot.AddCommand(
+		etcdSnapshotCommand(g, "save FILE", "Take a consistent snapshot with the cluster's own etcdctl, check it with etcdutl, and copy it here (0600)", cluster.EtcdSnapshotSave),
+		etcdSnapshotCommand(g, "restore FILE", "Bring the cluster back to a snapshot: stop the control plane, restore with the cluster's own etcdutl into a new data directory (the old one is kept), start it again and wait for every node Ready", cluster.EtcdSnapshotRestore),
+	)
+	cmd.AddCommand(snapshot)
+	return cmd
+}
+
+func etcdSnapshotCommand(g *globalOptions, use, short string, run func(context.Context, cluster.EtcdSnapshotOptions) error) *cobra.Command {
+	o := cluster.EtcdSnapshotOptions{}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			o.Out = g.reporter(cmd)
+			return finish(o.Out, run(cmd.Context(), o))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.ConfigFile, "config", "f", "", "work on this cluster file's control plane, over SSH (default: this machine)")
+	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
+	addOutputFlag(cmd, g)
+	return cmd
+}
