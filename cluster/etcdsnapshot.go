@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -156,13 +158,19 @@ func EtcdSnapshotSave(ctx context.Context, o EtcdSnapshotOptions) error {
 	if err != nil {
 		return err
 	}
-	if int64(len(data)) != st.TotalSize {
-		return fmt.Errorf("the snapshot copied from %s has %d bytes, etcdutl counted %d: take it again", h.Name(), len(data), st.TotalSize)
+	// The copy is the file etcdutl checked.
+	sum, err := host.Output(ctx, h, "sha256sum", snapshotInData)
+	if err != nil {
+		return err
+	}
+	local := sha256.Sum256(data)
+	if want, _, _ := strings.Cut(sum, " "); want != hex.EncodeToString(local[:]) {
+		return fmt.Errorf("the snapshot copied from %s has sha256 %x, the file there %s: take it again", h.Name(), local, want)
 	}
 	if err := writeSecretFile(o.File, data); err != nil {
 		return err
 	}
-	o.Out.Infof("snapshot %s: revision %d, %d keys, %d bytes, hash %08x (checked by etcdutl of %s)", o.File, st.Revision, st.TotalKey, st.TotalSize, st.Hash, e.image)
+	o.Out.Infof("snapshot %s: revision %d, %d keys, %d bytes, hash %08x (checked by etcdutl of %s)", o.File, st.Revision, st.TotalKey, len(data), st.Hash, e.image)
 	o.Out.Total("kforge etcd snapshot save finished")
 	return nil
 }
@@ -263,6 +271,12 @@ func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 				return err
 			}
 		}
+		// The kubelet would give the API server its 30 s grace period;
+		// the state it would save is being replaced anyway.
+		ids, _ := host.Output(ctx, h, "crictl", "ps", "--name", "^(etcd|kube-apiserver|kube-controller-manager|kube-scheduler)$", "--quiet")
+		if ids != "" {
+			_, _ = h.Run(ctx, host.Cmd{Sudo: true, Argv: append([]string{"crictl", "stop", "--timeout", "5"}, strings.Fields(ids)...)})
+		}
 		return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, RestoreTimeout, true, func(ctx context.Context) (bool, error) {
 			out, err := host.Output(ctx, h, "crictl", "ps", "--name", "^(etcd|kube-apiserver)$", "--quiet")
 			return err == nil && out == "", nil
@@ -289,7 +303,7 @@ func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 		return err
 	}
 	var last string
-	if err := step("wait for the API server and every node Ready", func() error {
+	if err := step("wait for the API server, the control plane and every node Ready", func() error {
 		return wait.PollUntilContextTimeout(ctx, time.Second, RestoreTimeout, true, func(ctx context.Context) (bool, error) {
 			c, err := kube.FromHost(ctx, h, layout.AdminConf, "")
 			if err != nil {
@@ -307,7 +321,20 @@ func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 					return false, nil
 				}
 			}
-			return len(nodes.Items) > 0, nil
+			pods, err := c.Kube.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: "tier=control-plane"})
+			if err != nil {
+				last = err.Error()
+				return false, nil
+			}
+			for _, p := range pods.Items {
+				for _, cs := range p.Status.ContainerStatuses {
+					if !cs.Ready {
+						last = p.Name + " is not Ready"
+						return false, nil
+					}
+				}
+			}
+			return len(nodes.Items) > 0 && len(pods.Items) > 0, nil
 		})
 	}); err != nil {
 		return fmt.Errorf("after the restore: %s (%w)", last, err)
