@@ -100,14 +100,20 @@ func CertsCheck(ctx context.Context, o CertsCheckOptions) error {
 
 // fileHosts are the cluster file's hosts, or this machine's without one.
 func fileHosts(file string) ([]config.Host, error) {
-	if file == "" {
-		return config.Default().Hosts, nil
-	}
-	c, err := LoadConfig(file, Overrides{})
+	c, err := LoadConfigOrDefault(file)
 	if err != nil {
 		return nil, err
 	}
 	return c.Hosts, nil
+}
+
+// LoadConfigOrDefault loads the cluster file, or gives the one-node
+// cluster of this machine without one.
+func LoadConfigOrDefault(file string) (*config.Cluster, error) {
+	if file == "" {
+		return config.Default(), nil
+	}
+	return LoadConfig(file, Overrides{})
 }
 
 func indexOf(hosts []config.Host, n config.Host) int {

@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
@@ -44,11 +43,9 @@ func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
 	if err != nil {
 		return err
 	}
-	c := config.Default()
-	if o.ConfigFile != "" {
-		if c, err = LoadConfig(o.ConfigFile, Overrides{}); err != nil {
-			return err
-		}
+	c, err := LoadConfigOrDefault(o.ConfigFile)
+	if err != nil {
+		return err
 	}
 	_, validity, err := c.Certs.Durations()
 	if err != nil {

@@ -91,12 +91,9 @@ func readEtcdPod(ctx context.Context, h host.Host) (etcdPod, error) {
 // controlPlaneHost connects to the control plane of the cluster file, or
 // to this machine.
 func controlPlaneHost(ctx context.Context, file string, o *ConnectOptions) (host.Host, func(), error) {
-	c := config.Default()
-	if file != "" {
-		var err error
-		if c, err = LoadConfig(file, Overrides{}); err != nil {
-			return nil, nil, err
-		}
+	c, err := LoadConfigOrDefault(file)
+	if err != nil {
+		return nil, nil, err
 	}
 	node, _ := c.ControlPlane()
 	pool := ssh.NewPool()

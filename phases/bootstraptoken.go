@@ -126,6 +126,16 @@ func (d *Data) createToken(ctx context.Context, c *kube.Client, ttl time.Duratio
 	return "", time.Time{}, errors.New("bootstrap token: three new token ids were all taken")
 }
 
+// CreateToken creates a bootstrap token that expires after ttl for joins
+// by hand (kforge token create); it is not stored on the host.
+func (d *Data) CreateToken(ctx context.Context, ttl time.Duration) (string, time.Time, error) {
+	c, err := d.adminClient(ctx, "")
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return d.createToken(ctx, c, ttl, "made by kforge token create")
+}
+
 // RunTokenTTL is how long the token of one init -f run's joins lasts; the
 // run deletes it as soon as its joins end.
 const RunTokenTTL = time.Hour

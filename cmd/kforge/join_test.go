@@ -88,3 +88,13 @@ func TestCertsRenewCommandLine(t *testing.T) {
 		t.Errorf("check-expiration -o yaml: %v", err)
 	}
 }
+
+// token create refuses a token that would not expire soon, before it
+// touches anything.
+func TestTokenCreateTTL(t *testing.T) {
+	for _, ttl := range []string{"0s", "-1h", "200h"} {
+		if _, err := kforge(t, "token", "create", "--ttl", ttl); err == nil || !strings.Contains(err.Error(), "--ttl") || !strings.Contains(err.Error(), "168h") {
+			t.Errorf("--ttl %s: %v", ttl, err)
+		}
+	}
+}

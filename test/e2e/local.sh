@@ -177,6 +177,20 @@ check_certs() {
   [ "$n" -ge 14 ] || fail "certs check-expiration -o json lists $n certificates kforge renews, want 14 or more"
 }
 
+# check_token: a fresh token's join command pins this cluster's CA, and the
+# token's Secret expires when --ttl says.
+check_token() {
+  local line id exp left
+  line=$("$KFORGE" token create --ttl 1h --print-join-command 2>/dev/null) || fail "token create"
+  grep -Eq '^kforge join [0-9.]+:6443 --token [a-z0-9]{6}\.[a-z0-9]{16} --discovery-token-ca-cert-hash sha256:[0-9a-f]{64}$' <<<"$line" || fail "token create printed: $line"
+  [ "${line##*sha256:}" = "$(openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)" ] || fail "the join command's CA hash is not this cluster's"
+  id=$(sed -E 's/.*--token ([a-z0-9]{6})\..*/\1/' <<<"$line")
+  exp=$(k -n kube-system get secret "bootstrap-token-$id" -o jsonpath='{.data.expiration}' | base64 -d)
+  left=$(( $(date -d "$exp" +%s) - $(date +%s) ))
+  [ "$left" -gt 3300 ] && [ "$left" -le 3600 ] || fail "token $id expires in ${left}s, want about an hour"
+  echo "token create: $id, expires in ${left}s, join command pins the CA"
+}
+
 # check_renew: new serials and a name added in place, the control plane
 # restarted one component at a time, the cluster still answering.
 check_renew() {
@@ -252,6 +266,8 @@ FIRST_UP=$UP_SECONDS FIRST_READY=$NODE_READY_SECONDS
 check_workload
 log "kforge certs check-expiration"
 check_certs
+log "kforge token create --print-join-command"
+check_token
 log "second kforge up --local"
 check_noop
 log "kforge certs renew all"
