@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -106,6 +105,21 @@ func controlPlaneHost(ctx context.Context, file string, o *ConnectOptions) (host
 	return h, func() { h.Close(); pool.Close() }, nil
 }
 
+// etcdControlPlane connects to the control plane and reads its etcd
+// manifest.
+func etcdControlPlane(ctx context.Context, o *EtcdSnapshotOptions) (host.Host, etcdPod, func(), error) {
+	h, closeAll, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	if err != nil {
+		return nil, etcdPod{}, nil, err
+	}
+	e, err := readEtcdPod(ctx, h)
+	if err != nil {
+		closeAll()
+		return nil, etcdPod{}, nil, err
+	}
+	return h, e, closeAll, nil
+}
+
 // runningContainer is the ID of the one running container named name in
 // kube-system.
 func runningContainer(ctx context.Context, h host.Host, name string) (string, error) {
@@ -124,15 +138,11 @@ func runningContainer(ctx context.Context, h host.Host, name string) (string, er
 // etcdutl, and copies it to o.File on this machine (0600: it holds the
 // cluster's state).
 func EtcdSnapshotSave(ctx context.Context, o EtcdSnapshotOptions) error {
-	h, closeAll, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	h, e, closeAll, err := etcdControlPlane(ctx, &o)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	e, err := readEtcdPod(ctx, h)
-	if err != nil {
-		return err
-	}
 	id, err := runningContainer(ctx, h, "etcd")
 	if err != nil {
 		return err
@@ -164,7 +174,7 @@ func EtcdSnapshotSave(ctx context.Context, o EtcdSnapshotOptions) error {
 	if want, _, _ := strings.Cut(sum, " "); want != hex.EncodeToString(local[:]) {
 		return fmt.Errorf("the snapshot copied from %s has sha256 %x, the file there %s: take it again", h.Name(), local, want)
 	}
-	if err := writeSecretFile(o.File, data); err != nil {
+	if err := writePrivate(config.ExpandHome(o.File), data, -1, -1); err != nil {
 		return err
 	}
 	o.Out.Infof("snapshot %s: revision %d, %d keys, %d bytes, hash %08x (checked by etcdutl of %s)", o.File, st.Revision, st.TotalKey, len(data), st.Hash, e.image)
@@ -187,29 +197,6 @@ func snapshotStatus(ctx context.Context, h host.Host, container, file string) (S
 	return st, nil
 }
 
-// writeSecretFile writes data to a new file at p, 0600 from its creation,
-// then renames it into place.
-func writeSecretFile(p string, data []byte) error {
-	p = config.ExpandHome(p)
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".kforge-snapshot-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(layout.SecretMode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
-}
-
 // EtcdSnapshotRestore brings the cluster back to a snapshot: it stops the
 // control plane's static pods, restores the snapshot with the etcdutl of
 // the cluster's etcd image into a new data directory (a new member and
@@ -220,15 +207,11 @@ func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 	if _, err := os.Stat(config.ExpandHome(o.File)); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	h, closeAll, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	h, e, closeAll, err := etcdControlPlane(ctx, &o)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	e, err := readEtcdPod(ctx, h)
-	if err != nil {
-		return err
-	}
 	work := etcdWorkDir + "/restore"
 	step := func(title string, fn func() error) error {
 		done := o.Out.Step(title)

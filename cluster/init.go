@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"kforge.dev/kforge/config"
@@ -89,24 +88,7 @@ func copyAdmin(ctx context.Context, d *phases.Data, dst string) error {
 	if err != nil {
 		return err
 	}
-	dst = config.ExpandHome(dst)
-	// A new file of a random name (O_EXCL: never through a symlink or over
-	// another file), 0600 from its creation, then renamed into place.
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".kforge-*")
-	if err != nil {
-		return fmt.Errorf("--kubeconfig-out: %w", err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(b)
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("--kubeconfig-out: %w", werr)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
+	if err := writePrivate(config.ExpandHome(dst), b, -1, -1); err != nil {
 		return fmt.Errorf("--kubeconfig-out: %w", err)
 	}
 	return nil

@@ -164,27 +164,31 @@ func (k KubeconfigFile) write(c *clientcmdapi.Config) error {
 			}
 		}
 	}
-	tmp, err := os.CreateTemp(dir, ".kforge-kubeconfig-*")
+	return writePrivate(k.Path, data, k.UID, k.GID)
+}
+
+// writePrivate writes data to path through a new file of a random name
+// beside it (O_EXCL: never through a symlink or over another file), 0600
+// from its creation and owned by uid:gid unless uid is -1, then renamed
+// into place.
+func writePrivate(path string, data []byte, uid, gid int) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".kforge-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(layout.SecretMode); err != nil {
-		tmp.Close()
+	err = tmp.Chmod(layout.SecretMode)
+	if err == nil && uid >= 0 {
+		err = tmp.Chown(uid, gid)
+	}
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
-	if k.UID >= 0 {
-		if err := tmp.Chown(k.UID, k.GID); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), k.Path)
+	return os.Rename(tmp.Name(), path)
 }
