@@ -30,15 +30,12 @@ const (
 	// ByKubelet: the kubelet rotates it itself, through the cluster's CSR
 	// API.
 	ByKubelet = "kubelet"
-	// Nobody: the kubelet made it self-signed and nothing renews it; the
-	// kubelet makes a new one when it starts without one.
-	Nobody = "none"
 )
 
 // Kubelet certificates' files.
 const (
 	KubeletClientCert  = layout.KubeletDir + "/pki/kubelet-client-current.pem"
-	KubeletServingCert = layout.KubeletDir + "/pki/kubelet.crt"
+	KubeletServingCert = layout.KubeletServingCert
 )
 
 // Cert is one certificate on a node.
@@ -135,7 +132,7 @@ func Check(ctx context.Context, h host.Host, now time.Time) ([]Cert, error) {
 		add(name+".conf", file, cert, ByKforge)
 	}
 	certFile("kubelet-client", KubeletClientCert, ByKubelet)
-	certFile("kubelet-serving", KubeletServingCert, Nobody)
+	certFile("kubelet-serving", KubeletServingCert, ByKubelet)
 	return out, errors.Join(errs...)
 }
 

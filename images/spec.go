@@ -95,3 +95,22 @@ func (s Spec) env() []string {
 	}
 	return append([]string{DefaultPath}, s.Env...)
 }
+
+// KforgeRepository is the name of kforge's own image: kforge's binary
+// alone, which runs the parts of kforge that live in the cluster (the
+// kubelet-serving CSR approver). Its tag is KforgeTag of the binary.
+const KforgeRepository = "kforge.dev/kforge"
+
+// KforgeTag tags kforge's image by its binary's sha256, so that a new
+// kforge makes a new image.
+func KforgeTag(sha256hex string) string { return "sha256-" + sha256hex[:16] }
+
+// KforgeSpec is kforge's image from its binary, run as nobody.
+func KforgeSpec(binary, sha256hex string) Spec {
+	return Spec{
+		Ref:        KforgeRepository + ":" + KforgeTag(sha256hex),
+		Files:      []File{{Src: binary, Dst: "/usr/local/bin/kforge"}},
+		Entrypoint: []string{"/usr/local/bin/kforge"},
+		User:       "65534:65534",
+	}
+}

@@ -48,12 +48,16 @@ const (
 
 // The kubelet's files.
 const (
-	KubeletDir        = "/var/lib/kubelet"
-	KubeletConfig     = KubeletDir + "/config.yaml"
-	KubeletFlagsEnv   = KubeletDir + "/kforge-flags.env"
-	KubeletBinary     = BinDir + "/kubelet"
-	KubeletUnit       = "/etc/systemd/system/kubelet.service"
-	KubeletUnitDropIn = KubeletUnit + ".d/10-kforge.conf"
+	KubeletDir      = "/var/lib/kubelet"
+	KubeletConfig   = KubeletDir + "/config.yaml"
+	KubeletFlagsEnv = KubeletDir + "/kforge-flags.env"
+	// KubeletServingCert is the kubelet's serving certificate and key,
+	// signed by the cluster CA through the CSR API (serverTLSBootstrap)
+	// and rotated by the kubelet.
+	KubeletServingCert = KubeletDir + "/pki/kubelet-server-current.pem"
+	KubeletBinary      = BinDir + "/kubelet"
+	KubeletUnit        = "/etc/systemd/system/kubelet.service"
+	KubeletUnitDropIn  = KubeletUnit + ".d/10-kforge.conf"
 	// KubeletSysctlConf holds the kernel settings the kubelet's
 	// protectKernelDefaults checks.
 	KubeletSysctlConf   = "/etc/sysctl.d/90-kforge-kubelet.conf"

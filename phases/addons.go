@@ -12,7 +12,8 @@ import (
 
 // addons applies kube-proxy (a DaemonSet in iptables mode on every node),
 // CoreDNS (a Deployment of two, behind the kube-dns Service at the tenth
-// service IP) and, when the cluster's network is kube-router, kube-router
+// service IP), kforge's kubelet serving certificate approver (a Deployment
+// on the control planes, from kforge's image) and, when the cluster's network is kube-router, kube-router
 // (a DaemonSet that installs the CNI config and routes pods between
 // nodes) with server-side apply; a re-run that finds them as rendered
 // changes nothing. It changes nothing on the host.
@@ -47,6 +48,10 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 	if err != nil {
 		return nil, err
 	}
+	self, err := d.kforgeImageSpec()
+	if err != nil {
+		return nil, err
+	}
 	n := d.Cluster.Networking
 	dns, err := n.ServiceIP(10)
 	if err != nil {
@@ -59,6 +64,7 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 	out, err := templates.RenderAddons(templates.Addons{
 		ProxyImage:    imgs.Proxy,
 		CoreDNSImage:  imgs.CoreDNS,
+		KforgeImage:   self.Ref,
 		NoUpstreamDNS: !d.DNS.Upstream,
 		APIServerURL:  "https://" + d.Endpoint,
 		PodSubnet:     n.PodSubnet,

@@ -50,7 +50,7 @@ func TestAPIPhasesAgainstARealControlPlane(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	d := &Data{
-		Config:   Config{Cluster: cp.Cluster, Host: cp.Host, Out: reporter.Discard(), Now: time.Now},
+		Config:   Config{Cluster: cp.Cluster, Host: cp.Host, Out: reporter.Discard(), Now: time.Now, KforgeBinary: fakeKforgeBinary(t)},
 		Services: services.For(cp.Host, facts.Facts{}, ""),
 		NodeName: cp.NodeName, AdvertiseAddress: cp.AdvertiseAddress,
 		Endpoint: strings.TrimPrefix(cp.Server, "https://"),

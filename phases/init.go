@@ -23,6 +23,7 @@ func Init() []Phase {
 		{Name: "bundle", Short: "Verify the bundle and install its binaries: containerd, runc, the CNI plugins, the kubelet", Run: recorded(loadBundle)},
 		{Name: "runtime", Short: "Configure and start containerd", Run: recorded(containerRuntime)},
 		{Name: "images", Short: "Import the bundle's images into containerd", Run: recorded(loadImages)},
+		{Name: "kforge-image", Short: "Import kforge's own image, which runs the kubelet serving certificate approver", Run: recorded(kforgeImage)},
 		{Name: "certs", Short: "Create or reuse the PKI under /etc/kubernetes/pki", Run: recorded(certsPhase)},
 		{Name: "kubeconfig", Short: "Write the admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs", Run: recorded(kubeconfigPhase)},
 		{Name: "etcd", Short: "Create etcd's data directory (0700) and write its static pod manifest", Run: recorded(etcdPhase)},
@@ -46,6 +47,6 @@ func Init() []Phase {
 		{Name: "addons", Short: "Apply kube-proxy, CoreDNS and, with more than one node, kube-router", Run: addons, API: true},
 		{Name: "mark-control-plane", Short: "Label the node; taint it NoSchedule unless it runs workloads", Run: markControlPlane, API: true},
 		{Name: "control-plane-check", Short: "Wait for the controller manager and the scheduler to hold their leader leases", Run: controlPlaneCheck, API: true},
-		{Name: "node-ready", Short: "Wait for the node to be Ready with the pod network running", Run: nodeReady, API: true},
+		{Name: "node-ready", Short: "Wait for the node to be Ready with the pod network running, and for the kubelet's serving certificate", Run: nodeReady, API: true},
 	}
 }

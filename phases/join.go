@@ -11,6 +11,6 @@ func Join() []Phase {
 		{Name: "runtime", Short: "Configure and start containerd", Run: withCluster(containerRuntime)},
 		{Name: "images", Short: "Import a worker's images into containerd: the pod sandbox, kube-proxy, the network, CoreDNS", Run: withCluster(loadImages)},
 		{Name: "kubelet-start", Short: "Configure the kubelet and start it; it gets its client certificate by TLS bootstrap", Run: kubeletStart},
-		{Name: "wait", Short: "Wait for the kubelet's client certificate and for the node to be Ready", Run: joinWait},
+		{Name: "wait", Short: "Wait for the kubelet's client certificate, for the node to be Ready and for its serving certificate", Run: joinWait},
 	}
 }

@@ -43,7 +43,7 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 	defer cancel()
 	endpoint := strings.TrimPrefix(cp.Server, "https://")
 	d := &Data{
-		Config:   Config{Cluster: cp.Cluster, Host: cp.Host, Out: reporter.Discard(), Now: time.Now},
+		Config:   Config{Cluster: cp.Cluster, Host: cp.Host, Out: reporter.Discard(), Now: time.Now, KforgeBinary: fakeKforgeBinary(t)},
 		Services: services.For(cp.Host, facts.Facts{}, ""),
 		NodeName: cp.NodeName, AdvertiseAddress: cp.AdvertiseAddress, Endpoint: endpoint,
 	}
@@ -160,7 +160,7 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cert := bootstrapCSR(ctx, t, bc.Kube, "w9")
+		cert, _ := bootstrapCSR(ctx, t, bc.Kube, "w9")
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(caPEM)
 		if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
@@ -190,6 +190,7 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 		}
 		// What the kubelet would do: bootstrap and register.
 		h.WriteFile(ctx, layout.KubeletConf, []byte("written by the kubelet"), 0o600)
+		h.WriteFile(ctx, layout.KubeletServingCert, []byte("written by the kubelet"), 0o600)
 		registerNode(ctx, t, super, "w1", corev1.ConditionTrue)
 		if err := Execute(ctx, Join(), w, Options{Only: "wait"}); err != nil {
 			t.Fatal(err)
@@ -240,6 +241,10 @@ func TestJoinAgainstARealControlPlane(t *testing.T) {
 		}
 		canISA(ctx, t, super, "kube-system", "kube-router", "watch", "networkpolicies", "networking.k8s.io")
 		canISA(ctx, t, super, "kube-system", "kube-router", "list", "endpointslices", "discovery.k8s.io")
+	})
+
+	t.Run("kubelet serving certificates: kforge's approver, with its own RBAC, approves a node's own request and denies the rest", func(t *testing.T) {
+		servingApprover(ctx, t, cp, super, result, token, caPEM)
 	})
 
 	t.Run("a wait for the TLS bootstrap names the CSR's state", func(t *testing.T) {
@@ -299,7 +304,7 @@ func waitSigned(ctx context.Context, t *testing.T, server string, caPEM []byte, 
 
 // bootstrapCSR sends the CSR a kubelet sends on its first start and waits
 // for the controller manager to approve and sign it.
-func bootstrapCSR(ctx context.Context, t *testing.T, c kubernetes.Interface, node string) *x509.Certificate {
+func bootstrapCSR(ctx context.Context, t *testing.T, c kubernetes.Interface, node string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -344,7 +349,7 @@ func bootstrapCSR(ctx context.Context, t *testing.T, c kubernetes.Interface, nod
 			if err != nil {
 				t.Fatal(err)
 			}
-			return cert
+			return cert, key
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("CSR %s not signed after 60s: %+v", got.Name, got.Status.Conditions)

@@ -28,7 +28,8 @@ const (
 // joinWait waits until the kubelet has its client certificate (it wrote
 // kubelet.conf once its CSR was approved and signed) and then until the
 // Node has registered and is Ready, asking the API server with the
-// bootstrap token every 500 ms. Then it removes the bootstrap kubeconfig,
+// bootstrap token every 500 ms, then for the kubelet's serving certificate
+// (waitServingCert). Then it removes the bootstrap kubeconfig,
 // as kubeadm does: the kubelet renews its certificate with its own. A
 // timeout says what was last seen — the state of the kubelet's CSR, or the
 // node's Ready condition — with the last lines of the kubelet's log.
@@ -50,6 +51,9 @@ func joinWait(ctx context.Context, d *Data) error {
 		return d.diagnose(ctx, err, "kubelet")
 	}
 	d.Out.Logf("node %s Ready after %s", d.NodeName, time.Since(start).Round(time.Millisecond))
+	if err := d.waitServingCert(ctx, c); err != nil {
+		return err
+	}
 	return d.Host.Remove(ctx, layout.BootstrapKubeletConf)
 }
 

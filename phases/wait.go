@@ -86,7 +86,8 @@ func (d *Data) waitAPIAndNode(ctx context.Context, server string, apiTimeout, no
 
 // nodeReady waits until the node is Ready: at once with the bridge
 // network (wait saw it), after the network's DaemonSet has started
-// otherwise.
+// otherwise. Then it waits for the kubelet's serving certificate from the
+// cluster CA (waitServingCert).
 func nodeReady(ctx context.Context, d *Data) error {
 	c, err := kube.FromHost(ctx, d.Host, layout.AdminConf, d.LocalAPIServer())
 	if err != nil {
@@ -95,7 +96,7 @@ func nodeReady(ctx context.Context, d *Data) error {
 	if err := c.WaitNodeReady(ctx, d.NodeName, NodeReadyWaitTimeout); err != nil {
 		return d.diagnose(ctx, err, "kubelet")
 	}
-	return nil
+	return d.waitServingCert(ctx, c.Kube)
 }
 
 // kubeletGrace is how long after the API server is ready the wait phase

@@ -14,6 +14,9 @@ import (
 const (
 	AddonKubeProxy = "kube-proxy"
 	AddonCoreDNS   = "coredns"
+	// AddonCSRApprover approves the kubelets' serving certificate
+	// requests (package approver), from kforge's own image.
+	AddonCSRApprover = "csr-approver"
 )
 
 // DefaultCoreDNSReplicas is how many CoreDNS pods run, as kubeadm's.
@@ -29,6 +32,9 @@ type Addons struct {
 	// and CoreDNS).
 	ProxyImage   string
 	CoreDNSImage string
+	// KforgeImage is kforge's own image (images.KforgeSpec), which runs
+	// the CSR approver.
+	KforgeImage string
 	// APIServerURL is where kube-proxy reaches the API server: the
 	// control-plane endpoint, https://host:port.
 	APIServerURL string
@@ -59,14 +65,15 @@ type Addon struct {
 	Data []byte
 }
 
-// RenderAddons renders kube-proxy's and CoreDNS's manifests.
+// RenderAddons renders kube-proxy's, CoreDNS's and the CSR approver's
+// manifests.
 func RenderAddons(a Addons) ([]Addon, error) {
 	a = a.withDefaults()
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
 	var out []Addon
-	for _, name := range []string{AddonKubeProxy, AddonCoreDNS} {
+	for _, name := range []string{AddonKubeProxy, AddonCoreDNS, AddonCSRApprover} {
 		data, err := Render("addons/"+name+".yaml", a)
 		if err != nil {
 			return nil, err
@@ -116,6 +123,9 @@ func (a Addons) validate() error {
 	}
 	if a.CoreDNSImage == "" {
 		errs = append(errs, errors.New("CoreDNSImage is empty"))
+	}
+	if a.KforgeImage == "" {
+		errs = append(errs, errors.New("KforgeImage is empty"))
 	}
 	if u, err := url.Parse(a.APIServerURL); err != nil || u.Scheme != "https" || u.Host == "" || u.Port() == "" || u.Path != "" {
 		errs = append(errs, fmt.Errorf("APIServerURL %q is not https://host:port", a.APIServerURL))

@@ -20,6 +20,7 @@ func testAddons() Addons {
 	return Addons{
 		ProxyImage:   "registry.k8s.io/kube-proxy:v1.35.4",
 		CoreDNSImage: "registry.k8s.io/coredns/coredns:v1.13.1",
+		KforgeImage:  "kforge.dev/kforge:sha256-0123456789abcdef",
 		APIServerURL: "https://192.0.2.10:6443",
 		PodSubnet:    "10.244.0.0/16",
 		DNSServiceIP: "10.96.0.10",
@@ -85,7 +86,7 @@ func renderAddons(t *testing.T, a Addons) map[string]map[string]any {
 	for _, ad := range addons {
 		out[ad.Name] = objects(t, ad.Name, ad.Data)
 	}
-	if len(out) != 2 || out[AddonKubeProxy] == nil || out[AddonCoreDNS] == nil {
+	if len(out) != 3 || out[AddonKubeProxy] == nil || out[AddonCoreDNS] == nil || out[AddonCSRApprover] == nil {
 		t.Fatalf("rendered %v", addons)
 	}
 	return out
@@ -295,6 +296,7 @@ func TestAddonsValidation(t *testing.T) {
 	}{
 		{"no proxy image", func(a *Addons) { a.ProxyImage = "" }, "ProxyImage is empty"},
 		{"no CoreDNS image", func(a *Addons) { a.CoreDNSImage = "" }, "CoreDNSImage is empty"},
+		{"no kforge image", func(a *Addons) { a.KforgeImage = "" }, "KforgeImage is empty"},
 		{"endpoint without port", func(a *Addons) { a.APIServerURL = "https://192.0.2.10" }, "APIServerURL"},
 		{"endpoint over http", func(a *Addons) { a.APIServerURL = "http://192.0.2.10:6443" }, "APIServerURL"},
 		{"bad pod subnet", func(a *Addons) { a.PodSubnet = "10.244.0.0" }, "PodSubnet"},
@@ -311,5 +313,47 @@ func TestAddonsValidation(t *testing.T) {
 				t.Errorf("got %v, want an addons error about %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCSRApproverAddon checks the approver's Deployment and its rights: it
+// runs kforge's image (never pulled) on the control planes in the host's
+// network, talks to the endpoint directly, and may approve only for the
+// kubelet-serving signer.
+func TestCSRApproverAddon(t *testing.T) {
+	objs := renderAddons(t, testAddons())[AddonCSRApprover]
+	dep := objs["Deployment/kforge-csr-approver"].(*appsv1.Deployment)
+	spec := dep.Spec.Template.Spec
+	c := spec.Containers[0]
+	if c.Image != "kforge.dev/kforge:sha256-0123456789abcdef" || c.ImagePullPolicy != corev1.PullNever || c.Args[0] != "csr-approver" {
+		t.Errorf("container %s %s %v", c.Image, c.ImagePullPolicy, c.Args)
+	}
+	if !spec.HostNetwork || spec.NodeSelector["node-role.kubernetes.io/control-plane"] != "" || spec.ServiceAccountName != "kforge-csr-approver" {
+		t.Errorf("hostNetwork %v, nodeSelector %v, service account %q", spec.HostNetwork, spec.NodeSelector, spec.ServiceAccountName)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["KUBERNETES_SERVICE_HOST"] != "192.0.2.10" || env["KUBERNETES_SERVICE_PORT"] != "6443" {
+		t.Errorf("env %v", env)
+	}
+	if sc := c.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("security context %+v", c.SecurityContext)
+	}
+	role := objs["ClusterRole/kforge:csr-approver"].(*rbacv1.ClusterRole)
+	approve := false
+	for _, r := range role.Rules {
+		for _, v := range r.Verbs {
+			if v == "approve" {
+				approve = true
+				if len(r.ResourceNames) != 1 || r.ResourceNames[0] != "kubernetes.io/kubelet-serving" {
+					t.Errorf("approve is granted for %v, want only kubernetes.io/kubelet-serving", r.ResourceNames)
+				}
+			}
+		}
+	}
+	if !approve {
+		t.Error("the ClusterRole does not grant approve")
 	}
 }

@@ -438,7 +438,7 @@ func TestKubeletFilesParse(t *testing.T) {
 			if kc.Authorization.Mode != kubeletv1beta1.KubeletAuthorizationModeWebhook {
 				t.Errorf("authorization mode %q", kc.Authorization.Mode)
 			}
-			if !kc.RotateCertificates || kc.ServerTLSBootstrap {
+			if !kc.RotateCertificates || !kc.ServerTLSBootstrap {
 				t.Errorf("rotateCertificates %v serverTLSBootstrap %v", kc.RotateCertificates, kc.ServerTLSBootstrap)
 			}
 			if kc.HealthzBindAddress != "127.0.0.1" || kc.HealthzPort == nil || *kc.HealthzPort != 10248 {

@@ -160,6 +160,26 @@ check_sudo_user() {
   up >/dev/null
 }
 
+# check_serving: the kubelet serves a certificate from the cluster CA,
+# for its own address, approved by kforge's approver; the API server
+# verifies kubelets with that CA (check_workload's logs and exec went
+# through it).
+check_serving() {
+  local ip out reason
+  ip=$(k get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+  openssl verify -CAfile /etc/kubernetes/pki/ca.crt /var/lib/kubelet/pki/kubelet-server-current.pem ||
+    fail "the kubelet's serving certificate does not verify against the cluster CA"
+  out=$(timeout 20 openssl s_client -connect "$ip:10250" -CAfile /etc/kubernetes/pki/ca.crt -verify_ip "$ip" -verify_return_error </dev/null 2>&1) ||
+    { echo "$out" | tail -5; fail "the kubelet on $ip:10250 does not verify against the cluster CA"; }
+  grep -q 'Verify return code: 0 (ok)' <<<"$out" || fail "openssl s_client to $ip:10250: $(grep 'Verify return code' <<<"$out")"
+  grep -q -- '--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt' /etc/kubernetes/manifests/kube-apiserver.yaml ||
+    fail "the API server does not verify kubelets"
+  reason=$(k get csr -o json | jq -r '[.items[] | select(.spec.signerName == "kubernetes.io/kubelet-serving")][-1].status.conditions[0].reason')
+  [ "$reason" = KforgeNodeServingCertificate ] || fail "the newest kubelet-serving CSR's condition is $reason, not kforge's approval"
+  k -n kube-system logs deploy/kforge-csr-approver | grep -q ': approved$' || fail "the approver's log shows no approval"
+  echo "kubelet serving certificate: $(openssl x509 -noout -issuer -in /var/lib/kubelet/pki/kubelet-server-current.pem), verified on $ip:10250; approved by kforge's approver"
+}
+
 # check_certs: every certificate of the new node is listed, a year left on
 # the leaves; a window longer than that fails, naming them; JSON for
 # programs.
@@ -264,6 +284,8 @@ up
 check_cluster
 FIRST_UP=$UP_SECONDS FIRST_READY=$NODE_READY_SECONDS
 check_workload
+log "the kubelet's serving certificate"
+check_serving
 log "kforge certs check-expiration"
 check_certs
 log "kforge token create --print-join-command"

@@ -158,6 +158,17 @@ for a in "${pods[@]}"; do
   echo "$node: pods by IP ok, web.$NS.svc.cluster.local answered by $got"
 done
 
+log "every kubelet serves a certificate from the cluster CA for its own address (kubectl exec above went through it)"
+on 1 cat /etc/kubernetes/pki/ca.crt >"$STATE/ca.crt"
+for m in 11 12 13; do
+  out=$(timeout 20 openssl s_client -connect "172.30.0.$m:10250" -CAfile "$STATE/ca.crt" -verify_ip "172.30.0.$m" -verify_return_error </dev/null 2>&1) ||
+    { echo "$out" | tail -5; fail "the kubelet on 172.30.0.$m:10250 does not verify against the cluster CA"; }
+  grep -q 'Verify return code: 0 (ok)' <<<"$out" || fail "172.30.0.$m:10250: $(grep 'Verify return code' <<<"$out")"
+done
+denied=$(k get csr -o json | jq '[.items[] | select(.spec.signerName == "kubernetes.io/kubelet-serving") | select(.status.conditions[0].type == "Denied")] | length')
+[ "$denied" = 0 ] || fail "$denied kubelet-serving CSRs were denied"
+echo "kubelets on 172.30.0.11-13 verified against the cluster CA on :10250"
+
 log "a join with a wrong CA hash fails fast and leaves the worker clean"
 docker start kforge-m4 >/dev/null
 for i in $(seq 1 50); do on 4 true 2>/dev/null && break; sleep 0.2; done
@@ -194,6 +205,7 @@ for m in 11 12 13 14; do
   grep -q "^HOST 172.30.0.$m" <<<"$out" || fail "certs check-expiration -f lacks 172.30.0.$m"
 done
 [ "$(grep -c '^kubelet-client ' <<<"$out")" = 4 ] || fail "certs check-expiration -f: want a kubelet client certificate on each of 4 hosts: $out"
+[ "$(grep -c '^kubelet-serving .* kubelet$' <<<"$out")" = 4 ] || fail "certs check-expiration -f: want a kubelet serving certificate, renewed by the kubelet, on each of 4 hosts: $out"
 grep -q '^apiserver ' <<<"$out" || fail "certs check-expiration -f lacks the control plane's certificates"
 echo "certs check-expiration -f: $(grep -c '^HOST' <<<"$out") hosts, $(grep -cE '^[a-z].* (kforge|kubelet|none)$' <<<"$out") certificates"
 
