@@ -36,7 +36,7 @@ dry-run: build
 	./$(BIN) init --dry-run --output-dir $(DRY_RUN_DIR)
 
 ## test: formatting, vet, tidy modules, the unit tests first (fast), then the artifacts, every unit and integration test, and the single-node, resume (a sample) and multi-node end to end tests
-test: deps fmt-check vet tidy-check unit-short unit e2e-local e2e-resume-sample e2e-multinode
+test: deps fmt-check vet tidy-check unit-short unit e2e-local e2e-expiry e2e-resume-sample e2e-multinode
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -81,6 +81,11 @@ artifacts-binaries:
 e2e-local: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/local.sh
+
+## e2e-expiry: a cluster with two-minute certificates and certs.autoRenew: the job's command renews and records an Event; past expiry the cluster stops answering and certs renew all brings it back; reset removes the job (needs root; changes this machine)
+e2e-expiry: deps build
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
+	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/expiry.sh
 
 ## e2e-versions: the single-node end-to-end test once per supported Kubernetes version (v1.35.4, v1.36.3, v1.37.2), each from its own bundle, then `runtime: host` on this machine's Debian containerd 1.6 (v1.37.2 refused, v1.35.4 Ready); builds the versions not yet cached (not part of make test)
 e2e-versions: deps build

@@ -3,12 +3,15 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"kforge.dev/kforge/expiration"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
@@ -32,16 +35,27 @@ type CertsRenewOptions struct {
 	Names []string
 	// APIServerExtraSANs are added to the API server's certificate.
 	APIServerExtraSANs []string
-	Out                *reporter.Reporter
+	// ExpiringWithin, instead of Names, renews the certificates kforge
+	// manages that expire within it, and nothing when none does.
+	ExpiringWithin time.Duration
+	// Validity, when set, is how long the new certificates last instead
+	// of the cluster file's certs.validity.
+	Validity time.Duration
+	Out      *reporter.Reporter
 }
 
 // CertsRenew re-issues the named certificates on the control plane from
 // the cluster's CAs, then restarts the static pods that read them, one at
 // a time, each healthy before the next.
 func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
-	names, err := renewal.Expand(o.Names)
-	if err != nil {
-		return err
+	var names []string
+	var err error
+	if o.ExpiringWithin == 0 {
+		if names, err = renewal.Expand(o.Names); err != nil {
+			return err
+		}
+	} else if len(o.Names) > 0 {
+		return fmt.Errorf("name certificates to renew, or pass --expiring-within, not both")
 	}
 	c, err := LoadConfigOrDefault(o.ConfigFile)
 	if err != nil {
@@ -50,6 +64,9 @@ func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
 	_, validity, err := c.Certs.Durations()
 	if err != nil {
 		return err
+	}
+	if o.Validity > 0 {
+		validity = o.Validity
 	}
 	node, _ := c.ControlPlane()
 	pool := ssh.NewPool()
@@ -60,6 +77,15 @@ func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
 		return err
 	}
 	defer h.Close()
+	if o.ExpiringWithin > 0 {
+		if names, err = expiringNames(ctx, h, o.ExpiringWithin); err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			o.Out.Infof("nothing kforge renews on %s expires within %s", h.Name(), o.ExpiringWithin)
+			return nil
+		}
+	}
 	done := o.Out.Step("renew certificates on " + h.Name())
 	res, err := renewal.Renew(ctx, h, renewal.Options{
 		Names: names, Validity: validity, Now: time.Now(),
@@ -67,6 +93,7 @@ func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
 	})
 	done(err)
 	if err != nil {
+		recordRenewal(ctx, h, o.Out, corev1.EventTypeWarning, "CertificateRenewalFailed", fmt.Sprintf("kforge could not renew %s: %v", strings.Join(names, ", "), err))
 		return err
 	}
 	o.Out.Infof("  renewed %s, valid for %s", strings.Join(res.Renewed, ", "), validity)
@@ -78,8 +105,27 @@ func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
 			return err
 		}
 	}
+	recordRenewal(ctx, h, o.Out, corev1.EventTypeNormal, "CertificatesRenewed",
+		fmt.Sprintf("kforge renewed %s, valid until %s", strings.Join(res.Renewed, ", "), time.Now().Add(validity).UTC().Format(time.RFC3339)))
 	o.Out.Total("kforge certs renew finished")
 	return nil
+}
+
+// expiringNames are the certificates kforge renews on h that expire
+// within d.
+func expiringNames(ctx context.Context, h host.Host, d time.Duration) ([]string, error) {
+	list, err := expiration.Check(ctx, h, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	known := renewal.Names()
+	var names []string
+	for _, c := range expiration.Expiring(list, d) {
+		if c.RenewedBy == expiration.ByKforge && !c.CA && slices.Contains(known, c.Name) && !slices.Contains(names, c.Name) {
+			names = append(names, c.Name)
+		}
+	}
+	return names, nil
 }
 
 // restartStaticPod stops the component's running container, which the

@@ -152,6 +152,10 @@ type Certs struct {
 	CAValidity string   `yaml:"caValidity"`
 	Validity   string   `yaml:"validity"`
 	ExtraSANs  []string `yaml:"extraSANs,omitempty"`
+	// AutoRenew installs a daily job on every control plane that renews
+	// the certificates kforge manages once they are within 30 days of
+	// expiry, and records an Event for each renewal.
+	AutoRenew bool `yaml:"autoRenew,omitempty"`
 }
 
 // CNI picks the pod network.

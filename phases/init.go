@@ -47,6 +47,7 @@ func Init() []Phase {
 		{Name: "addons", Short: "Apply kube-proxy, CoreDNS and, with more than one node, kube-router", Run: addons, API: true},
 		{Name: "mark-control-plane", Short: "Label the node; taint it NoSchedule unless it runs workloads", Run: markControlPlane, API: true},
 		{Name: "control-plane-check", Short: "Wait for the controller manager and the scheduler to hold their leader leases", Run: controlPlaneCheck, API: true},
+		{Name: "certs-auto-renew", Short: "With certs.autoRenew, install the daily job that renews certificates near expiry; without, remove it", Run: recorded(certsAutoRenew)},
 		{Name: "node-ready", Short: "Wait for the node to be Ready with the pod network running, and for the kubelet's serving certificate", Run: nodeReady, API: true},
 	}
 }

@@ -76,6 +76,9 @@ func resetServices(ctx context.Context, d *Data) error {
 	if err := d.Services.Stop(ctx, svc); err != nil {
 		return err
 	}
+	if err := d.Services.RemoveJob(ctx, AutoRenewJob); err != nil {
+		return err
+	}
 	return d.Services.Shutdown(ctx)
 }
 

@@ -13,9 +13,11 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"time"
 
 	"kforge.dev/kforge/facts"
 	"kforge.dev/kforge/host"
+	"kforge.dev/kforge/layout"
 )
 
 // Service is a daemon kforge keeps running on a host.
@@ -37,6 +39,15 @@ type Service struct {
 	ReadySocket string
 }
 
+// Job is a command a Manager runs once every Every, for upkeep such as
+// certificate renewal: a oneshot unit with a timer under systemd, a
+// periodic job under kforge's supervisor.
+type Job struct {
+	Name  string
+	Argv  []string
+	Every time.Duration
+}
+
 // Manager keeps services running on one host.
 type Manager interface {
 	// Ensure makes sure s runs with its current argv and configuration;
@@ -55,6 +66,12 @@ type Manager interface {
 	// Shutdown stops what kforge runs to keep services alive: its
 	// supervisor, and with it every service left. Nothing under systemd.
 	Shutdown(ctx context.Context) error
+	// EnsureJob installs j, or changes it to j, with kforge's binary at
+	// layout.KforgeBinary for a job that runs kforge. Its first run is
+	// one period away.
+	EnsureJob(ctx context.Context, j Job) error
+	// RemoveJob removes the named job if kforge installed it.
+	RemoveJob(ctx context.Context, name string) error
 }
 
 // For returns the Manager for a host with these facts. kforgeBinary is
@@ -62,7 +79,7 @@ type Manager interface {
 // supervisor runs from once installed on the host.
 func For(h host.Host, f facts.Facts, kforgeBinary string) Manager {
 	if f.Systemd {
-		return &systemd{h: h}
+		return &systemd{h: h, self: kforgeBinary}
 	}
 	return &supervised{h: h, self: kforgeBinary}
 }
@@ -106,4 +123,13 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// installSelf puts kforge's own binary on the host at layout.KforgeBinary
+// (the upload reads both copies to skip an identical one).
+func installSelf(ctx context.Context, h host.Host, self string) error {
+	if self == "" {
+		return fmt.Errorf("kforge's own executable is unknown: cannot install it on %s", h.Name())
+	}
+	return h.Upload(ctx, self, layout.KforgeBinary, layout.ExecMode)
 }

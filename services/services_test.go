@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"kforge.dev/kforge/facts"
 	"kforge.dev/kforge/host/fake"
@@ -126,5 +127,53 @@ func TestSystemdUnits(t *testing.T) {
 	}
 	if err := m.Shutdown(ctx); err != nil || len(h.Calls()) != strings.Count(calls, "\n")+1 {
 		t.Errorf("Shutdown under systemd ran something: %v %q", err, h.Calls())
+	}
+}
+
+// TestJobs: under systemd a job is a oneshot service and an enabled timer
+// a period apart, removed again by RemoveJob; under the supervisor it is a
+// periodic service. Both install kforge on the host for the job to run.
+func TestJobs(t *testing.T) {
+	ctx := context.Background()
+	j := Job{Name: "kforge-certs-renew", Argv: []string{layout.KforgeBinary, "certs", "renew", "--expiring-within", "720h"}, Every: 24 * time.Hour}
+
+	h := fake.Installed("node1")
+	var f facts.Facts
+	f.Systemd = true
+	m := For(h, f, self(t))
+	if err := m.EnsureJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	files := h.Files()
+	service, timer := string(files["/etc/systemd/system/kforge-certs-renew.service"].Data), string(files["/etc/systemd/system/kforge-certs-renew.timer"].Data)
+	if !strings.Contains(service, "Type=oneshot") || !strings.Contains(service, "ExecStart=/var/lib/kforge/bin/kforge certs renew --expiring-within 720h") {
+		t.Errorf("service unit:\n%s", service)
+	}
+	if !strings.Contains(timer, "OnUnitActiveSec=86400s") || !strings.Contains(timer, "OnBootSec=86400s") || !strings.Contains(timer, "WantedBy=timers.target") {
+		t.Errorf("timer unit:\n%s", timer)
+	}
+	if _, ok := files[layout.KforgeBinary]; !ok {
+		t.Error("kforge was not installed for the job")
+	}
+	if calls := strings.Join(h.Calls(), "\n"); !strings.Contains(calls, "systemctl enable --now kforge-certs-renew.timer") {
+		t.Errorf("the timer was not enabled: %s", calls)
+	}
+	if err := m.RemoveJob(ctx, j.Name); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/etc/systemd/system/kforge-certs-renew.service", "/etc/systemd/system/kforge-certs-renew.timer"} {
+		if _, ok := h.Files()[p]; ok {
+			t.Errorf("RemoveJob left %s", p)
+		}
+	}
+
+	h = fake.Installed("node2")
+	m = For(h, facts.Facts{}, self(t))
+	if err := m.EnsureJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	sv := string(h.Files()[supervisor.ServiceFile(layout.SupervisorDir, j.Name)].Data)
+	if !strings.Contains(sv, "every: 24h0m0s") || !strings.Contains(sv, "--expiring-within") {
+		t.Errorf("supervisor job:\n%s", sv)
 	}
 }

@@ -61,10 +61,7 @@ func (m *supervised) install(ctx context.Context) error {
 	if m.installed {
 		return nil
 	}
-	if m.self == "" {
-		return fmt.Errorf("kforge's own executable is unknown: cannot install the supervisor")
-	}
-	if err := m.h.Upload(ctx, m.self, layout.KforgeBinary, layout.ExecMode); err != nil {
+	if err := installSelf(ctx, m.h, m.self); err != nil {
 		return err
 	}
 	m.installed = true
@@ -110,4 +107,22 @@ func (m *supervised) Shutdown(ctx context.Context) error {
 		return err
 	}
 	return supervisor.Stop(ctx, m.h, layout.KforgeBinary, layout.SupervisorDir)
+}
+
+// EnsureJob installs j as a periodic job of the supervisor.
+func (m *supervised) EnsureJob(ctx context.Context, j Job) error {
+	if err := m.install(ctx); err != nil {
+		return err
+	}
+	if err := supervisor.Install(ctx, m.h, layout.SupervisorDir, supervisor.Service{Name: j.Name, Argv: j.Argv, Every: j.Every}); err != nil {
+		return err
+	}
+	if err := supervisor.Start(ctx, m.h, layout.KforgeBinary, layout.SupervisorDir); err != nil {
+		return err
+	}
+	return supervisor.Wait(ctx, m.h, layout.KforgeBinary, layout.SupervisorDir, j.Name)
+}
+
+func (m *supervised) RemoveJob(ctx context.Context, name string) error {
+	return m.Stop(ctx, Service{Name: name})
 }

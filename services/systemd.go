@@ -13,7 +13,8 @@ import (
 // OS package; the kubelet's unit and drop-in are kforge's, written by the
 // kubelet phase before Ensure.
 type systemd struct {
-	h host.Host
+	h    host.Host
+	self string
 }
 
 func (m *systemd) unit(s Service) string {
@@ -69,3 +70,60 @@ func (m *systemd) Log(ctx context.Context, name string, lines int) string {
 }
 
 func (m *systemd) Shutdown(context.Context) error { return nil }
+
+// EnsureJob writes j as a oneshot service and a timer that starts it one
+// period after boot and one period after each run (with up to a tenth of
+// a period of random delay, so that hosts do not renew at once), then
+// enables the timer.
+func (m *systemd) EnsureJob(ctx context.Context, j Job) error {
+	if err := installSelf(ctx, m.h, m.self); err != nil {
+		return err
+	}
+	service := fmt.Sprintf(`# Written by kforge.
+[Unit]
+Description=kforge job %[1]s
+
+[Service]
+Type=oneshot
+ExecStart=%[2]s
+`, j.Name, host.ShellQuote(j.Argv))
+	timer := fmt.Sprintf(`# Written by kforge.
+[Unit]
+Description=kforge job %[1]s, every %[2]s
+
+[Timer]
+OnBootSec=%[3]ds
+OnUnitActiveSec=%[3]ds
+RandomizedDelaySec=%[4]ds
+
+[Install]
+WantedBy=timers.target
+`, j.Name, j.Every, int64(j.Every.Seconds()), int64(j.Every.Seconds()/10))
+	base := path.Join(layout.SystemdUnitDir, j.Name)
+	if err := m.h.WriteFile(ctx, base+".service", []byte(service), layout.SecretMode); err != nil {
+		return err
+	}
+	if err := m.h.WriteFile(ctx, base+".timer", []byte(timer), layout.SecretMode); err != nil {
+		return err
+	}
+	if err := m.systemctl(ctx, "daemon-reload"); err != nil {
+		return err
+	}
+	return m.systemctl(ctx, "enable", "--now", j.Name+".timer")
+}
+
+func (m *systemd) RemoveJob(ctx context.Context, name string) error {
+	base := path.Join(layout.SystemdUnitDir, name)
+	if ok, err := host.Exists(ctx, m.h, base+".timer"); err != nil || !ok {
+		return err
+	}
+	if _, err := m.h.Run(ctx, host.Cmd{Argv: []string{"sh", "-c", `systemctl disable --now "$1.timer" 2>/dev/null; true`, "sh", name}, Sudo: true}); err != nil {
+		return err
+	}
+	for _, f := range []string{base + ".timer", base + ".service"} {
+		if err := m.h.Remove(ctx, f); err != nil {
+			return err
+		}
+	}
+	return m.systemctl(ctx, "daemon-reload")
+}

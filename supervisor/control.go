@@ -23,7 +23,15 @@ const (
 	StateRunning  = "running"  // started and ready
 	StateBackoff  = "backoff"  // it exited and will be restarted
 	StateStopped  = "stopped"  // stopped by the supervisor
+	// StateScheduled is a periodic job's state between its runs.
+	StateScheduled = "scheduled"
 )
+
+// up says whether a service is as it should be: running and ready, or a
+// periodic job waiting for its next run.
+func up(s *ServiceStatus) bool {
+	return s != nil && (s.State == StateRunning || s.State == StateScheduled)
+}
 
 // Status is what STATE/status.json holds. ReadStatus works out Running;
 // the rest is the last state of a supervisor that is not running.
@@ -143,9 +151,7 @@ func WaitRunning(ctx context.Context, stateDir, logDir string, services []string
 		if st = ReadStatus(stateDir); !st.Running || st.LoadedAt.IsZero() {
 			return false, nil
 		}
-		return !slices.ContainsFunc(services, func(name string) bool {
-			return st.Services[name] == nil || st.Services[name].State != StateRunning
-		}), nil
+		return !slices.ContainsFunc(services, func(name string) bool { return !up(st.Services[name]) }), nil
 	})
 	if err == nil || ctx.Err() == nil {
 		return err
@@ -161,7 +167,7 @@ func WaitRunning(ctx context.Context, stateDir, logDir string, services []string
 			msgs = append(msgs, fmt.Sprintf("service %s is not installed: no valid %s%s", name, ServiceFile(stateDir, name), supervisorLog))
 		case s.State == StateWaiting:
 			msgs = append(msgs, fmt.Sprintf("service %s is waiting for %s", name, strings.Join(s.After, " and ")))
-		case s.State != StateRunning:
+		case !up(s):
 			msgs = append(msgs, fmt.Sprintf("service %s is %s, restarted %d times, last exit: %s%s",
 				name, s.State, s.Restarts, cmp.Or(s.LastExit, "none"), logTail(filepath.Join(st.LogDir, name+".log"))))
 		}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -36,6 +37,10 @@ type Service struct {
 	After []string `yaml:"after,omitempty"`
 	// Ready, when set, tells when the service has come up.
 	Ready *Ready `yaml:"ready,omitempty"`
+	// Every makes the service a periodic job: the supervisor runs it once
+	// every Every, the first time Every after it loads the file, and lets
+	// it exit, instead of keeping it running.
+	Every time.Duration `yaml:"every,omitempty"`
 }
 
 // Ready is a ready check: a unix socket that accepts a connection.
@@ -86,7 +91,7 @@ func (s Service) environ() []string {
 }
 
 // sameProcess reports whether a and b run the same process: only a change
-// of argv or environment restarts a running service.
+// of argv, environment or period restarts a running service.
 func sameProcess(a, b Service) bool {
-	return slices.Equal(a.Argv, b.Argv) && maps.Equal(a.Env, b.Env)
+	return slices.Equal(a.Argv, b.Argv) && maps.Equal(a.Env, b.Env) && a.Every == b.Every
 }

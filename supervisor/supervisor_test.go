@@ -155,6 +155,48 @@ func TestRestartsWithBackoff(t *testing.T) {
 	}
 }
 
+// TestPeriodicJob: a job runs once every period, the first time a period
+// after it loads, and a failed run does not stop the next; between runs it
+// is scheduled, which WaitRunning accepts.
+func TestPeriodicJob(t *testing.T) {
+	f := newFixture(t)
+	runs := filepath.Join(f.dir, "runs")
+	f.install(Service{Name: "job", Argv: sh(`date +%s%N >> "$1"; exit 1`, runs), Every: 400 * time.Millisecond})
+	loaded := time.Now()
+	f.start()
+	if err := WaitRunning(f.ctx(10*time.Second), f.state, f.logs, []string{"job"}); err != nil {
+		t.Fatal(err)
+	}
+	var at []int64
+	st := f.until("three runs", 20*time.Second, func(Status) bool {
+		data, _ := os.ReadFile(runs)
+		at = at[:0]
+		for _, l := range strings.Fields(string(data)) {
+			n, _ := strconv.ParseInt(l, 10, 64)
+			at = append(at, n)
+		}
+		return len(at) >= 3
+	})
+	if first := time.Unix(0, at[0]).Sub(loaded); first < 400*time.Millisecond {
+		t.Errorf("the first run came %v after the start, want a period (400ms) or more", first)
+	}
+	for i := range 2 {
+		if gap := time.Duration(at[i+1] - at[i]); gap < 400*time.Millisecond || gap > 5*time.Second {
+			t.Errorf("run %d came %v after the one before, want about 400ms", i+2, gap)
+		}
+	}
+	if s := st.Services["job"]; s.Restarts != 0 {
+		t.Errorf("a periodic job counts restarts: %+v", s)
+	}
+	f.until("the job scheduled again, its last exit recorded", 10*time.Second, func(st Status) bool {
+		s := st.Services["job"]
+		return s != nil && s.State == StateScheduled && s.LastExit == "exit status 1"
+	})
+	if log := f.log("job"); !strings.Contains(log, "next run in 400ms") {
+		t.Errorf("job.log:\n%s", log)
+	}
+}
+
 func TestReloadRestartsOnlyChangedServices(t *testing.T) {
 	f := newFixture(t)
 	env := map[string]string{"KFORGE_CONFIG_SHA256": "1"}

@@ -34,6 +34,10 @@ type unit struct {
 
 func (u *unit) run(ctx context.Context) {
 	defer close(u.done)
+	if u.spec.Load().Every > 0 {
+		u.periodic(ctx)
+		return
+	}
 	b := restartBackoff()
 	for ctx.Err() == nil {
 		if wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
@@ -61,6 +65,24 @@ func (u *unit) run(ctx context.Context) {
 		}
 	}
 	u.m.update(u.name, func(st *ServiceStatus) { st.State, st.PID = StateStopped, 0 })
+}
+
+// periodic runs a job once every period until ctx ends, each run to its
+// exit; a failed run is logged and the job runs again next period.
+func (u *unit) periodic(ctx context.Context) {
+	for {
+		every := u.spec.Load().Every
+		u.m.update(u.name, func(st *ServiceStatus) { st.State, st.PID = StateScheduled, 0 })
+		u.notef("next run in %s", every)
+		select {
+		case <-ctx.Done():
+			u.m.update(u.name, func(st *ServiceStatus) { st.State, st.PID = StateStopped, 0 })
+			return
+		case <-time.After(every):
+		}
+		exit := u.once(ctx)
+		u.m.update(u.name, func(st *ServiceStatus) { st.LastExit = exit })
+	}
 }
 
 // once starts the service and follows it until it exits, and returns how,

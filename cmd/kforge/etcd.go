@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +14,7 @@ func init() { commands = append(commands, newEtcd) }
 func newEtcd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "etcd",
-		Short: "The cluster's etcd: snapshots and restores",
+		Short: "The cluster's etcd: its members, snapshots and restores",
 	}
 	snapshot := &cobra.Command{
 		Use:   "snapshot",
@@ -23,7 +24,7 @@ func newEtcd(g *globalOptions) *cobra.Command {
 		etcdSnapshotCommand(g, "save FILE", "Take a consistent snapshot with the cluster's own etcdctl, check it with etcdutl, and copy it here (0600)", cluster.EtcdSnapshotSave),
 		etcdSnapshotCommand(g, "restore FILE", "Bring the cluster back to a snapshot: stop the control plane, restore with the cluster's own etcdutl into a new data directory (the old one is kept), start it again and wait for every node Ready", cluster.EtcdSnapshotRestore),
 	)
-	cmd.AddCommand(snapshot)
+	cmd.AddCommand(snapshot, newEtcdMembers())
 	return cmd
 }
 
@@ -43,5 +44,34 @@ func etcdSnapshotCommand(g *globalOptions, use, short string, run func(context.C
 	f.StringVarP(&o.ConfigFile, "config", "f", "", "work on this cluster file's control plane, over SSH (default: this machine)")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
 	addOutputFlag(cmd, g)
+	return cmd
+}
+
+func newEtcdMembers() *cobra.Command {
+	o := cluster.EtcdMembersOptions{}
+	var output string
+	cmd := &cobra.Command{
+		Use:   "members",
+		Short: "List etcd's members with their role (leader, follower, learner), health, size and raft position",
+		Long: "List the members of the cluster's etcd, asking the etcdctl of the cluster's own etcd image in the running etcd pod:\n" +
+			"each member's ID, name, URLs, role, health, database size, raft term and index, and version.\n" +
+			"Exits non-zero, naming them, when a member is not healthy.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch output {
+			case "text":
+			case "json":
+				o.JSON = true
+			default:
+				return fmt.Errorf("--output %q: use text or json", output)
+			}
+			o.Out = cmd.OutOrStdout()
+			return cluster.EtcdMembers(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.ConfigFile, "config", "f", "", "ask this cluster file's control plane, over SSH (default: this machine)")
+	f.StringVarP(&output, "output", "o", "text", "text: a table; json: one JSON document")
+	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
 	return cmd
 }

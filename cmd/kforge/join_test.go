@@ -78,8 +78,11 @@ func TestJoinTokenStdin(t *testing.T) {
 
 // certs renew names what it takes.
 func TestCertsRenewCommandLine(t *testing.T) {
-	if _, err := kforge(t, "certs", "renew"); err == nil || !strings.Contains(err.Error(), "requires at least 1 arg") {
+	if _, err := kforge(t, "certs", "renew"); err == nil || !strings.Contains(err.Error(), "name what to renew") || !strings.Contains(err.Error(), "--expiring-within") {
 		t.Errorf("certs renew without a name: %v", err)
+	}
+	if _, err := kforge(t, "certs", "renew", "all", "--expiring-within", "720h"); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("certs renew with names and --expiring-within: %v", err)
 	}
 	if _, err := kforge(t, "certs", "renew", "nope"); err == nil || !strings.Contains(err.Error(), `no certificate "nope" to renew`) || !strings.Contains(err.Error(), "apiserver-etcd-client") {
 		t.Errorf("certs renew nope: %v", err)

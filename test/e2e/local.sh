@@ -251,6 +251,11 @@ check_snapshot() {
   k wait --for=condition=Ready -n kube-system pod -l tier=control-plane --timeout=120s >/dev/null || fail "the control plane is not Ready after the restore"
   rm -rf /var/lib/etcd.kforge-before-restore
   echo "etcd snapshot restore: ${RESTORE_SECONDS}s; before-snapshot back, after-snapshot gone, node Ready"
+  # The restored member is the whole cluster, healthy and leading.
+  out=$("$KFORGE" etcd members) || { echo "$out"; fail "etcd members after the restore"; }
+  echo "$out"
+  [ "$("$KFORGE" etcd members -o json | jq '[.members[] | select(.healthy and .leader)] | length')" = 1 ] ||
+    fail "etcd members: want one healthy leader"
 }
 
 check_reset() {
