@@ -73,6 +73,9 @@ type Versions struct {
 	Containerd string `json:"containerd,omitempty"`
 	Runc       string `json:"runc,omitempty"`
 	Crictl     string `json:"crictl,omitempty"`
+	// The add-ons' versions.
+	MetricsServer        string `json:"metricsServer,omitempty"`
+	LocalPathProvisioner string `json:"localPathProvisioner,omitempty"`
 }
 
 // versionsOf are the versions of a bundle with the given binaries.
@@ -80,6 +83,7 @@ func versionsOf(v images.Versions, files []file) Versions {
 	out := Versions{
 		Kubernetes: v.Kubernetes, Etcd: v.Etcd, CoreDNS: v.CoreDNS,
 		Pause: v.Pause, KubeRouter: v.KubeRouter, CNIPlugins: v.CNIPlugins,
+		MetricsServer: v.MetricsServer, LocalPathProvisioner: v.LocalPathProvisioner,
 	}
 	for _, f := range files {
 		switch f.path {

@@ -192,6 +192,9 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 			}
 		}
 		if nodeReady(ctx, admin, name) {
+			if err := phases.ApplyNodeMetadata(ctx, admin.Kube, name, n); err != nil {
+				return HostResult{Outcome: "failed", Err: fmt.Errorf("labels and taints of node %s: %w", name, err)}
+			}
 			return HostResult{Outcome: "already joined (node " + name + " Ready)"}
 		}
 		bundle, err := remoteKforge(ctx, h, self, c.Artifacts.Bundle)
@@ -217,6 +220,9 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		}
 		if err := runPrefixed(ctx, h, o.Out, argv, token+"\n"); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
+		}
+		if err := phases.ApplyNodeMetadata(ctx, admin.Kube, name, n); err != nil {
+			return HostResult{Outcome: "failed", Err: fmt.Errorf("labels and taints of node %s: %w", name, err)}
 		}
 		return HostResult{Outcome: "joined as " + name}
 	})

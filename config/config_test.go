@@ -160,6 +160,11 @@ func TestValidationErrors(t *testing.T) {
 		{"extra arg dashes", base + "scheduler: {extraArgs: {--v: '4'}}\nhosts: [{local: true, role: control-plane}]\n", "kforge.yaml:3: scheduler.extraArgs.--v: write the flag's name without dashes (v)"},
 		{"kubelet flag kforge sets", base + "kubelet: {extraArgs: {node-ip: 10.0.0.9}}\nhosts: [{local: true, role: control-plane}]\n", "kubelet.extraArgs.node-ip: kforge sets --node-ip itself"},
 		{"kubelet value", base + "kubelet: {extraArgs: {max-pods: '1 0'}}\nhosts: [{local: true, role: control-plane}]\n", "the kubelet's flags file cannot carry"},
+		{"label", base + "hosts:\n- {address: 10.0.0.1, role: control-plane}\n- address: 10.0.0.2\n  role: worker\n  labels: {'bad key!': x}\n",
+			"kforge.yaml:5: hosts[1] (10.0.0.2): label bad key!=x: name part must consist of"},
+		{"taint effect", base + "hosts:\n- {address: 10.0.0.1, role: control-plane, taints: ['gpu=yes:Sometimes']}\n",
+			`kforge.yaml:4: hosts[0] (10.0.0.1): taint "gpu=yes:Sometimes": effect "Sometimes": use NoSchedule, PreferNoSchedule or NoExecute`},
+		{"taint form", base + "hosts:\n- {address: 10.0.0.1, role: control-plane, taints: [gpu]}\n", `taint "gpu": write it KEY[=VALUE]:EFFECT`},
 		{"etcd data dir", base + "etcd: {extraArgs: {data-dir: /srv/etcd}}\nhosts: [{local: true, role: control-plane}]\n", "etcd.extraArgs.data-dir: kforge sets --data-dir itself"},
 	}
 	for _, tc := range cases {

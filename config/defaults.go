@@ -67,6 +67,11 @@ func (c *Cluster) ApplyDefaults() {
 			h.SSH.Port = DefaultSSHPort
 		}
 	}
+	for _, b := range []**bool{&c.Addons.MetricsServer, &c.Addons.LocalPathStorage} {
+		if *b == nil {
+			*b = new(true)
+		}
+	}
 	if c.CNI.Plugin == "" {
 		c.CNI.Plugin = "bridge"
 		if len(c.Hosts) > 1 {

@@ -52,6 +52,7 @@ type Cluster struct {
 	Hosts                []Host     `yaml:"hosts"`
 	Certs                Certs      `yaml:"certs"`
 	CNI                  CNI        `yaml:"cni"`
+	Addons               Addons     `yaml:"addons"`
 	Artifacts            Artifacts  `yaml:"artifacts"`
 
 	// Extra flags for the components kforge runs, as kubeadm's
@@ -112,8 +113,14 @@ type Host struct {
 	NodeIP string `yaml:"nodeIP,omitempty"`
 	// Local marks the host kforge runs on: no SSH.
 	Local bool `yaml:"local,omitempty"`
-	SSH   SSH  `yaml:"ssh,omitempty"`
-	Sudo  Sudo `yaml:"sudo,omitempty"`
+	// Labels and Taints are set on the host's Node by kforge init, and
+	// kept as the file says on every re-run: labels and taints kforge
+	// set before and the file no longer lists are removed, others left
+	// alone. A taint is kubectl's KEY[=VALUE]:EFFECT.
+	Labels map[string]string `yaml:"labels,omitempty"`
+	Taints []string          `yaml:"taints,omitempty"`
+	SSH    SSH               `yaml:"ssh,omitempty"`
+	Sudo   Sudo              `yaml:"sudo,omitempty"`
 
 	line int // line of the host's entry in the file, for messages
 }
@@ -144,6 +151,19 @@ type Sudo struct {
 	// file:PATH); empty means passwordless sudo.
 	PasswordFrom string `yaml:"passwordFrom,omitempty"`
 }
+
+// Addons are the optional add-ons kforge applies with the cluster; each
+// is on unless set to false.
+type Addons struct {
+	// MetricsServer runs metrics-server: kubectl top, autoscaling.
+	MetricsServer *bool `yaml:"metricsServer,omitempty"`
+	// LocalPathStorage runs local-path-provisioner as the default
+	// StorageClass, local-path.
+	LocalPathStorage *bool `yaml:"localPathStorage,omitempty"`
+}
+
+// Enabled reports whether an add-on switch is on: unset means on.
+func Enabled(b *bool) bool { return b == nil || *b }
 
 // Certs configures the cluster's PKI.
 type Certs struct {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/templates"
 )
@@ -153,6 +155,16 @@ func (c *Cluster) validateHosts(file string, add func(string, ...any)) {
 				add("%s: name %s is used twice (also hosts[%d]); node names must be unique", at, h.Name, j)
 			}
 			seenName[h.Name] = i
+		}
+		for k, v := range h.Labels {
+			for _, msg := range append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...) {
+				add("%s: label %s=%s: %s", at, k, v, msg)
+			}
+		}
+		for _, t := range h.Taints {
+			if _, err := ParseTaint(t); err != nil {
+				add("%s: taint %q: %v", at, t, err)
+			}
 		}
 		nodeIP := h.NodeIP
 		if nodeIP == "" {

@@ -83,9 +83,12 @@ func TestImagesFollowUpstreamLayout(t *testing.T) {
 		s.Etcd: {cmd: []string{"/usr/local/bin/etcd"}, files: map[string]string{
 			"/usr/local/bin/etcd": "etcd " + v.Etcd + " etcd", "/usr/local/bin/etcdctl": "etcd " + v.Etcd + " etcdctl", "/usr/local/bin/etcdutl": "etcd " + v.Etcd + " etcdutl",
 		}},
-		s.CoreDNS:    {entrypoint: []string{"/coredns"}, files: map[string]string{"/coredns": "coredns " + v.CoreDNS + " coredns"}},
-		s.Pause:      {entrypoint: []string{"/pause"}, files: map[string]string{"/pause": "pause " + v.Pause + " pause"}},
-		s.KubeRouter: {entrypoint: []string{"/usr/local/bin/kube-router"}, debian: true, files: map[string]string{"/usr/local/bin/kube-router": "kube-router " + v.KubeRouter + " kube-router"}},
+		s.CoreDNS:       {entrypoint: []string{"/coredns"}, files: map[string]string{"/coredns": "coredns " + v.CoreDNS + " coredns"}},
+		s.Pause:         {entrypoint: []string{"/pause"}, files: map[string]string{"/pause": "pause " + v.Pause + " pause"}},
+		s.KubeRouter:    {entrypoint: []string{"/usr/local/bin/kube-router"}, debian: true, files: map[string]string{"/usr/local/bin/kube-router": "kube-router " + v.KubeRouter + " kube-router"}},
+		s.MetricsServer: {entrypoint: []string{"/metrics-server"}, files: map[string]string{"/metrics-server": "metrics-server " + v.MetricsServer + " metrics-server"}},
+		s.LocalPath: {entrypoint: []string{"local-path-provisioner"}, debian: true, files: map[string]string{
+			"/usr/bin/local-path-provisioner": "local-path-provisioner " + v.LocalPathProvisioner + " local-path-provisioner"}},
 	}
 	specs := images.Specs(s, c)
 	var refs []string
@@ -131,6 +134,9 @@ func TestImagesFollowUpstreamLayout(t *testing.T) {
 	}
 	if cf := configOf(t, specs, s.Pause, base); cf.Config.User != "65535:65535" {
 		t.Errorf("pause runs as %q, want 65535:65535 as upstream", cf.Config.User)
+	}
+	if cf := configOf(t, specs, s.MetricsServer, base); cf.Config.User != "65534:65534" {
+		t.Errorf("metrics-server runs as %q, want 65534:65534 as upstream", cf.Config.User)
 	}
 }
 

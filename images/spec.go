@@ -74,6 +74,22 @@ func Specs(s Set, c Cache) []Spec {
 			Entrypoint: []string{"/usr/local/bin/kube-router"},
 			WorkingDir: "/root",
 		},
+		{
+			Ref:        s.MetricsServer,
+			Files:      []File{{Src: c.Binary("metrics-server", v.MetricsServer, "metrics-server"), Dst: "/metrics-server"}},
+			Entrypoint: []string{"/metrics-server"},
+			User:       "65534:65534",
+			Ports:      []string{"10250/tcp"},
+		},
+		{
+			// On the Debian base: the provisioner runs its helper pods
+			// (mkdir and rm of a volume's directory under /bin/sh) from
+			// its own image.
+			Ref:        s.LocalPath,
+			Debian:     true,
+			Files:      []File{{Src: c.Binary("local-path-provisioner", v.LocalPathProvisioner, "local-path-provisioner"), Dst: "/usr/bin/local-path-provisioner"}},
+			Entrypoint: []string{"local-path-provisioner"},
+		},
 	}
 }
 

@@ -17,6 +17,10 @@ const (
 	Registry = "registry.k8s.io"
 	// KubeRouterRepository is the kube-router image's upstream repository.
 	KubeRouterRepository = "docker.io/cloudnativelabs/kube-router"
+	// MetricsServerRepository and LocalPathRepository are the add-ons'
+	// upstream repositories.
+	MetricsServerRepository = Registry + "/metrics-server/metrics-server"
+	LocalPathRepository     = "docker.io/rancher/local-path-provisioner"
 )
 
 // Versions are the component versions that go with one Kubernetes version,
@@ -34,15 +38,20 @@ type Versions struct {
 	Containerd string // v2.4.2
 	Runc       string // v1.5.3
 	Crictl     string // v1.37.0
+	// The add-ons: metrics-server and local-path-provisioner.
+	MetricsServer        string // v0.8.0
+	LocalPathProvisioner string // v0.0.30
 }
 
 // Runtime versions, the same for every Kubernetes version.
 const (
-	kubeRouterVersion = "v2.1.0"
-	cniPluginsVersion = "v1.9.1"
-	containerdVersion = "v2.4.2"
-	runcVersion       = "v1.5.3"
-	crictlVersion     = "v1.37.0"
+	kubeRouterVersion    = "v2.1.0"
+	cniPluginsVersion    = "v1.9.1"
+	containerdVersion    = "v2.4.2"
+	runcVersion          = "v1.5.3"
+	crictlVersion        = "v1.37.0"
+	metricsServerVersion = "v0.8.0"
+	localPathVersion     = "v0.0.30"
 )
 
 // row is one line of the supported table, with the shared versions added.
@@ -51,6 +60,7 @@ func row(kubernetes, etcd, coredns, pause string) Versions {
 		Kubernetes: kubernetes, Etcd: etcd, CoreDNS: coredns, Pause: pause,
 		KubeRouter: kubeRouterVersion, CNIPlugins: cniPluginsVersion,
 		Containerd: containerdVersion, Runc: runcVersion, Crictl: crictlVersion,
+		MetricsServer: metricsServerVersion, LocalPathProvisioner: localPathVersion,
 	}
 }
 
@@ -92,14 +102,17 @@ type Set struct {
 	CoreDNS           string // registry.k8s.io/coredns/coredns:v1.13.1
 	Pause             string // registry.k8s.io/pause:3.10.1
 	KubeRouter        string // docker.io/cloudnativelabs/kube-router:v2.1.0
+	MetricsServer     string // registry.k8s.io/metrics-server/metrics-server:v0.8.0
+	LocalPath         string // docker.io/rancher/local-path-provisioner:v0.0.30
 }
 
 // Worker returns the images a worker node runs: the pod sandbox,
-// kube-proxy, the pod network and CoreDNS (whose pods may be scheduled
-// there). The control-plane images (etcd, the API server, the controller
+// kube-proxy, the pod network, and CoreDNS and the add-ons (whose pods may
+// be scheduled there; local-path-provisioner's image also runs its helper
+// pods on every node). The control-plane images (etcd, the API server, the controller
 // manager, the scheduler) run on control-plane nodes only.
 func (s Set) Worker() []string {
-	return []string{s.Proxy, s.CoreDNS, s.Pause, s.KubeRouter}
+	return []string{s.Proxy, s.CoreDNS, s.Pause, s.KubeRouter, s.MetricsServer, s.LocalPath}
 }
 
 // ControlPlaneOnly tells whether an image of the set runs on control-plane
@@ -116,7 +129,7 @@ func (s Set) ControlPlaneOnly(image string) bool {
 func (s Set) All() []string {
 	return []string{
 		s.APIServer, s.ControllerManager, s.Scheduler, s.Proxy,
-		s.Etcd, s.CoreDNS, s.Pause, s.KubeRouter,
+		s.Etcd, s.CoreDNS, s.Pause, s.KubeRouter, s.MetricsServer, s.LocalPath,
 	}
 }
 
@@ -165,10 +178,12 @@ func For(kubernetesVersion string) (Set, error) {
 		Proxy:             k8s("kube-proxy"),
 		// Upstream etcd images carry the etcd version without "v" and an
 		// image revision suffix.
-		Etcd:       Registry + "/etcd:" + strings.TrimPrefix(v.Etcd, "v") + "-0",
-		CoreDNS:    Registry + "/coredns/coredns:v" + strings.TrimPrefix(v.CoreDNS, "v"),
-		Pause:      Registry + "/pause:" + strings.TrimPrefix(v.Pause, "v"),
-		KubeRouter: KubeRouterRepository + ":" + v.KubeRouter,
+		Etcd:          Registry + "/etcd:" + strings.TrimPrefix(v.Etcd, "v") + "-0",
+		CoreDNS:       Registry + "/coredns/coredns:v" + strings.TrimPrefix(v.CoreDNS, "v"),
+		Pause:         Registry + "/pause:" + strings.TrimPrefix(v.Pause, "v"),
+		KubeRouter:    KubeRouterRepository + ":" + v.KubeRouter,
+		MetricsServer: MetricsServerRepository + ":" + v.MetricsServer,
+		LocalPath:     LocalPathRepository + ":" + v.LocalPathProvisioner,
 	}, nil
 }
 

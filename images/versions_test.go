@@ -22,6 +22,8 @@ func TestForV1354(t *testing.T) {
 		"registry.k8s.io/coredns/coredns:v1.13.1",
 		"registry.k8s.io/pause:3.10.1",
 		"docker.io/cloudnativelabs/kube-router:v2.1.0",
+		"registry.k8s.io/metrics-server/metrics-server:v0.8.0",
+		"docker.io/rancher/local-path-provisioner:v0.0.30",
 	}
 	got := s.All()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -69,6 +71,7 @@ func TestTableIsWellFormed(t *testing.T) {
 		for name, s := range map[string]string{
 			"Kubernetes": v.Kubernetes, "Etcd": v.Etcd, "CoreDNS": v.CoreDNS,
 			"KubeRouter": v.KubeRouter, "CNIPlugins": v.CNIPlugins, "Pause": "v" + v.Pause,
+			"MetricsServer": v.MetricsServer, "LocalPathProvisioner": v.LocalPathProvisioner,
 		} {
 			if !semver.MatchString(s) {
 				t.Errorf("Kubernetes %s: %s version %q is not vX.Y.Z", v.Kubernetes, name, s)
@@ -109,6 +112,7 @@ func TestBuildScriptPinsMatchTable(t *testing.T) {
 		want = append(want, strings.Join([]string{v.Kubernetes, v.Etcd, v.CoreDNS, v.Pause}, " "))
 		for key, pin := range map[string]string{
 			"KUBE_ROUTER": v.KubeRouter, "CNI_PLUGINS": v.CNIPlugins,
+			"METRICS_SERVER": v.MetricsServer, "LOCAL_PATH_PROVISIONER": v.LocalPathProvisioner,
 			"CONTAINERD": v.Containerd, "RUNC": v.Runc, "CRICTL": v.Crictl,
 		} {
 			if got, ok := pins[key]; !ok {

@@ -51,6 +51,9 @@ const (
 	KubeletDir      = "/var/lib/kubelet"
 	KubeletConfig   = KubeletDir + "/config.yaml"
 	KubeletFlagsEnv = KubeletDir + "/kforge-flags.env"
+	// LocalPathDir holds local-path-provisioner's volumes, one directory
+	// each.
+	LocalPathDir = "/opt/local-path-provisioner"
 	// KubeletServingCert is the kubelet's serving certificate and key,
 	// signed by the cluster CA through the CSR API (serverTLSBootstrap)
 	// and rotated by the kubelet.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
@@ -13,7 +14,9 @@ import (
 // addons applies kube-proxy (a DaemonSet in iptables mode on every node),
 // CoreDNS (a Deployment of two, behind the kube-dns Service at the tenth
 // service IP), kforge's kubelet serving certificate approver (a Deployment
-// on the control planes, from kforge's image) and, when the cluster's network is kube-router, kube-router
+// on the control planes, from kforge's image), metrics-server and
+// local-path-provisioner (unless the cluster file's addons turn them off)
+// and, when the cluster's network is kube-router, kube-router
 // (a DaemonSet that installs the CNI config and routes pods between
 // nodes) with server-side apply; a re-run that finds them as rendered
 // changes nothing. It changes nothing on the host.
@@ -61,16 +64,25 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 	if err != nil {
 		return nil, err
 	}
+	var metrics, localPath string
+	if config.Enabled(d.Cluster.Addons.MetricsServer) {
+		metrics = imgs.MetricsServer
+	}
+	if config.Enabled(d.Cluster.Addons.LocalPathStorage) {
+		localPath = imgs.LocalPath
+	}
 	out, err := templates.RenderAddons(templates.Addons{
-		ProxyImage:    imgs.Proxy,
-		CoreDNSImage:  imgs.CoreDNS,
-		KforgeImage:   self.Ref,
-		NoUpstreamDNS: !d.DNS.Upstream,
-		APIServerURL:  "https://" + d.Endpoint,
-		PodSubnet:     n.PodSubnet,
-		DNSDomain:     n.DNSDomain,
-		DNSServiceIP:  dns.String(),
-		LibModules:    libModules,
+		MetricsServerImage: metrics,
+		LocalPathImage:     localPath,
+		ProxyImage:         imgs.Proxy,
+		CoreDNSImage:       imgs.CoreDNS,
+		KforgeImage:        self.Ref,
+		NoUpstreamDNS:      !d.DNS.Upstream,
+		APIServerURL:       "https://" + d.Endpoint,
+		PodSubnet:          n.PodSubnet,
+		DNSDomain:          n.DNSDomain,
+		DNSServiceIP:       dns.String(),
+		LibModules:         libModules,
 	})
 	if err != nil || d.CNIPlugin() != "kube-router" {
 		return out, err

@@ -23,8 +23,9 @@ var ControlPlaneTaint = corev1.Taint{Key: ControlPlaneLabel, Effect: corev1.Tain
 // and node.kubernetes.io/exclude-from-external-load-balancers, and taints
 // it node-role.kubernetes.io/control-plane:NoSchedule — or, when the
 // cluster is to run workloads on it (kforge up --local), removes that
-// taint. Other labels and taints are left alone. It changes nothing on
-// the host.
+// taint. The cluster file's labels and taints for the host are set too
+// (SetNodeMetadata). Other labels and taints are left alone. It changes
+// nothing on the host.
 func markControlPlane(ctx context.Context, d *Data) error {
 	c, err := d.adminClient(ctx, "")
 	if err != nil {
@@ -40,7 +41,12 @@ func markControlPlane(ctx context.Context, d *Data) error {
 		if err != nil {
 			return err
 		}
-		if !markNode(n, !d.Schedulable) {
+		marked := markNode(n, !d.Schedulable)
+		own, err := SetNodeMetadata(n, d.Node.Labels, d.Node.Taints)
+		if err != nil {
+			return err
+		}
+		if !marked && !own {
 			return nil
 		}
 		changed = true

@@ -32,6 +32,7 @@ var resetPaths = []string{
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
 	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted, layout.BootstrapToken,
 	layout.AuditPolicy, layout.AuditLogDir, layout.KubeletSysctlConf, layout.EtcdBeforeRestore, layout.EtcdWorkDir,
+	layout.LocalPathDir,
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,

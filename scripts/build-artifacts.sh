@@ -15,7 +15,8 @@
 #
 # Usage: scripts/build-artifacts.sh [--list] [component...]
 #   components: kubernetes etcd coredns pause kube-router cni-plugins
-#   containerd runc crictl (default: all, in that order). --list prints the
+#   containerd runc crictl metrics-server local-path-provisioner (default:
+#   all, in that order). --list prints the
 #   binary paths instead of building (exit 1 if any is missing).
 #   --default-version prints the default Kubernetes version,
 #   --supported-versions every supported one.
@@ -50,9 +51,13 @@ CNI_PLUGINS_VERSION=v1.9.1
 CONTAINERD_VERSION=v2.4.2
 RUNC_VERSION=v1.5.3
 CRICTL_VERSION=v1.37.0
+# The add-ons a first cluster gets: metrics-server (kubectl top) and
+# local-path-provisioner (a default StorageClass).
+METRICS_SERVER_VERSION=v0.8.0
+LOCAL_PATH_PROVISIONER_VERSION=v0.0.30
 # ---------------------------------------------------------------------------
 
-ALL_COMPONENTS=(kubernetes etcd coredns pause kube-router cni-plugins containerd runc crictl)
+ALL_COMPONENTS=(kubernetes etcd coredns pause kube-router cni-plugins containerd runc crictl metrics-server local-path-provisioner)
 PER_VERSION_COMPONENTS=" kubernetes etcd coredns pause "
 
 # row prints the table row of a Kubernetes version, or fails naming the
@@ -317,6 +322,21 @@ build_crictl() {
 }
 
 # ---------------------------------------------------------------------------
+build_metrics_server() {
+  local version=$1 out=$2
+  local dir="$WORK_ROOT/metrics-server/$version"
+  wrapper_module "$dir" "$version" "$version" sigs.k8s.io/metrics-server
+  cd "$dir"
+  run go build -trimpath -ldflags "-s -w" -o "$out/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server
+}
+
+build_local_path_provisioner() {
+  local version=$1 out=$2
+  local dir="$WORK_ROOT/local-path-provisioner/$version"
+  wrapper_module "$dir" "$version" "$version" github.com/rancher/local-path-provisioner
+  cd "$dir"
+  run go build -trimpath -ldflags "-s -w -X main.VERSION=$version" -o "$out/local-path-provisioner" github.com/rancher/local-path-provisioner
+}
 
 # use_version sets the per-version pins from the table row of Kubernetes $1.
 use_version() {
@@ -337,6 +357,8 @@ component_spec() {
     containerd) echo "$CONTAINERD_VERSION build_containerd containerd containerd-shim-runc-v2 ctr" ;;
     runc) echo "$RUNC_VERSION build_runc runc" ;;
     crictl) echo "$CRICTL_VERSION build_crictl crictl" ;;
+    metrics-server) echo "$METRICS_SERVER_VERSION build_metrics_server metrics-server" ;;
+    local-path-provisioner) echo "$LOCAL_PATH_PROVISIONER_VERSION build_local_path_provisioner local-path-provisioner" ;;
     *) die "unknown component $1 (known: ${ALL_COMPONENTS[*]})" ;;
   esac
 }

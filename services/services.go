@@ -72,6 +72,9 @@ type Manager interface {
 	EnsureJob(ctx context.Context, j Job) error
 	// RemoveJob removes the named job if kforge installed it.
 	RemoveJob(ctx context.Context, name string) error
+	// Where says, for people, how the named service runs and where its
+	// log is.
+	Where(name string) (runsAs, log string)
 }
 
 // For returns the Manager for a host with these facts. kforgeBinary is

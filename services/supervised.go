@@ -126,3 +126,7 @@ func (m *supervised) EnsureJob(ctx context.Context, j Job) error {
 func (m *supervised) RemoveJob(ctx context.Context, name string) error {
 	return m.Stop(ctx, Service{Name: name})
 }
+
+func (m *supervised) Where(name string) (string, string) {
+	return "service of kforge's supervisor (" + supervisor.ServiceFile(layout.SupervisorDir, name) + ")", path.Join(layout.LogDir, name+".log")
+}

@@ -127,3 +127,7 @@ func (m *systemd) RemoveJob(ctx context.Context, name string) error {
 	}
 	return m.systemctl(ctx, "daemon-reload")
 }
+
+func (m *systemd) Where(name string) (string, string) {
+	return "systemd unit " + name + ".service", "journalctl -u " + name
+}

@@ -17,6 +17,10 @@ const (
 	// AddonCSRApprover approves the kubelets' serving certificate
 	// requests (package approver), from kforge's own image.
 	AddonCSRApprover = "csr-approver"
+	// AddonMetricsServer and AddonLocalPath are rendered when their
+	// images are set.
+	AddonMetricsServer = "metrics-server"
+	AddonLocalPath     = "local-path"
 )
 
 // DefaultCoreDNSReplicas is how many CoreDNS pods run, as kubeadm's.
@@ -35,6 +39,12 @@ type Addons struct {
 	// KforgeImage is kforge's own image (images.KforgeSpec), which runs
 	// the CSR approver.
 	KforgeImage string
+	// MetricsServerImage and LocalPathImage, when set, add metrics-server
+	// and local-path-provisioner (the default StorageClass, with volumes
+	// under LocalPathDir, layout.LocalPathDir when empty).
+	MetricsServerImage string
+	LocalPathImage     string
+	LocalPathDir       string
 	// APIServerURL is where kube-proxy reaches the API server: the
 	// control-plane endpoint, https://host:port.
 	APIServerURL string
@@ -66,14 +76,22 @@ type Addon struct {
 }
 
 // RenderAddons renders kube-proxy's, CoreDNS's and the CSR approver's
-// manifests.
+// manifests, and metrics-server's and local-path-provisioner's when their
+// images are set.
 func RenderAddons(a Addons) ([]Addon, error) {
 	a = a.withDefaults()
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
 	var out []Addon
-	for _, name := range []string{AddonKubeProxy, AddonCoreDNS, AddonCSRApprover} {
+	names := []string{AddonKubeProxy, AddonCoreDNS, AddonCSRApprover}
+	if a.MetricsServerImage != "" {
+		names = append(names, AddonMetricsServer)
+	}
+	if a.LocalPathImage != "" {
+		names = append(names, AddonLocalPath)
+	}
+	for _, name := range names {
 		data, err := Render("addons/"+name+".yaml", a)
 		if err != nil {
 			return nil, err
@@ -92,6 +110,9 @@ func (a Addons) withDefaults() Addons {
 	}
 	if a.BootstrapGroup == "" {
 		a.BootstrapGroup = DefaultBootstrapGroup
+	}
+	if a.LocalPathDir == "" {
+		a.LocalPathDir = layout.LocalPathDir
 	}
 	return a
 }

@@ -12,6 +12,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 )
@@ -22,9 +24,30 @@ func testAddons() Addons {
 		CoreDNSImage: "registry.k8s.io/coredns/coredns:v1.13.1",
 		KforgeImage:  "kforge.dev/kforge:sha256-0123456789abcdef",
 		APIServerURL: "https://192.0.2.10:6443",
-		PodSubnet:    "10.244.0.0/16",
-		DNSServiceIP: "10.96.0.10",
+		// The optional add-ons.
+		MetricsServerImage: "registry.k8s.io/metrics-server/metrics-server:v0.8.0",
+		LocalPathImage:     "docker.io/rancher/local-path-provisioner:v0.0.30",
+		PodSubnet:          "10.244.0.0/16",
+		DNSServiceIP:       "10.96.0.10",
 	}
+}
+
+// apiService is the part of apiregistration.k8s.io/v1 APIService that
+// kforge writes, for a strict decode without the aggregator's module.
+type apiService struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Group                 string `json:"group"`
+		Version               string `json:"version"`
+		GroupPriorityMinimum  int    `json:"groupPriorityMinimum"`
+		VersionPriority       int    `json:"versionPriority"`
+		InsecureSkipTLSVerify bool   `json:"insecureSkipTLSVerify"`
+		Service               struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"service"`
+	} `json:"spec"`
 }
 
 // objects parses a multi-document manifest strictly into typed objects.
@@ -61,6 +84,12 @@ func objects(t *testing.T, name string, data []byte) map[string]any {
 			obj = &appsv1.DaemonSet{}
 		case "Deployment":
 			obj = &appsv1.Deployment{}
+		case "Namespace":
+			obj = &corev1.Namespace{}
+		case "StorageClass":
+			obj = &storagev1.StorageClass{}
+		case "APIService":
+			obj = &apiService{}
 		default:
 			t.Fatalf("%s document %d: unexpected kind %q", name, i+1, meta.Kind)
 		}
@@ -86,7 +115,8 @@ func renderAddons(t *testing.T, a Addons) map[string]map[string]any {
 	for _, ad := range addons {
 		out[ad.Name] = objects(t, ad.Name, ad.Data)
 	}
-	if len(out) != 3 || out[AddonKubeProxy] == nil || out[AddonCoreDNS] == nil || out[AddonCSRApprover] == nil {
+	if len(out) != 5 || out[AddonKubeProxy] == nil || out[AddonCoreDNS] == nil || out[AddonCSRApprover] == nil ||
+		out[AddonMetricsServer] == nil || out[AddonLocalPath] == nil {
 		t.Fatalf("rendered %v", addons)
 	}
 	return out
@@ -355,5 +385,43 @@ func TestCSRApproverAddon(t *testing.T) {
 	}
 	if !approve {
 		t.Error("the ClusterRole does not grant approve")
+	}
+}
+
+// TestOptionalAddons: metrics-server verifies kubelets with the cluster CA
+// (never --kubelet-insecure-tls) and is never pulled; local-path is the
+// default StorageClass and runs its helper pods from its own image; both
+// are left out when their images are not set.
+func TestOptionalAddons(t *testing.T) {
+	objs := renderAddons(t, testAddons())
+	ms := objs[AddonMetricsServer]["Deployment/metrics-server"].(*appsv1.Deployment).Spec.Template.Spec
+	c := ms.Containers[0]
+	args := strings.Join(c.Args, " ")
+	if strings.Contains(args, "insecure") || !strings.Contains(args, "--kubelet-certificate-authority=/etc/kubernetes/cluster-ca/ca.crt") || c.ImagePullPolicy != corev1.PullNever {
+		t.Errorf("metrics-server: args %s, pull %s", args, c.ImagePullPolicy)
+	}
+	if ms.Volumes[1].ConfigMap == nil || ms.Volumes[1].ConfigMap.Name != "kube-root-ca.crt" {
+		t.Errorf("metrics-server's CA volume: %+v", ms.Volumes[1])
+	}
+	if svc := objs[AddonMetricsServer]["APIService/v1beta1.metrics.k8s.io"].(*apiService); svc.Spec.Service.Name != "metrics-server" || svc.Spec.Group != "metrics.k8s.io" {
+		t.Errorf("APIService %+v", svc.Spec)
+	}
+	sc := objs[AddonLocalPath]["StorageClass/local-path"].(*storagev1.StorageClass)
+	if sc.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" || sc.Provisioner != "rancher.io/local-path" {
+		t.Errorf("StorageClass %+v", sc)
+	}
+	cm := objs[AddonLocalPath]["ConfigMap/local-path-config"].(*corev1.ConfigMap)
+	if !strings.Contains(cm.Data["helperPod.yaml"], "image: docker.io/rancher/local-path-provisioner:v0.0.30") ||
+		!strings.Contains(cm.Data["config.json"], `"/opt/local-path-provisioner"`) {
+		t.Errorf("local-path-config: %v", cm.Data)
+	}
+	a := testAddons()
+	a.MetricsServerImage, a.LocalPathImage = "", ""
+	addons, err := RenderAddons(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addons) != 3 {
+		t.Errorf("without their images, %d add-ons", len(addons))
 	}
 }

@@ -30,7 +30,7 @@ func TestRenderErrorsNameTheTemplate(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	want := []string{
-		"addons/coredns.yaml", "addons/csr-approver.yaml", "addons/kube-proxy.yaml", "addons/kube-router.yaml",
+		"addons/coredns.yaml", "addons/csr-approver.yaml", "addons/kube-proxy.yaml", "addons/kube-router.yaml", "addons/local-path.yaml", "addons/metrics-server.yaml",
 		"containerd/config-v2.toml", "containerd/config-v3.toml", "containerd/containerd.service",
 		"controlplane/audit-policy.yaml", "controlplane/etcd.yaml", "controlplane/kube-apiserver.yaml",
 		"controlplane/kube-controller-manager.yaml", "controlplane/kube-scheduler.yaml",

@@ -20,16 +20,18 @@ func Cache(t testing.TB, set images.Set) images.Cache {
 	c := images.Cache{Dir: t.TempDir()}
 	v := set.Versions
 	bins := map[string][]string{
-		"kubernetes/" + v.Kubernetes:  {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet", "kubectl", "kubeadm"},
-		"etcd/" + v.Etcd:              {"etcd", "etcdctl", "etcdutl"},
-		"coredns/" + v.CoreDNS:        {"coredns"},
-		"pause/" + v.Pause:            {"pause"},
-		"kube-router/" + v.KubeRouter: {"kube-router"},
-		"cni-plugins/" + v.CNIPlugins: {"bridge", "host-local", "loopback", "portmap"},
-		"echo/" + images.EchoVersion:  {"echo"},
-		"containerd/" + v.Containerd:  {"containerd", "containerd-shim-runc-v2", "ctr"},
-		"runc/" + v.Runc:              {"runc"},
-		"crictl/" + v.Crictl:          {"crictl"},
+		"kubernetes/" + v.Kubernetes:                       {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet", "kubectl", "kubeadm"},
+		"etcd/" + v.Etcd:                                   {"etcd", "etcdctl", "etcdutl"},
+		"coredns/" + v.CoreDNS:                             {"coredns"},
+		"pause/" + v.Pause:                                 {"pause"},
+		"kube-router/" + v.KubeRouter:                      {"kube-router"},
+		"cni-plugins/" + v.CNIPlugins:                      {"bridge", "host-local", "loopback", "portmap"},
+		"echo/" + images.EchoVersion:                       {"echo"},
+		"containerd/" + v.Containerd:                       {"containerd", "containerd-shim-runc-v2", "ctr"},
+		"runc/" + v.Runc:                                   {"runc"},
+		"crictl/" + v.Crictl:                               {"crictl"},
+		"metrics-server/" + v.MetricsServer:                {"metrics-server"},
+		"local-path-provisioner/" + v.LocalPathProvisioner: {"local-path-provisioner"},
 	}
 	for dir, names := range bins {
 		component, version, _ := strings.Cut(dir, "/")

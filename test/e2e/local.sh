@@ -180,6 +180,81 @@ check_serving() {
   echo "kubelet serving certificate: $(openssl x509 -noout -issuer -in /var/lib/kubelet/pki/kubelet-server-current.pem), verified on $ip:10250; approved by kforge's approver"
 }
 
+# check_addons: a claim of the default StorageClass (local-path) binds and
+# keeps what a pod wrote, on this node's disk; kubectl top answers, through
+# metrics-server verifying the kubelet against the cluster CA.
+check_addons() {
+  local img i start
+  [ "$(k get storageclass local-path -o jsonpath='{.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}')" = true ] ||
+    fail "local-path is not the default StorageClass"
+  img=$(k -n local-path-storage get deploy local-path-provisioner -o jsonpath='{.spec.template.spec.containers[0].image}')
+  k -n "$NS" apply -f - >/dev/null <<YAML || fail "create the claim and its pod"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: writer}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: writer
+    image: $img
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo kept > /data/file && cat /data/file']
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: data}
+YAML
+  k -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded pod/writer --timeout=120s >/dev/null ||
+    fail "the pod writing to the claim did not succeed: $(k -n "$NS" get pvc,pod -o wide 2>&1 | tail -3)"
+  [ "$(k -n "$NS" get pvc data -o jsonpath='{.status.phase}')" = Bound ] || fail "the claim is not Bound"
+  [ "$(k -n "$NS" logs writer)" = kept ] || fail "the pod did not read back what it wrote"
+  ls /opt/local-path-provisioner/pvc-*/file >/dev/null 2>&1 || fail "the volume is not under /opt/local-path-provisioner on the node"
+  echo "storage: claim data Bound by local-path, written and read back, on disk at $(ls -d /opt/local-path-provisioner/pvc-* | head -1)"
+  start=$(now)
+  for i in $(seq 1 60); do
+    out=$(k top node 2>/dev/null) && break
+    sleep 2
+  done
+  [ -n "${out:-}" ] || fail "kubectl top node did not answer in 120s: $(k top node 2>&1 | tail -1); $(k -n kube-system logs deploy/metrics-server --tail 5 2>&1)"
+  echo "$out"
+  echo "kubectl top node answered $(since "$start")s after the check began"
+  k -n "$NS" delete pod writer --wait=false >/dev/null
+}
+
+# check_status: kforge status shows a healthy cluster, then names the
+# scheduler once its static pod is gone, and is healthy again once it is
+# back.
+check_status() {
+  local out i
+  out=$("$KFORGE" status) || { echo "$out"; fail "kforge status on a healthy cluster"; }
+  echo "$out" | head -4
+  for want in 'KUBELET /healthz' 'kube-apiserver: static pod kube-system/kube-apiserver-' '/readyz ok' 'config: /etc/kubernetes/manifests/etcd.yaml' \
+      'log:    /var/log/kforge/kubelet.log' ' leader ' 'containerd v2' 'kforge token create --print-join-command'; do
+    grep -qF -- "$want" <<<"$out" || fail "kforge status lacks '$want'"
+  done
+  [ "$("$KFORGE" status -o json | jq '[.components[] | select(.healthy)] | length')" = 6 ] || fail "status -o json: want 6 healthy components"
+  mv /etc/kubernetes/manifests/kube-scheduler.yaml "$(dirname "$KUBECONFIG")/"
+  for i in $(seq 1 60); do
+    out=$("$KFORGE" status 2>&1) || break
+    sleep 1
+  done
+  mv "$(dirname "$KUBECONFIG")/kube-scheduler.yaml" /etc/kubernetes/manifests/
+  grep -q 'kube-scheduler on .*' <<<"$out" || fail "status did not name the missing scheduler: $(tail -3 <<<"$out")"
+  echo "without the scheduler: $(grep 'kube-scheduler on' <<<"$out" | tail -1)"
+  for i in $(seq 1 90); do
+    "$KFORGE" status >/dev/null 2>&1 && break
+    sleep 1
+  done
+  "$KFORGE" status >/dev/null || fail "status not healthy again after the scheduler came back"
+}
+
 # check_certs: every certificate of the new node is listed, a year left on
 # the leaves; a window longer than that fails, naming them; JSON for
 # programs.
@@ -291,6 +366,10 @@ FIRST_UP=$UP_SECONDS FIRST_READY=$NODE_READY_SECONDS
 check_workload
 log "the kubelet's serving certificate"
 check_serving
+log "the add-ons: local-path storage and metrics-server"
+check_addons
+log "kforge status"
+check_status
 log "kforge certs check-expiration"
 check_certs
 log "kforge token create --print-join-command"

@@ -87,11 +87,15 @@ watch_cmdlines() {
 }
 
 log "kforge init -f (machine 4 stopped), the token on no worker's command line"
+# The first init's cluster file gives machine 2 a label and a taint; the
+# second init's (the plain one) no longer does, and they must go.
+awk '{print} /name: kforge-m2$/ {print "    labels: {kforge.dev/e2e: m2}"; print "    taints: [\"kforge.dev/e2e=m2:PreferNoSchedule\"]"}' "$CLUSTER" >"$STATE/labelled.yaml"
+grep -q 'kforge.dev/e2e: m2' "$STATE/labelled.yaml" || fail "could not add labels to the cluster file"
 watch_cmdlines 2
 watch_cmdlines 3
 start=$(now)
 set +e
-"$KFORGE" init -f "$CLUSTER" --bundle "$BUNDLE" --kubeconfig-out "$KUBECONFIG" >"$STATE/init1.log" 2>&1
+"$KFORGE" init -f "$STATE/labelled.yaml" --bundle "$BUNDLE" --kubeconfig-out "$KUBECONFIG" >"$STATE/init1.log" 2>&1
 rc=$?
 set -e
 INIT_SECONDS=$(since "$start")
@@ -116,6 +120,9 @@ JOIN2=$(grep -A6 '^Workers:' "$STATE/init1.log" | awk '/joined/ {print $NF}' | s
 log "3 nodes Ready, a pod on each"
 k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "nodes not Ready"
 [ "$(k get nodes -o name | wc -l)" = 3 ] || fail "want 3 nodes"
+[ "$(k get node kforge-m2 -o jsonpath='{.metadata.labels.kforge\.dev/e2e}')" = m2 ] || fail "machine 2 lacks the cluster file's label"
+k get node kforge-m2 -o jsonpath='{.spec.taints}' | grep -q '"key":"kforge.dev/e2e","value":"m2"' || fail "machine 2 lacks the cluster file's taint"
+echo "machine 2 has the cluster file's label and taint"
 k create namespace "$NS" >/dev/null
 k -n "$NS" apply -f - >/dev/null <<'YAML'
 apiVersion: apps/v1
@@ -168,6 +175,14 @@ done
 denied=$(k get csr -o json | jq '[.items[] | select(.spec.signerName == "kubernetes.io/kubelet-serving") | select(.status.conditions[0].type == "Denied")] | length')
 [ "$denied" = 0 ] || fail "$denied kubelet-serving CSRs were denied"
 echo "kubelets on 172.30.0.11-13 verified against the cluster CA on :10250"
+# metrics-server scrapes every kubelet, verifying it against the cluster CA.
+for i in $(seq 1 60); do
+  [ "$(k top node --no-headers 2>/dev/null | wc -l)" = 3 ] && break
+  sleep 2
+done
+[ "$(k top node --no-headers 2>/dev/null | wc -l)" = 3 ] ||
+  fail "kubectl top node does not show the 3 nodes: $(k top node 2>&1 | tail -2); $(k -n kube-system logs deploy/metrics-server --tail 5 2>&1)"
+k top node
 
 log "a join with a wrong CA hash fails fast and leaves the worker clean"
 docker start kforge-m4 >/dev/null
@@ -198,6 +213,9 @@ JOIN1=$(grep -A6 '^Workers:' "$STATE/init2.log" | awk '/172.30.0.14 .*joined/ {p
 [ -n "$JOIN1" ] || fail "machine 4 did not join"
 k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "4 nodes not Ready"
 [ "$(k get nodes -o name | wc -l)" = 4 ] || fail "want 4 nodes"
+[ -z "$(k get node kforge-m2 -o jsonpath='{.metadata.labels.kforge\.dev/e2e}')" ] || fail "the label the file no longer lists is still on machine 2"
+k get node kforge-m2 -o jsonpath='{.spec.taints}' | grep -q 'kforge.dev/e2e' && fail "the taint the file no longer lists is still on machine 2"
+echo "machine 2's label and taint, no longer in the cluster file, are gone"
 
 log "kforge certs check-expiration -f: every host's certificates over SSH"
 out=$("$KFORGE" certs check-expiration -f "$CLUSTER") || { echo "$out"; fail "certs check-expiration -f"; }
