@@ -281,3 +281,14 @@ func TestTypeErrorsNameTheFieldAndNonUTF8TheLine(t *testing.T) {
 		t.Errorf("non-UTF-8: %v", err)
 	}
 }
+
+// TestAddonSwitches: the add-ons are on unless the file turns them off.
+func TestAddonSwitches(t *testing.T) {
+	c, err := Parse("kforge.yaml", []byte("apiVersion: kforge.dev/v1alpha1\nkind: Cluster\naddons: {storage: false}\nhosts: [{local: true, role: control-plane}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Enabled(c.Addons.Storage) || !Enabled(c.Addons.MetricsServer) {
+		t.Errorf("addons: {storage: false} gives storage %v, metricsServer %v", Enabled(c.Addons.Storage), Enabled(c.Addons.MetricsServer))
+	}
+}

@@ -67,7 +67,7 @@ func (c *Cluster) ApplyDefaults() {
 			h.SSH.Port = DefaultSSHPort
 		}
 	}
-	for _, b := range []**bool{&c.Addons.MetricsServer, &c.Addons.LocalPathStorage} {
+	for _, b := range []**bool{&c.Addons.MetricsServer, &c.Addons.Storage} {
 		if *b == nil {
 			*b = new(true)
 		}

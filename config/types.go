@@ -157,9 +157,9 @@ type Sudo struct {
 type Addons struct {
 	// MetricsServer runs metrics-server: kubectl top, autoscaling.
 	MetricsServer *bool `yaml:"metricsServer,omitempty"`
-	// LocalPathStorage runs local-path-provisioner as the default
+	// Storage runs local-path-provisioner as the default
 	// StorageClass, local-path.
-	LocalPathStorage *bool `yaml:"localPathStorage,omitempty"`
+	Storage *bool `yaml:"storage,omitempty"`
 }
 
 // Enabled reports whether an add-on switch is on: unset means on.

@@ -68,7 +68,7 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 	if config.Enabled(d.Cluster.Addons.MetricsServer) {
 		metrics = imgs.MetricsServer
 	}
-	if config.Enabled(d.Cluster.Addons.LocalPathStorage) {
+	if config.Enabled(d.Cluster.Addons.Storage) {
 		localPath = imgs.LocalPath
 	}
 	out, err := templates.RenderAddons(templates.Addons{

@@ -225,6 +225,11 @@ YAML
   [ -n "${out:-}" ] || fail "kubectl top node did not answer in 120s: $(k top node 2>&1 | tail -1); $(k -n kube-system logs deploy/metrics-server --tail 5 2>&1)"
   echo "$out"
   echo "kubectl top node answered $(since "$start")s after the check began"
+  for i in $(seq 1 30); do
+    k top pod -n kube-system --no-headers 2>/dev/null | grep -q '^kube-apiserver-' && break
+    sleep 2
+  done
+  k top pod -n kube-system --no-headers 2>/dev/null | grep '^kube-apiserver-' || fail "kubectl top pod does not show the API server"
   k -n "$NS" delete pod writer --wait=false >/dev/null
 }
 

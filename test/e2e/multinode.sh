@@ -184,6 +184,38 @@ done
   fail "kubectl top node does not show the 3 nodes: $(k top node 2>&1 | tail -2); $(k -n kube-system logs deploy/metrics-server --tail 5 2>&1)"
 k top node
 
+log "a claim of the default StorageClass on a worker, written and read back"
+img=$(k -n local-path-storage get deploy local-path-provisioner -o jsonpath='{.spec.template.spec.containers[0].image}')
+k -n "$NS" apply -f - >/dev/null <<YAML || fail "create the claim and its pod"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: writer}
+spec:
+  restartPolicy: Never
+  nodeSelector: {kubernetes.io/hostname: kforge-m3}
+  containers:
+  - name: writer
+    image: $img
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo kept > /data/file && cat /data/file']
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: data}
+YAML
+k -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded pod/writer --timeout=180s >/dev/null ||
+  fail "the pod writing to the claim on kforge-m3 did not succeed: $(k -n "$NS" get pvc,pod -o wide 2>&1 | tail -3)"
+[ "$(k -n "$NS" logs writer)" = kept ] || fail "the pod did not read back what it wrote"
+on 3 sh -c 'cat /opt/local-path-provisioner/pvc-*/file' | grep -qx kept || fail "the volume is not on kforge-m3's disk"
+echo "claim data Bound on kforge-m3, written and read back, on that machine's disk"
+
 log "a join with a wrong CA hash fails fast and leaves the worker clean"
 docker start kforge-m4 >/dev/null
 for i in $(seq 1 50); do on 4 true 2>/dev/null && break; sleep 0.2; done
