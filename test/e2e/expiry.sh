@@ -93,6 +93,10 @@ err=$(k get nodes 2>&1 || true)
 echo "kubectl: $(tail -1 <<<"$err")"
 grep -qi 'expired\|x509\|certificate' <<<"$err" || fail "kubectl failed, but not on a certificate: $err"
 
+out=$("$KFORGE" doctor 2>&1) && fail "doctor found nothing with expired certificates"
+grep -q '\[certificates\] localhost: apiserver (/etc/kubernetes/pki/apiserver.crt) has expired' <<<"$out" || { echo "$out"; fail "doctor did not name the expired API server certificate"; }
+echo "doctor: $(grep -c '^\[certificates\]' <<<"$out") certificates named, e.g. $(grep -m1 'apiserver (' <<<"$out")"
+
 log "kforge certs renew all brings it back"
 start=$(now)
 out=$("$KFORGE" certs renew all --plain 2>&1) || { echo "$out"; fail "certs renew all after expiry"; }

@@ -112,7 +112,9 @@ check_workload() {
   done
   local answer
   answer=$(k -n "$NS" logs client)
-  [ "$phase" = Succeeded ] && [[ "$answer" == web-* ]] || fail "the Service did not answer by name (phase $phase): $answer"
+  [ "$phase" = Succeeded ] && [[ "$answer" == web-* ]] ||
+    fail "the Service did not answer by name (phase $phase): $answer
+$(k -n "$NS" get svc,endpointslices,pods -o wide 2>&1; k -n kube-system get pods -o wide 2>&1 | grep coredns)"
   SERVICE_SECONDS=$(since "$UP_START")
   echo "web.$NS.svc.cluster.local answered: $answer"
   local exec_out
@@ -260,6 +262,34 @@ check_status() {
   "$KFORGE" status >/dev/null || fail "status not healthy again after the scheduler came back"
 }
 
+# check_doctor: nothing wrong on a healthy cluster; a pod whose image no
+# node has is named, as is a program holding the kubelet's port (after
+# reset, in check_doctor_ports).
+check_doctor() {
+  local out i
+  out=$("$KFORGE" doctor) || { echo "$out"; fail "kforge doctor on a healthy cluster"; }
+  echo "$out"
+  k -n "$NS" run missing-image --image=kforge.dev/missing:v1 --image-pull-policy=Never --restart=Never >/dev/null
+  for i in $(seq 1 60); do
+    out=$("$KFORGE" doctor 2>&1) && sleep 1 || break
+  done
+  echo "$out"
+  grep -q "\[images\] pod $NS/missing-image: missing-image waits for image kforge.dev/missing:v1, which no node's containerd has" <<<"$out" ||
+    fail "doctor did not name the pod waiting for a missing image"
+  k -n "$NS" delete pod missing-image --wait=false >/dev/null
+}
+
+check_doctor_ports() {
+  local out pid
+  python3 -m http.server 10250 --bind 127.0.0.1 >/dev/null 2>&1 &
+  pid=$!
+  for i in $(seq 1 50); do ss -Hltn 'sport = :10250' | grep -q . && break; sleep 0.1; done
+  out=$("$KFORGE" doctor 2>&1) && { kill $pid; fail "doctor found nothing with port 10250 taken"; }
+  kill $pid
+  echo "$out"
+  grep -q '\[ports\] localhost: port 10250, which kubelet needs, is held by python3' <<<"$out" || fail "doctor did not name the program on port 10250"
+}
+
 # check_certs: every certificate of the new node is listed, a year left on
 # the leaves; a window longer than that fails, naming them; JSON for
 # programs.
@@ -375,6 +405,8 @@ log "the add-ons: local-path storage and metrics-server"
 check_addons
 log "kforge status"
 check_status
+log "kforge doctor"
+check_doctor
 log "kforge certs check-expiration"
 check_certs
 log "kforge token create --print-join-command"
@@ -389,6 +421,8 @@ log "under sudo, up and reset edit the invoking user's kubeconfig"
 check_sudo_user
 log "kforge reset"
 check_reset
+log "kforge doctor names a program on the kubelet's port"
+check_doctor_ports
 log "kforge up --local killed midway, then run again"
 for t in 1 3; do
   timeout -s KILL "$t" "$KFORGE" up --local --bundle "$BUNDLE" "${VERSION_FLAG[@]}" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || true
