@@ -23,7 +23,7 @@ func probeHost(t *testing.T, over map[string]string) *hostfake.Host {
 		"swap": "0", "ip_forward": "1", "bridge_nf": "1", "kubelet_driver": "systemd", "containerd_systemd": "true",
 		"time": fmt.Sprintf("%.3f", float64(time.Now().UnixNano())/1e9), "disk": "40",
 		"listen": `LISTEN 0 4096 *:10250 *:* users:(("kubelet",pid=42,fd=20))|LISTEN 0 4096 127.0.0.1:10257 0.0.0.0:* users:(("kube-controller",pid=7,fd=3))|`,
-		"cri": "ok",
+		"cri":    "ok",
 	}
 	for k, v := range over {
 		facts[k] = v
