@@ -83,9 +83,7 @@ func CertsCheck(ctx context.Context, o CertsCheckOptions) error {
 		}
 	}
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"hosts": report, "warnWithinSeconds": int64(o.WarnWithin.Seconds())}); err != nil {
+		if err := writeJSON(o.Out, map[string]any{"hosts": report, "warnWithinSeconds": int64(o.WarnWithin.Seconds())}); err != nil {
 			return err
 		}
 	} else {
@@ -151,4 +149,11 @@ func printCerts(out io.Writer, report []HostCerts) {
 		}
 		w.Flush()
 	}
+}
+
+// writeJSON writes v to w as one indented JSON document, for -o json.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

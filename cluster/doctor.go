@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,9 +75,7 @@ func Doctor(ctx context.Context, o DoctorOptions) error {
 		return HostResult{Outcome: "checked"}
 	})
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(struct {
+		if err := writeJSON(o.Out, struct {
 			Findings []doctor.Finding `json:"findings"`
 			Notes    []string         `json:"notes,omitempty"`
 		}{findings, notes}); err != nil {

@@ -61,9 +61,7 @@ func EtcdMembers(ctx context.Context, o EtcdMembersOptions) error {
 		return err
 	}
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(struct {
+		if err := writeJSON(o.Out, struct {
 			Members []EtcdMember `json:"members"`
 		}{members}); err != nil {
 			return err

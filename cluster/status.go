@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path"
@@ -110,9 +109,7 @@ func ClusterStatus(ctx context.Context, o StatusOptions) error {
 		return err
 	}
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
+		if err := writeJSON(o.Out, st); err != nil {
 			return err
 		}
 	} else {

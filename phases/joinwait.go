@@ -109,18 +109,11 @@ func (d *Data) csrState(ctx context.Context, c kubernetes.Interface) string {
 	if len(mine) == 0 {
 		return "no CSR from " + user + " yet: the kubelet has not sent one (see its log)"
 	}
-	sort.Slice(mine, func(i, j int) bool { return mine[i].CreationTimestamp.Before(&mine[j].CreationTimestamp) })
-	csr := mine[len(mine)-1]
-	var approved bool
-	for _, cond := range csr.Status.Conditions {
-		switch cond.Type {
-		case certificatesv1.CertificateDenied, certificatesv1.CertificateFailed:
-			return fmt.Sprintf("CSR %s is %s (%s: %s)", csr.Name, cond.Type, cond.Reason, cond.Message)
-		case certificatesv1.CertificateApproved:
-			approved = true
-		}
-	}
+	csr := newest(mine)
+	denied, approved := csrConditions(csr)
 	switch {
+	case denied != "":
+		return denied
 	case !approved:
 		return fmt.Sprintf("CSR %s is pending: the controller manager has not approved it (its csrapproving controller approves a bootstrap token's CSR when the token's group has the ClusterRoleBinding kubeadm:node-autoapprove-bootstrap)", csr.Name)
 	case len(csr.Status.Certificate) == 0:
@@ -144,4 +137,24 @@ func (d *Data) waitNodeReadyAsToken(ctx context.Context, c kubernetes.Interface,
 		ready, why := kube.NodeReady(n)
 		return ready, why
 	})
+}
+
+// newest is the most recent of a node's requests.
+func newest(list []certificatesv1.CertificateSigningRequest) certificatesv1.CertificateSigningRequest {
+	sort.Slice(list, func(i, j int) bool { return list[i].CreationTimestamp.Before(&list[j].CreationTimestamp) })
+	return list[len(list)-1]
+}
+
+// csrConditions says whether csr was denied or failed (how, for a
+// message) and whether it was approved.
+func csrConditions(csr certificatesv1.CertificateSigningRequest) (denied string, approved bool) {
+	for _, cond := range csr.Status.Conditions {
+		switch cond.Type {
+		case certificatesv1.CertificateDenied, certificatesv1.CertificateFailed:
+			return fmt.Sprintf("CSR %s is %s (%s: %s)", csr.Name, cond.Type, cond.Reason, cond.Message), false
+		case certificatesv1.CertificateApproved:
+			approved = true
+		}
+	}
+	return "", approved
 }

@@ -3,7 +3,6 @@ package phases
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -62,18 +61,11 @@ func (d *Data) servingCSRState(ctx context.Context, c kubernetes.Interface) stri
 	if len(mine) == 0 {
 		return "no kubelet-serving CSR from " + user + " yet: the kubelet sends one once its Node has addresses (see its log)"
 	}
-	sort.Slice(mine, func(i, j int) bool { return mine[i].CreationTimestamp.Before(&mine[j].CreationTimestamp) })
-	csr := mine[len(mine)-1]
-	approved := false
-	for _, cond := range csr.Status.Conditions {
-		switch cond.Type {
-		case certificatesv1.CertificateDenied, certificatesv1.CertificateFailed:
-			return fmt.Sprintf("CSR %s is %s (%s: %s)", csr.Name, cond.Type, cond.Reason, cond.Message)
-		case certificatesv1.CertificateApproved:
-			approved = true
-		}
-	}
+	csr := newest(mine)
+	denied, approved := csrConditions(csr)
 	switch {
+	case denied != "":
+		return denied
 	case !approved:
 		return fmt.Sprintf("CSR %s is pending: kforge's approver has not decided it (kubectl -n kube-system logs deploy/kforge-csr-approver)", csr.Name)
 	case len(csr.Status.Certificate) == 0:

@@ -23,7 +23,7 @@ func newCerts(g *globalOptions) *cobra.Command {
 
 func newCertsCheckExpiration(g *globalOptions) *cobra.Command {
 	o := cluster.CertsCheckOptions{}
-	var output string
+	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "check-expiration",
 		Short: "List every certificate of this machine (or of every host of a cluster file) with its expiry",
@@ -32,13 +32,7 @@ func newCertsCheckExpiration(g *globalOptions) *cobra.Command {
 			"Exits non-zero, naming them, when one expires within --warn-within or cannot be read.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch output {
-			case "text":
-			case "json":
-				o.JSON = true
-			default:
-				return fmt.Errorf("--output %q: use text or json", output)
-			}
+			o.JSON = output == "json"
 			if err := atLeastOne("parallel", o.Parallel); err != nil {
 				return err
 			}
@@ -51,7 +45,7 @@ func newCertsCheckExpiration(g *globalOptions) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.ConfigFile, "config", "f", "", "check every host of this cluster file, over SSH")
-	f.StringVarP(&output, "output", "o", "text", "text: a table per host; json: one JSON document")
+	f.VarP(&output, "output", "o", "text: a table per host; json: one JSON document")
 	f.DurationVar(&o.WarnWithin, "warn-within", cluster.DefaultWarnWithin, "fail when a certificate expires sooner than this")
 	f.IntVar(&o.Parallel, "parallel", cluster.DefaultParallel, "how many hosts to check at once")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")

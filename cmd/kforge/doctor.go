@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"kforge.dev/kforge/cluster"
@@ -12,7 +10,7 @@ func init() { commands = append(commands, newDoctor) }
 
 func newDoctor(*globalOptions) *cobra.Command {
 	o := cluster.DoctorOptions{}
-	var output string
+	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Look for the usual causes of a broken cluster on this machine (or every host) and name each with what to do",
@@ -23,13 +21,7 @@ func newDoctor(*globalOptions) *cobra.Command {
 			"Exits non-zero when it finds something.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch output {
-			case "text":
-			case "json":
-				o.JSON = true
-			default:
-				return fmt.Errorf("--output %q: use text or json", output)
-			}
+			o.JSON = output == "json"
 			if err := atLeastOne("parallel", o.Parallel); err != nil {
 				return err
 			}
@@ -39,7 +31,7 @@ func newDoctor(*globalOptions) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.ConfigFile, "config", "f", "", "check every host of this cluster file over SSH, and the cluster through its control plane")
-	f.StringVarP(&output, "output", "o", "text", "text: a finding per paragraph; json: one JSON document")
+	f.VarP(&output, "output", "o", "text: a finding per paragraph; json: one JSON document")
 	f.IntVar(&o.Parallel, "parallel", cluster.DefaultParallel, "how many hosts to check at once")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
 	return cmd

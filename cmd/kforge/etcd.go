@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -49,7 +48,7 @@ func etcdSnapshotCommand(g *globalOptions, use, short string, run func(context.C
 
 func newEtcdMembers() *cobra.Command {
 	o := cluster.EtcdMembersOptions{}
-	var output string
+	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "members",
 		Short: "List etcd's members with their role (leader, follower, learner), health, size and raft position",
@@ -58,20 +57,14 @@ func newEtcdMembers() *cobra.Command {
 			"Exits non-zero, naming them, when a member is not healthy.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch output {
-			case "text":
-			case "json":
-				o.JSON = true
-			default:
-				return fmt.Errorf("--output %q: use text or json", output)
-			}
+			o.JSON = output == "json"
 			o.Out = cmd.OutOrStdout()
 			return cluster.EtcdMembers(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.ConfigFile, "config", "f", "", "ask this cluster file's control plane, over SSH (default: this machine)")
-	f.StringVarP(&output, "output", "o", "text", "text: a table; json: one JSON document")
+	f.VarP(&output, "output", "o", "text: a table; json: one JSON document")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
 	return cmd
 }

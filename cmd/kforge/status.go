@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"kforge.dev/kforge/cluster"
@@ -12,7 +10,7 @@ func init() { commands = append(commands, newStatus) }
 
 func newStatus(*globalOptions) *cobra.Command {
 	o := cluster.StatusOptions{}
-	var output string
+	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster at a glance: nodes, the control plane and where its configuration and logs are, etcd, certificates",
@@ -22,20 +20,14 @@ func newStatus(*globalOptions) *cobra.Command {
 			"and when the certificates expire. Exits non-zero, naming them, when something is not healthy.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch output {
-			case "text":
-			case "json":
-				o.JSON = true
-			default:
-				return fmt.Errorf("--output %q: use text or json", output)
-			}
+			o.JSON = output == "json"
 			o.Out = cmd.OutOrStdout()
 			return cluster.ClusterStatus(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.ConfigFile, "config", "f", "", "ask this cluster file's control plane, over SSH (default: this machine)")
-	f.StringVarP(&output, "output", "o", "text", "text: sections for people; json: one JSON document")
+	f.VarP(&output, "output", "o", "text: sections for people; json: one JSON document")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
 	return cmd
 }

@@ -213,7 +213,7 @@ YAML
 k -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded pod/writer --timeout=180s >/dev/null ||
   fail "the pod writing to the claim on kforge-m3 did not succeed: $(k -n "$NS" get pvc,pod -o wide 2>&1 | tail -3)"
 [ "$(k -n "$NS" logs writer)" = kept ] || fail "the pod did not read back what it wrote"
-on 3 sh -c 'cat /opt/local-path-provisioner/pvc-*/file' | grep -qx kept || fail "the volume is not on kforge-m3's disk"
+on 3 'cat /opt/local-path-provisioner/pvc-*/file' | grep -qx kept || fail "the volume is not on kforge-m3's disk"
 echo "claim data Bound on kforge-m3, written and read back, on that machine's disk"
 
 log "a join with a wrong CA hash fails fast and leaves the worker clean"
