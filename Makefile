@@ -79,8 +79,9 @@ artifacts-binaries:
 
 ## e2e-local: kforge up --local from the bundle, checked with this machine's kubectl, then reset (needs root; changes this machine)
 e2e-local: deps build
+	@CGO_ENABLED=0 $(GO) build -o bin/e2e-registry ./test/registry
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
-	  BUNDLE="$$bundle" KFORGE=$(BIN) bash test/e2e/local.sh
+	  BUNDLE="$$bundle" KFORGE=$(BIN) REGISTRY=bin/e2e-registry bash test/e2e/local.sh
 
 ## e2e-expiry: a cluster with two-minute certificates and certs.autoRenew: the job's command renews and records an Event; past expiry the cluster stops answering and certs renew all brings it back; reset removes the job (needs root; changes this machine)
 e2e-expiry: deps build

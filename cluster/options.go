@@ -44,6 +44,9 @@ func LoadConfig(file string, o Overrides) (*config.Cluster, error) {
 	if err := c.Validate(name); err != nil {
 		return nil, fmt.Errorf("%w\n(command-line flags are applied before these checks)", err)
 	}
+	if err := c.ReadRegistryCAs(name); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -21,15 +21,21 @@ type UpOptions struct {
 	// Kubeconfig is the user's kubeconfig that gets the kforge context;
 	// "" means $KUBECONFIG's first file or ~/.kube/config.
 	Kubeconfig string
+	// ConfigFile, when set, is a cluster file with this machine as its
+	// one host (registries, add-ons, extra flags); "" means the defaults.
+	ConfigFile string
 }
 
 // Up builds a single-node cluster on this machine: init with local
 // defaults and a schedulable control-plane node, then a "kforge" context
 // in the user's kubeconfig. On a healthy cluster it changes nothing.
 func Up(ctx context.Context, o UpOptions) error {
-	c, err := LoadConfig("", o.Overrides)
+	c, err := LoadConfig(o.ConfigFile, o.Overrides)
 	if err != nil {
 		return err
+	}
+	if len(c.Hosts) != 1 || !c.Hosts[0].Local {
+		return fmt.Errorf("%s: kforge up --local builds one node on this machine, so the file lists one host, with local: true and role control-plane; build clusters of several hosts with kforge init -f %s", o.ConfigFile, o.ConfigFile)
 	}
 	if o.Bundle == "" {
 		if b := CachedBundle(c.KubernetesVersion); b != "" {

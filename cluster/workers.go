@@ -201,6 +201,9 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		if err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
+		if err := phases.CopyRegistryAuth(ctx, d.Host, h); err != nil {
+			return HostResult{Outcome: "failed", Err: fmt.Errorf("registry credentials: %w", err)}
+		}
 		// The worker's kforge writes as this one does (text or JSON) and
 		// its lines are relayed with the worker's name.
 		argv := append([]string{layout.KforgeBinary, "join", "--plain", "--output", o.Out.Format(), "--" + StopOnStdinEOFFlag}, args...)

@@ -1,11 +1,19 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -40,6 +48,9 @@ func same(a, b *Cluster) bool {
 			}
 		}
 		n.extraArgLines = nil
+		if len(n.Registries) == 0 {
+			n.Registries = nil
+		}
 		if len(n.Artifacts.TrustedKeys) == 0 {
 			n.Artifacts.TrustedKeys = nil
 		}
@@ -165,6 +176,16 @@ func TestValidationErrors(t *testing.T) {
 		{"taint effect", base + "hosts:\n- {address: 10.0.0.1, role: control-plane, taints: ['gpu=yes:Sometimes']}\n",
 			`kforge.yaml:4: hosts[0] (10.0.0.1): taint "gpu=yes:Sometimes": effect "Sometimes": use NoSchedule, PreferNoSchedule or NoExecute`},
 		{"taint form", base + "hosts:\n- {address: 10.0.0.1, role: control-plane, taints: [gpu]}\n", `taint "gpu": write it KEY[=VALUE]:EFFECT`},
+		{"registry name", base + "hosts: [{local: true, role: control-plane}]\nregistries:\n  https://docker.io: {mirrors: [https://m.example]}\n",
+			`kforge.yaml:5: registries.https://docker.io: "https://docker.io" is not a registry host[:port]`},
+		{"mirror url", base + "hosts: [{local: true, role: control-plane}]\nregistries:\n  docker.io: {mirrors: [m.example:5000]}\n",
+			`kforge.yaml:5: registries.docker.io: mirror "m.example:5000": give a URL like https://mirror.example:5000`},
+		{"registry password", base + "hosts: [{local: true, role: control-plane}]\nregistries:\n  docker.io:\n    auth: {usernameFrom: env:U, passwordFrom: hunter2}\n",
+			`kforge.yaml:5: registries.docker.io: auth.passwordFrom "hunter2": use env:NAME or file:PATH; credentials never go in the cluster file`},
+		{"registry ca", base + "hosts: [{local: true, role: control-plane}]\nregistries:\n  r.example: {ca: \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n\"}\n",
+			`registries.r.example: ca: a certificate in it does not parse`},
+		{"image repository", base + "hosts: [{local: true, role: control-plane}]\nimageRepository: harbor.example/k8s:v1\n",
+			`imageRepository "harbor.example/k8s:v1": give a repository prefix without a tag`},
 		{"etcd data dir", base + "etcd: {extraArgs: {data-dir: /srv/etcd}}\nhosts: [{local: true, role: control-plane}]\n", "etcd.extraArgs.data-dir: kforge sets --data-dir itself"},
 	}
 	for _, tc := range cases {
@@ -290,5 +311,52 @@ func TestAddonSwitches(t *testing.T) {
 	}
 	if Enabled(c.Addons.Storage) || !Enabled(c.Addons.MetricsServer) {
 		t.Errorf("addons: {storage: false} gives storage %v, metricsServer %v", Enabled(c.Addons.Storage), Enabled(c.Addons.MetricsServer))
+	}
+}
+
+func TestRegistryCAFileIsRead(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	if err := os.WriteFile(ca, []byte(pemText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "kforge.yaml")
+	doc := "apiVersion: kforge.dev/v1alpha1\nkind: Cluster\nhosts: [{local: true, role: control-plane}]\nregistries:\n  r.example:5000:\n    ca: " + ca + "\n    auth: {usernameFrom: env:KFORGE_TEST_U, passwordFrom: file:" + filepath.Join(dir, "pw") + "}\n  docker.io: {mirrors: [https://r.example:5000]}\n"
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Registries["r.example:5000"].CA; got != pemText {
+		t.Fatalf("ca = %q, want the file's PEM", got)
+	}
+	if got := c.Registries["r.example:5000"].Line(); got != 5 {
+		t.Fatalf("line = %d, want 5", got)
+	}
+	if _, _, err := c.Registries["r.example:5000"].Auth.Credentials(); err == nil || !strings.Contains(err.Error(), "KFORGE_TEST_U is not set") {
+		t.Fatalf("unset env: got %v", err)
+	}
+	t.Setenv("KFORGE_TEST_U", "alice")
+	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, p, err := c.Registries["r.example:5000"].Auth.Credentials()
+	if err != nil || u != "alice" || p != "s3cret" {
+		t.Fatalf("credentials = %q %q %v", u, p, err)
+	}
+	if err := os.Remove(ca); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(file); err == nil || !strings.Contains(err.Error(), "kforge.yaml:5: registries.r.example:5000: ca:") {
+		t.Fatalf("missing CA file: got %v", err)
 	}
 }

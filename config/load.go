@@ -27,6 +27,9 @@ func Load(path string) (*Cluster, error) {
 	if err := c.Validate(path); err != nil {
 		return nil, err
 	}
+	if err := c.ReadRegistryCAs(path); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -179,6 +182,15 @@ func recordHostLines(c *Cluster, data []byte) error {
 	m := doc.Content[0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		recordExtraArgLines(c, m.Content[i].Value, m.Content[i+1])
+		if m.Content[i].Value == "registries" && m.Content[i+1].Kind == yaml.MappingNode {
+			regs := m.Content[i+1].Content
+			for j := 0; j+1 < len(regs); j += 2 {
+				if r, ok := c.Registries[regs[j].Value]; ok {
+					r.line = regs[j].Line
+					c.Registries[regs[j].Value] = r
+				}
+			}
+		}
 		if m.Content[i].Value != "hosts" || m.Content[i+1].Kind != yaml.SequenceNode {
 			continue
 		}

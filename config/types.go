@@ -53,6 +53,13 @@ type Cluster struct {
 	Certs                Certs      `yaml:"certs"`
 	CNI                  CNI        `yaml:"cni"`
 	Addons               Addons     `yaml:"addons"`
+	// Registries configures containerd's pulls per registry: mirrors, a
+	// private CA and credentials (registries.go).
+	Registries map[string]Registry `yaml:"registries,omitempty"`
+	// ImageRepository, when set, is where the add-ons' workload images
+	// (CoreDNS, metrics-server, local-path-provisioner) are pulled from,
+	// as REPOSITORY/NAME:TAG, instead of being imported from the bundle.
+	ImageRepository string `yaml:"imageRepository,omitempty"`
 	Artifacts            Artifacts  `yaml:"artifacts"`
 
 	// Extra flags for the components kforge runs, as kubeadm's

@@ -76,6 +76,12 @@ func (c *Cluster) Validate(file string) error {
 
 	c.validateHosts(file, add)
 	c.validateExtraArgs(file, add)
+	c.validateRegistries(file, add)
+	if r := c.ImageRepository; r != "" {
+		if err := checkImageRepository(r); err != nil {
+			add("%s: imageRepository %q: %v", file, r, err)
+		}
+	}
 
 	switch c.Certs.Algorithm {
 	case AlgorithmECDSAP256, AlgorithmRSA2048:

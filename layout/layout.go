@@ -73,6 +73,9 @@ const (
 const (
 	ContainerdDir    = "/etc/containerd"
 	ContainerdConfig = ContainerdDir + "/config.toml"
+	// ContainerdCertsDir holds one directory per registry host with its
+	// hosts.toml (mirrors, CA), containerd's registry config_path.
+	ContainerdCertsDir = ContainerdDir + "/certs.d"
 	ContainerdRoot   = "/var/lib/containerd"
 	ContainerdState  = "/run/containerd"
 	ContainerdSocket = ContainerdState + "/containerd.sock"
@@ -139,6 +142,10 @@ const (
 	// ContainerdStarted is the sha256 of the bundle's containerd binary
 	// that runs: a new one restarts it.
 	ContainerdStarted = StateDir + "/containerd.sha256"
+	// RegistryAuth holds the registry credentials the cluster file's
+	// registries name, resolved where kforge ran (0600), so that joins
+	// and re-runs on this host find them.
+	RegistryAuth = StateDir + "/registry-auth.json"
 	// RunLock is the lock one kforge run at a time holds on a host, in a
 	// tmpfs (nothing of it outlives a reboot); it holds the holder's pid
 	// and command.

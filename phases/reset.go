@@ -32,7 +32,7 @@ var resetPaths = []string{
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
 	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted, layout.BootstrapToken,
 	layout.AuditPolicy, layout.AuditLogDir, layout.KubeletSysctlConf, layout.EtcdBeforeRestore, layout.EtcdWorkDir,
-	layout.LocalPathDir,
+	layout.LocalPathDir, layout.RegistryAuth,
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,
@@ -111,6 +111,9 @@ func resetFiles(ctx context.Context, d *Data) error {
 	}
 	if len(restored) > 0 {
 		d.Out.Infof("  put back the host's own %s", strings.Join(restored, " "))
+	}
+	if err := removeStaleRegistryHosts(ctx, d, nil); err != nil {
+		return err
 	}
 	for _, p := range append(installed, resetPaths...) {
 		if ok, err := host.Exists(ctx, d.Host, p); err != nil {

@@ -40,6 +40,9 @@ func containerRuntime(ctx context.Context, d *Data) error {
 	if err := cniConfig(ctx, d); err != nil {
 		return err
 	}
+	if err := writeRegistryHosts(ctx, d); err != nil {
+		return err
+	}
 	installed, started, err := d.containerdBinary(ctx, rt)
 	if err != nil {
 		return err
@@ -156,7 +159,12 @@ func runtimeConfig(ctx context.Context, d *Data, containerdVersion string) (bool
 		return false, err
 	}
 	rt := d.Runtime()
+	auths, err := registryAuths(ctx, d)
+	if err != nil {
+		return false, err
+	}
 	c := templates.Containerd{
+		RegistryAuths:       auths,
 		ConfigVersion:       2,
 		SandboxImage:        imgs.Pause,
 		SystemdCgroup:       d.Facts.CgroupDriver() == templates.CgroupDriverSystemd,

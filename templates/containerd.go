@@ -3,6 +3,7 @@ package templates
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"strings"
 
@@ -52,6 +53,20 @@ type Containerd struct {
 	// and its own unit.
 	BinaryPath string
 	UnitPath   string
+	// RegistryConfigPath is containerd's registry config_path, the
+	// directory of per-registry hosts.toml files; empty means
+	// /etc/containerd/certs.d.
+	RegistryConfigPath string
+	// RegistryAuths are credentials per registry host. With any, the file
+	// is written 0600.
+	RegistryAuths []RegistryAuth
+}
+
+// RegistryAuth is one registry host's user and password in containerd's
+// CRI config (registry.configs."HOST".auth): containerd answers both
+// Basic and token challenges with them, which hosts.toml headers cannot.
+type RegistryAuth struct {
+	Host, Username, Password string
 }
 
 // ServicePath is the PATH of kforge's containerd unit.
@@ -67,7 +82,11 @@ func RenderContainerd(c Containerd) ([]host.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := []host.File{{Path: c.ConfigPath, Data: data, Mode: layout.PublicMode}}
+	mode := fs.FileMode(layout.PublicMode)
+	if len(c.RegistryAuths) > 0 {
+		mode = fs.FileMode(layout.SecretMode)
+	}
+	files := []host.File{{Path: c.ConfigPath, Data: data, Mode: mode}}
 	if c.BinaryPath != "" {
 		unit, err := Render("containerd/containerd.service", c)
 		if err != nil {
@@ -94,6 +113,7 @@ func (c Containerd) withDefaults() Containerd {
 	def(&c.CNIConfDir, layout.CNIConfDir)
 	def(&c.Snapshotter, DefaultSnapshotter)
 	def(&c.UnitPath, layout.ContainerdUnit)
+	def(&c.RegistryConfigPath, layout.ContainerdCertsDir)
 	return c
 }
 
@@ -129,4 +149,50 @@ func (c Containerd) validate() error {
 		return fmt.Errorf("containerd config: %w", err)
 	}
 	return nil
+}
+
+// RegistryHosts is one registry's hosts.toml in containerd's certs.d.
+type RegistryHosts struct {
+	// Registry is the host[:port] images name, e.g. docker.io.
+	Registry string
+	// Server is the registry's own URL, written when its TLS settings
+	// differ from the defaults; empty leaves containerd's default.
+	Server string
+	// CA is the path of the registry's CA file, CAData its PEM: written
+	// beside hosts.toml when set.
+	CA, CAData string
+	SkipVerify bool
+	Mirrors    []RegistryMirror
+}
+
+// RegistryMirror is a mirror tried before the registry, with the CA
+// file its TLS certificate chains to.
+type RegistryMirror struct {
+	URL, CA    string
+	SkipVerify bool
+}
+
+// Dir is the registry's directory in certs.d.
+func (r RegistryHosts) Dir(certsDir string) string {
+	if certsDir == "" {
+		certsDir = layout.ContainerdCertsDir
+	}
+	return path.Join(certsDir, r.Registry)
+}
+
+// RenderRegistryHosts renders a registry's hosts.toml and, when it has
+// one, its CA file, in dir.
+func RenderRegistryHosts(r RegistryHosts, dir string) ([]host.File, error) {
+	if r.Registry == "" || strings.ContainsAny(r.Registry, "/ ") {
+		return nil, fmt.Errorf("registry %q is not a host[:port]", r.Registry)
+	}
+	data, err := Render("containerd/hosts.toml", r)
+	if err != nil {
+		return nil, err
+	}
+	files := []host.File{{Path: path.Join(dir, "hosts.toml"), Data: data, Mode: layout.PublicMode}}
+	if r.CAData != "" {
+		files = append(files, host.File{Path: r.CA, Data: []byte(r.CAData), Mode: layout.PublicMode})
+	}
+	return files, nil
 }

@@ -138,6 +138,7 @@ func goldenCases() []goldenCase {
 				RestrictOOMScoreAdj: true,
 				CNIBinDir:           layout.CNIBinDir,
 				RuntimeBinary:       "/usr/bin/crun",
+				RegistryAuths:       []RegistryAuth{{Host: "harbor.example:5000", Username: "robot$ci", Password: `p"w\`}},
 			},
 		},
 		{

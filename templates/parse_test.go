@@ -3,6 +3,7 @@ package templates
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"path"
 	"slices"
 	"strings"
@@ -509,6 +510,17 @@ type containerdRuntimes struct {
 	Runtimes           map[string]containerdRuntime `toml:"runtimes"`
 }
 
+// containerdRegistry is CRI's registry table as containerd reads it.
+type containerdRegistry struct {
+	ConfigPath string `toml:"config_path"`
+	Configs    map[string]struct {
+		Auth struct {
+			Username string `toml:"username"`
+			Password string `toml:"password"`
+		} `toml:"auth"`
+	} `toml:"configs"`
+}
+
 type containerdTop struct {
 	Version int    `toml:"version"`
 	Root    string `toml:"root"`
@@ -526,6 +538,7 @@ type containerdV2 struct {
 		CRI struct {
 			SandboxImage        string             `toml:"sandbox_image"`
 			RestrictOOMScoreAdj bool               `toml:"restrict_oom_score_adj"`
+			Registry            containerdRegistry `toml:"registry"`
 			Containerd          containerdRuntimes `toml:"containerd"`
 			CNI                 struct {
 				BinDir  string `toml:"bin_dir"`
@@ -544,6 +557,7 @@ type containerdV3 struct {
 			PinnedImages struct {
 				Sandbox string `toml:"sandbox"`
 			} `toml:"pinned_images"`
+			Registry containerdRegistry `toml:"registry"`
 		} `toml:"io.containerd.cri.v1.images"`
 		Runtime struct {
 			RestrictOOMScoreAdj bool               `toml:"restrict_oom_score_adj"`
@@ -579,6 +593,7 @@ func TestContainerdConfigParse(t *testing.T) {
 				cniConf               string
 				restrict              bool
 				runtimes              containerdRuntimes
+				registry              containerdRegistry
 			)
 			switch c.ConfigVersion {
 			case 2:
@@ -586,12 +601,14 @@ func TestContainerdConfigParse(t *testing.T) {
 				dec(&v)
 				p := v.Plugins.CRI
 				top, sandbox, snap, restrict, runtimes = v.containerdTop, p.SandboxImage, p.Containerd.Snapshotter, p.RestrictOOMScoreAdj, p.Containerd
+				registry = p.Registry
 				cniBin, cniConf = p.CNI.BinDir, p.CNI.ConfDir
 			case 3:
 				var v containerdV3
 				dec(&v)
 				p := v.Plugins
 				top, sandbox, snap, restrict, runtimes = v.containerdTop, p.Images.PinnedImages.Sandbox, p.Images.Snapshotter, p.Runtime.RestrictOOMScoreAdj, p.Runtime.Containerd
+				registry = p.Images.Registry
 				if len(p.Runtime.CNI.BinDirs) != 1 {
 					t.Fatalf("bin_dirs %v", p.Runtime.CNI.BinDirs)
 				}
@@ -609,6 +626,22 @@ func TestContainerdConfigParse(t *testing.T) {
 			if cniBin != c.CNIBinDir || cniConf != c.CNIConfDir {
 				t.Errorf("cni %s %s", cniBin, cniConf)
 			}
+			if registry.ConfigPath != layout.ContainerdCertsDir || len(registry.Configs) != len(c.RegistryAuths) {
+				t.Errorf("registry %+v", registry)
+			}
+			for _, a := range c.RegistryAuths {
+				got := registry.Configs[a.Host].Auth
+				if got.Username != a.Username || got.Password != a.Password {
+					t.Errorf("auth of %s: %+v", a.Host, got)
+				}
+			}
+			if want := fs.FileMode(layout.PublicMode); len(c.RegistryAuths) > 0 {
+				if files[0].Mode != layout.SecretMode {
+					t.Errorf("config with credentials has mode %o, want 0600", files[0].Mode)
+				}
+			} else if files[0].Mode != want {
+				t.Errorf("mode %o, want %o", files[0].Mode, want)
+			}
 			runc, ok := runtimes.Runtimes[runtimes.DefaultRuntimeName]
 			if !ok || runtimes.DefaultRuntimeName != "runc" || runc.RuntimeType != "io.containerd.runc.v2" {
 				t.Fatalf("default runtime %q: %+v", runtimes.DefaultRuntimeName, runtimes.Runtimes)
@@ -625,5 +658,60 @@ func TestContainerdConfigParse(t *testing.T) {
 				t.Errorf("kubelet talks to %s, containerd listens on %s", ep, c.Address)
 			}
 		})
+	}
+}
+
+// hostsFile is the part of containerd's hosts.toml that kforge writes,
+// keyed as containerd's remotes/docker/config reads it.
+type hostsFile struct {
+	Server     string `toml:"server"`
+	CA         string `toml:"ca"`
+	SkipVerify bool   `toml:"skip_verify"`
+	Host       map[string]struct {
+		Capabilities []string `toml:"capabilities"`
+		CA           string   `toml:"ca"`
+		SkipVerify   bool     `toml:"skip_verify"`
+	} `toml:"host"`
+}
+
+func TestRegistryHostsParse(t *testing.T) {
+	r := RegistryHosts{
+		Registry: "harbor.example:5000",
+		Server:   "https://harbor.example:5000",
+		CA:       "/etc/containerd/certs.d/harbor.example:5000/ca.crt",
+		CAData:   "-----BEGIN CERTIFICATE-----\n",
+		Mirrors: []RegistryMirror{
+			{URL: "https://m1.example", CA: "/etc/containerd/certs.d/m1.example/ca.crt"},
+			{URL: "http://10.0.0.5:5000", SkipVerify: true},
+		},
+	}
+	files, err := RenderRegistryHosts(r, r.Dir(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].Path != "/etc/containerd/certs.d/harbor.example:5000/hosts.toml" || files[1].Path != r.CA || string(files[1].Data) != r.CAData {
+		t.Fatalf("files %+v", files)
+	}
+	var h hostsFile
+	if err := toml.NewDecoder(bytes.NewReader(files[0].Data)).DisallowUnknownFields().Decode(&h); err != nil {
+		t.Fatalf("hosts.toml does not decode strictly: %v\n%s", err, files[0].Data)
+	}
+	if h.Server != r.Server || h.CA != r.CA || h.SkipVerify || len(h.Host) != 2 {
+		t.Fatalf("decoded %+v", h)
+	}
+	m1, m2 := h.Host["https://m1.example"], h.Host["http://10.0.0.5:5000"]
+	if m1.CA != r.Mirrors[0].CA || m1.SkipVerify || !slices.Equal(m1.Capabilities, []string{"pull", "resolve"}) {
+		t.Errorf("m1 %+v", m1)
+	}
+	if m2.CA != "" || !m2.SkipVerify {
+		t.Errorf("m2 %+v", m2)
+	}
+	// Mirrors are tried in the order given: containerd reads the host
+	// tables in file order.
+	if i, j := bytes.Index(files[0].Data, []byte("m1.example")), bytes.Index(files[0].Data, []byte("10.0.0.5")); i < 0 || j < i {
+		t.Errorf("mirror order lost:\n%s", files[0].Data)
+	}
+	if _, err := RenderRegistryHosts(RegistryHosts{Registry: "https://x"}, "/x"); err == nil {
+		t.Error("a registry name with a scheme rendered")
 	}
 }

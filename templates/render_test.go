@@ -31,7 +31,7 @@ func TestRenderErrorsNameTheTemplate(t *testing.T) {
 func TestNames(t *testing.T) {
 	want := []string{
 		"addons/coredns.yaml", "addons/csr-approver.yaml", "addons/kube-proxy.yaml", "addons/kube-router.yaml", "addons/local-path.yaml", "addons/metrics-server.yaml",
-		"containerd/config-v2.toml", "containerd/config-v3.toml", "containerd/containerd.service",
+		"containerd/config-v2.toml", "containerd/config-v3.toml", "containerd/containerd.service", "containerd/hosts.toml",
 		"controlplane/audit-policy.yaml", "controlplane/etcd.yaml", "controlplane/kube-apiserver.yaml",
 		"controlplane/kube-controller-manager.yaml", "controlplane/kube-scheduler.yaml",
 		"kubelet/10-kforge.conf", "kubelet/config.yaml", "kubelet/flags.env", "kubelet/kubelet.service",

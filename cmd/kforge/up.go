@@ -32,6 +32,7 @@ func newUp(g *globalOptions) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVar(&localFlag, "local", false, "build the cluster on this machine")
+	f.StringVarP(&o.ConfigFile, "config", "f", "", "cluster file with this machine as its one host, e.g. for registries or add-ons (default: kforge's defaults)")
 	f.StringVar(&o.Bundle, "bundle", "", "kforge bundle with the binaries and images to install (default: the newest one make artifacts left in ~/.cache/kforge)")
 	addTrustFlags(f, &o.Trust)
 	f.BoolVar(&o.DryRun, "dry-run", false, "write every file under --output-dir and print the plan; change nothing")

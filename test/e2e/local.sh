@@ -13,6 +13,8 @@ cd "$(dirname "$0")/../.."
 KFORGE=${KFORGE:-bin/kforge}
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 BUNDLE=${BUNDLE:?set BUNDLE to the path make artifacts prints}
+# The test registry: go build -o bin/e2e-registry ./test/registry
+REGISTRY=${REGISTRY:-bin/e2e-registry}
 # KUBERNETES_VERSION: the bundle's version when it is not the default
 # (make e2e-versions runs this test once per supported version).
 VERSION_FLAG=(${KUBERNETES_VERSION:+--kubernetes-version "$KUBERNETES_VERSION"})
@@ -238,6 +240,55 @@ YAML
 # check_status: kforge status shows a healthy cluster, then names the
 # scheduler once its static pod is gone, and is healthy again once it is
 # back.
+# A private registry (go-containerregistry's, TLS from its own CA, Basic
+# auth) on loopback serves docker.io/kforge-e2e/echo:mirror, an image no
+# public registry has: a cluster file whose registries make it docker.io's
+# mirror, with its CA and credentials by reference, must get a pod running
+# from it; `up` with the defaults again removes the registry's files.
+check_mirror() {
+  local dir pid out i
+  dir=$(mktemp -d)
+  export KFORGE_E2E_REGISTRY_USER=kforge-e2e
+  KFORGE_E2E_REGISTRY_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  export KFORGE_E2E_REGISTRY_PASSWORD
+  (umask 077; printf '%s\n' "$KFORGE_E2E_REGISTRY_PASSWORD" >"$dir/password")
+  "$REGISTRY" --addr 127.0.0.1:5443 --dir "$dir" >"$dir/requests.log" 2>"$dir/registry.err" &
+  pid=$!
+  for i in $(seq 60); do grep -q '^ready ' "$dir/requests.log" && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  grep -q '^ready ' "$dir/requests.log" || { cat "$dir/registry.err"; fail "the test registry did not start"; }
+  cat >"$dir/cluster.yaml" <<YAML
+apiVersion: kforge.dev/v1alpha1
+kind: Cluster
+hosts: [{local: true, role: control-plane}]
+registries:
+  docker.io:
+    mirrors: [https://127.0.0.1:5443]
+  127.0.0.1:5443:
+    ca: $dir/ca.crt
+    auth:
+      usernameFrom: env:KFORGE_E2E_REGISTRY_USER
+      passwordFrom: file:$dir/password
+YAML
+  out=$("$KFORGE" up --local -f "$dir/cluster.yaml" --bundle "$BUNDLE" "${VERSION_FLAG[@]}" --kubeconfig "$KUBECONFIG" 2>&1) || { echo "$out"; kill "$pid"; fail "kforge up -f with registries"; }
+  grep -qF "$KFORGE_E2E_REGISTRY_PASSWORD" <<<"$out" && fail "up printed the registry password"
+  [ "$(stat -c %a /etc/containerd/config.toml)" = 600 ] || fail "containerd's config holds credentials and is not 0600"
+  grep -q 'https://127.0.0.1:5443' /etc/containerd/certs.d/docker.io/hosts.toml || fail "no docker.io hosts.toml with the mirror"
+  k -n "$NS" run mirror --image docker.io/kforge-e2e/echo:mirror --restart=Never --port 8080 >/dev/null || fail "create the mirror pod"
+  k -n "$NS" wait --for=condition=Ready pod/mirror --timeout=120s >/dev/null ||
+    { k -n "$NS" describe pod mirror | tail -15; cat "$dir/requests.log"; kill "$pid"; fail "the pod's image did not come through the mirror"; }
+  grep -q '/v2/kforge-e2e/echo/manifests/mirror?ns=docker.io 200$' "$dir/requests.log" || { cat "$dir/requests.log"; kill "$pid"; fail "the mirror saw no authenticated manifest pull for docker.io"; }
+  grep -q ' 401$' "$dir/requests.log" || { kill "$pid"; fail "the registry never challenged containerd: the credentials path went untested"; }
+  echo "pod mirror Running from docker.io/kforge-e2e/echo:mirror, pulled through https://127.0.0.1:5443 ($(grep -c ' 200$' "$dir/requests.log") authenticated requests)"
+  k -n "$NS" delete pod mirror --wait=false >/dev/null
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  out=$("$KFORGE" up --local --bundle "$BUNDLE" "${VERSION_FLAG[@]}" --kubeconfig "$KUBECONFIG" 2>&1) || { echo "$out"; fail "kforge up back to the defaults"; }
+  [ -e /etc/containerd/certs.d/docker.io ] && fail "up without registries left docker.io's hosts.toml"
+  [ -e /var/lib/kforge/registry-auth.json ] && fail "up without registries left the stored credentials"
+  grep -q 'password =' /etc/containerd/config.toml && fail "up without registries left credentials in containerd's config"
+  rm -rf "$dir"
+  echo "up with the defaults removed the registry's files"
+}
+
 check_status() {
   local out i
   out=$("$KFORGE" status) || { echo "$out"; fail "kforge status on a healthy cluster"; }
@@ -403,6 +454,8 @@ log "the kubelet's serving certificate"
 check_serving
 log "the add-ons: local-path storage and metrics-server"
 check_addons
+log "registries: a pull through a private mirror with its CA and credentials"
+check_mirror
 log "kforge status"
 check_status
 log "kforge doctor"
