@@ -59,8 +59,8 @@ type Cluster struct {
 	// ImageRepository, when set, is where the add-ons' workload images
 	// (CoreDNS, metrics-server, local-path-provisioner) are pulled from,
 	// as REPOSITORY/NAME:TAG, instead of being imported from the bundle.
-	ImageRepository string `yaml:"imageRepository,omitempty"`
-	Artifacts            Artifacts  `yaml:"artifacts"`
+	ImageRepository string    `yaml:"imageRepository,omitempty"`
+	Artifacts       Artifacts `yaml:"artifacts"`
 
 	// Extra flags for the components kforge runs, as kubeadm's
 	// ClusterConfiguration has them. A flag kforge sets itself is refused,

@@ -76,9 +76,9 @@ const (
 	// ContainerdCertsDir holds one directory per registry host with its
 	// hosts.toml (mirrors, CA), containerd's registry config_path.
 	ContainerdCertsDir = ContainerdDir + "/certs.d"
-	ContainerdRoot   = "/var/lib/containerd"
-	ContainerdState  = "/run/containerd"
-	ContainerdSocket = ContainerdState + "/containerd.sock"
+	ContainerdRoot     = "/var/lib/containerd"
+	ContainerdState    = "/run/containerd"
+	ContainerdSocket   = ContainerdState + "/containerd.sock"
 	// The runtime kforge installs from a bundle, and containerd's unit
 	// for hosts with systemd.
 	ContainerdBinary = BinDir + "/containerd"
