@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kforge.dev/kforge/messages"
 	"kforge.dev/kforge/reporter"
 )
 
@@ -17,6 +18,13 @@ type globalOptions struct {
 	verbose bool
 	// output is -o/--output of the commands that take it (addOutputFlag).
 	output outputFormat
+	// lang is --lang: the language of status, explain and doctor.
+	lang string
+}
+
+// printer is the messages of --lang, or of the environment's locale.
+func (g *globalOptions) printer() (*messages.Printer, error) {
+	return messages.New(g.lang)
 }
 
 func (g *globalOptions) reporter(cmd *cobra.Command) *reporter.Reporter {
@@ -74,6 +82,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().BoolVar(&g.plain, "plain", false, "plain output, one line per step (the default when stdout is not a terminal)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log details to stderr")
+	root.PersistentFlags().StringVar(&g.lang, "lang", "", "language of status, explain and doctor: "+strings.Join(messages.Languages(), ", ")+" (default: from LC_ALL, LC_MESSAGES or LANG)")
 	root.AddCommand(newInit(g), newConfig(), newVersion())
 	for _, c := range commands {
 		root.AddCommand(c(g))
