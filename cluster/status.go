@@ -18,6 +18,7 @@ import (
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/messages"
 	"kforge.dev/kforge/phases"
 	"kforge.dev/kforge/reporter"
 )
@@ -28,6 +29,7 @@ type StatusOptions struct {
 	// ConfigFile asks the cluster file's control plane, over SSH.
 	ConfigFile string
 	JSON       bool
+	Printer    *messages.Printer
 	Out        io.Writer
 }
 
@@ -46,6 +48,14 @@ type Status struct {
 	JoinCommand string `json:"joinCommand"`
 	// Problems are what is not healthy; status fails when there are any.
 	Problems []string `json:"problems,omitempty"`
+	// problems are the same as message ids and their data, for --lang.
+	problems []problem
+}
+
+// problem is a message id of the catalogues and its data.
+type problem struct {
+	id   string
+	data map[string]any
 }
 
 // NodeStatus is one node: its role, version, Ready condition and the
@@ -113,10 +123,13 @@ func ClusterStatus(ctx context.Context, o StatusOptions) error {
 			return err
 		}
 	} else {
-		printStatus(o.Out, st)
+		printStatus(o.Out, st, o.Printer)
 	}
 	if len(st.Problems) > 0 {
-		return fmt.Errorf("not healthy:\n  %s", strings.Join(st.Problems, "\n  "))
+		if o.JSON || o.Printer == nil {
+			return fmt.Errorf("not healthy:\n  %s", strings.Join(st.Problems, "\n  "))
+		}
+		return fmt.Errorf("%s\n  %s", o.Printer.T("status.unhealthy", nil), strings.Join(localized(st.problems, o.Printer), "\n  "))
 	}
 	return nil
 }
@@ -130,11 +143,19 @@ func readStatus(ctx context.Context, h host.Host, d *phases.Data) (*Status, erro
 		Cluster: d.Cluster.Name, Endpoint: "https://" + d.Endpoint, ControlPlane: h.Name(),
 		JoinCommand: "kforge token create --print-join-command",
 	}
-	problem := func(format string, a ...any) { st.Problems = append(st.Problems, fmt.Sprintf(format, a...)) }
+	en := messages.English()
+	problem := func(id string, kv ...any) {
+		data := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			data[kv[i].(string)] = kv[i+1]
+		}
+		st.problems = append(st.problems, problem{id, data})
+		st.Problems = append(st.Problems, en.T("status.problem."+id, data))
+	}
 	if v, err := client.Kube.Discovery().ServerVersion(); err == nil {
 		st.Version = v.GitVersion
 	} else {
-		problem("the API server at %s does not answer: %v", client.Server(), err)
+		problem("apiserver", "Server", client.Server(), "Err", err)
 		return st, nil
 	}
 
@@ -157,10 +178,10 @@ func readStatus(ctx context.Context, h host.Host, d *phases.Data) (*Status, erro
 			ns.Kubelet = "no answer: " + err.Error()
 		}
 		if !ns.Ready {
-			problem("node %s is not Ready", n.Name)
+			problem("node", "Node", n.Name)
 		}
 		if ns.Kubelet != "ok" {
-			problem("the kubelet on %s: %s", n.Name, ns.Kubelet)
+			problem("kubelet", "Node", n.Name, "Health", ns.Kubelet)
 		}
 		st.Nodes = append(st.Nodes, ns)
 	}
@@ -198,7 +219,7 @@ func readStatus(ctx context.Context, h host.Host, d *phases.Data) (*Status, erro
 			}
 		}
 		if !cs.Healthy {
-			problem("%s on %s: %s", name, d.NodeName, cs.Health)
+			problem("component", "Component", name, "Node", d.NodeName, "Health", cs.Health)
 		}
 		st.Components = append(st.Components, cs)
 	}
@@ -220,7 +241,7 @@ func readStatus(ctx context.Context, h host.Host, d *phases.Data) (*Status, erro
 			}
 		}
 		if !cs.Healthy {
-			problem("%s on %s: %s", svc, d.NodeName, cs.Health)
+			problem("component", "Component", svc, "Node", d.NodeName, "Health", cs.Health)
 		}
 		st.Components = append(st.Components, cs)
 	}
@@ -229,19 +250,19 @@ func readStatus(ctx context.Context, h host.Host, d *phases.Data) (*Status, erro
 		if e, err := readEtcdPod(ctx, h); err == nil {
 			st.Etcd, err = etcdMembers(ctx, h, id, e.clientURL)
 			if err != nil {
-				problem("etcd members: %v", err)
+				problem("etcd", "Err", err)
 			}
 		}
 	}
 	for _, m := range st.Etcd {
 		if !m.Healthy {
-			problem("etcd member %s is not healthy: %s", m.Name, m.Error)
+			problem("member", "Member", m.Name, "Err", m.Error)
 		}
 	}
 
 	certs, err := expiration.Check(ctx, h, time.Now())
 	if err != nil {
-		problem("certificates: %v", err)
+		problem("certs", "Err", err)
 	}
 	st.Certificates.Count = len(certs)
 	for _, c := range certs {
@@ -253,7 +274,7 @@ func readStatus(ctx context.Context, h host.Host, d *phases.Data) (*Status, erro
 		}
 	}
 	if left := time.Until(st.Certificates.SoonestExpiry); st.Certificates.Soonest != "" && left < DefaultWarnWithin {
-		problem("certificate %s expires in %s: kforge certs renew all", st.Certificates.Soonest, expiration.HumanDuration(left))
+		problem("expiring", "Name", st.Certificates.Soonest, "Left", expiration.HumanDuration(left))
 	}
 	return st, nil
 }
@@ -315,27 +336,48 @@ func probeURL(p *corev1.Pod) string {
 	return "none"
 }
 
-func printStatus(w io.Writer, st *Status) {
-	fmt.Fprintf(w, "Cluster %s, Kubernetes %s, API server %s (read from %s)\n\n", st.Cluster, st.Version, st.Endpoint, st.ControlPlane)
+func printStatus(w io.Writer, st *Status, p *messages.Printer) {
+	if p == nil {
+		p = messages.English()
+	}
+	fmt.Fprintln(w, p.T("status.heading", map[string]string{"Cluster": st.Cluster, "Version": st.Version, "Endpoint": st.Endpoint, "Host": st.ControlPlane}))
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLES\tADDRESS\tVERSION\tREADY\tKUBELET /healthz")
+	fmt.Fprintln(tw, p.T("status.nodes", nil))
 	for _, n := range st.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", n.Name, n.Roles, n.Address, n.Version, n.Ready, n.Kubelet)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nControl plane on %s:\n", st.ControlPlane)
+	fmt.Fprintf(w, "\n%s\n", p.T("status.controlplane", map[string]string{"Host": st.ControlPlane}))
+	tw = tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	for _, c := range st.Components {
-		fmt.Fprintf(w, "  %s: %s\n    health: %s\n    config: %s\n    log:    %s\n", c.Name, c.RunsAs, c.Health, c.Config, c.Log)
+		fmt.Fprintf(tw, "  %s: %s\n", c.Name, c.RunsAs)
+		for _, f := range [][2]string{{"status.health", c.Health}, {"status.config", c.Config}, {"status.log", c.Log}} {
+			fmt.Fprintf(tw, "    %s:\t%s\n", p.T(f[0], nil), f[1])
+		}
 	}
-	fmt.Fprintln(w, "\netcd:")
+	tw.Flush()
+	fmt.Fprintf(w, "\n%s\n", p.T("status.etcd", nil))
 	printMembers(w, st.Etcd)
-	fmt.Fprintf(w, "\nCertificates: %d; the first kforge renews, %s, expires %s (in %s); the first CA expires %s\n",
-		st.Certificates.Count, st.Certificates.Soonest, st.Certificates.SoonestExpiry.Format(time.RFC3339),
-		expiration.HumanDuration(time.Until(st.Certificates.SoonestExpiry)), st.Certificates.CAExpiry.Format("2006-01-02"))
-	fmt.Fprintf(w, "\nTo join a node: %s\n", st.JoinCommand)
-	if len(st.Problems) > 0 {
-		fmt.Fprintf(w, "\nProblems:\n  %s\n", strings.Join(st.Problems, "\n  "))
+	fmt.Fprintf(w, "\n%s\n", p.T("status.certs", map[string]any{
+		"Count": st.Certificates.Count, "Name": st.Certificates.Soonest, "Expiry": st.Certificates.SoonestExpiry.Format(time.RFC3339),
+		"Left": expiration.HumanDuration(time.Until(st.Certificates.SoonestExpiry)), "CA": st.Certificates.CAExpiry.Format("2006-01-02"),
+	}))
+	fmt.Fprintf(w, "\n%s\n", p.T("status.join", map[string]string{"Command": st.JoinCommand}))
+	if len(st.problems) > 0 {
+		fmt.Fprintf(w, "\n%s\n", p.T("status.problems", nil))
+		for _, l := range localized(st.problems, p) {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
 	}
+}
+
+func localized(problems []problem, p *messages.Printer) []string {
+	out := make([]string, len(problems))
+	for i, pr := range problems {
+		out[i] = p.T("status.problem."+pr.id, pr.data)
+	}
+	return out
 }
 
 // runtimeVersion is "containerd v2.4.2" from crictl version's output.

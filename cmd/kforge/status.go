@@ -8,7 +8,7 @@ import (
 
 func init() { commands = append(commands, newStatus) }
 
-func newStatus(*globalOptions) *cobra.Command {
+func newStatus(g *globalOptions) *cobra.Command {
 	o := cluster.StatusOptions{}
 	var output outputFormat
 	cmd := &cobra.Command{
@@ -20,8 +20,11 @@ func newStatus(*globalOptions) *cobra.Command {
 			"and when the certificates expire. Exits non-zero, naming them, when something is not healthy.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.JSON = output == "json"
-			o.Out = cmd.OutOrStdout()
+			p, err := g.printer()
+			if err != nil {
+				return err
+			}
+			o.JSON, o.Printer, o.Out = output == "json", p, cmd.OutOrStdout()
 			return cluster.ClusterStatus(cmd.Context(), o)
 		},
 	}

@@ -289,6 +289,29 @@ YAML
   echo "up with the defaults removed the registry's files"
 }
 
+# kforge explain maps the cluster from its live facts and traces the web
+# Deployment to its running containers, in English and in Chinese.
+check_explain() {
+  local out lang want
+  out=$("$KFORGE" explain) || { echo "$out"; fail "kforge explain"; }
+  for want in 'etcd — the only state' '/var/lib/etcd' 'MiB' 'Node,RBAC' 'client certificates (x509)' 'unix:///run/containerd/containerd.sock' \
+      'containerd://2.' '10-kforge-bridge.conflist' '10.244.0.0/24' 'rancher.io/local-path (default)' 'kube-system/kube-proxy 1/1' '10.96.0.10'; do
+    grep -qF -- "$want" <<<"$out" || { echo "$out"; fail "kforge explain lacks '$want'"; }
+  done
+  for lang in en zh; do
+    out=$("$KFORGE" explain deployment web -n "$NS" --lang "$lang") || { echo "$out"; fail "kforge explain deployment web --lang $lang"; }
+    echo "$out"
+    [ "$(grep -c '^✓ [1-7]\. ' <<<"$out")" = 7 ] || fail "explain deployment web --lang $lang: want the 7 steps done"
+    for want in 'ownerReference → Deployment web' 'ScalingReplicaSet (deployment-controller)' 'SuccessfulCreate (replicaset-controller)' \
+        'Scheduled (default-scheduler)' 'Started (kubelet)' 'containerd://' 'EndpointSlice web-' 'ready=true'; do
+      grep -qF -- "$want" <<<"$out" || fail "explain deployment web --lang $lang lacks '$want'"
+    done
+  done
+  grep -qF '调度器把 Pod 绑定到节点' <<<"$out" || fail "explain --lang zh is not in Chinese"
+  out=$("$KFORGE" explain pod "$(k -n "$NS" get pod -l app=web -o jsonpath='{.items[0].metadata.name}')" -n "$NS" -o json) || fail "explain pod -o json"
+  [ "$(jq '[.steps[] | select(.done)] | length' <<<"$out")" = 7 ] || fail "explain pod -o json: want 7 steps done: $out"
+}
+
 check_status() {
   local out i
   out=$("$KFORGE" status) || { echo "$out"; fail "kforge status on a healthy cluster"; }
@@ -298,6 +321,11 @@ check_status() {
     grep -qF -- "$want" <<<"$out" || fail "kforge status lacks '$want'"
   done
   [ "$("$KFORGE" status -o json | jq '[.components[] | select(.healthy)] | length')" = 6 ] || fail "status -o json: want 6 healthy components"
+  out=$(LANG=zh_CN.UTF-8 "$KFORGE" status) || { echo "$out"; fail "kforge status in Chinese"; }
+  for want in '集群 kubernetes，Kubernetes v1.' '上的控制平面：' '健康:' '日志:' '加入节点：kforge token create'; do
+    grep -qF -- "$want" <<<"$out" || { echo "$out"; fail "kforge status under LANG=zh_CN.UTF-8 lacks '$want'"; }
+  done
+  echo "$out" | head -1
   mv /etc/kubernetes/manifests/kube-scheduler.yaml "$(dirname "$KUBECONFIG")/"
   for i in $(seq 1 60); do
     out=$("$KFORGE" status 2>&1) || break
@@ -458,6 +486,8 @@ log "registries: a pull through a private mirror with its CA and credentials"
 check_mirror
 log "kforge status"
 check_status
+log "kforge explain"
+check_explain
 log "kforge doctor"
 check_doctor
 log "kforge certs check-expiration"
