@@ -13,6 +13,7 @@ import (
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/messages"
 	"kforge.dev/kforge/providers/ssh"
 )
 
@@ -24,6 +25,7 @@ type DoctorOptions struct {
 	ConfigFile string
 	JSON       bool
 	Parallel   int
+	Printer    *messages.Printer
 	Out        io.Writer
 }
 
@@ -82,14 +84,18 @@ func Doctor(ctx context.Context, o DoctorOptions) error {
 			return err
 		}
 	} else {
+		p := o.Printer
+		if p == nil {
+			p = messages.English()
+		}
 		for _, f := range findings {
-			fmt.Fprintln(o.Out, f)
+			fmt.Fprintln(o.Out, f.Localized(p))
 		}
 		for _, n := range notes {
-			fmt.Fprintln(o.Out, "note:", n)
+			fmt.Fprintln(o.Out, p.T("doctor.note", nil), n)
 		}
 		if len(findings) == 0 && len(notes) == 0 {
-			fmt.Fprintln(o.Out, "kforge doctor found nothing wrong")
+			fmt.Fprintln(o.Out, p.T("doctor.nothing", nil))
 		}
 	}
 	switch {

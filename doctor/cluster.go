@@ -31,12 +31,10 @@ func Cluster(ctx context.Context, c kubernetes.Interface) ([]Finding, error) {
 		for _, cond := range n.Status.Conditions {
 			switch {
 			case cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionUnknown:
-				fs = append(fs, Finding{Check: CheckAPIReach, Where: "node " + n.Name,
-					Problem: fmt.Sprintf("the kubelet has not reported since %s (%s)", cond.LastHeartbeatTime.UTC().Format("2006-01-02 15:04:05"), cond.Message),
-					Fix:     "check that the kubelet runs on " + n.Name + " and reaches the API server (kforge status; its log names the error)"})
+				fs = append(fs, finding(CheckAPIReach, "node "+n.Name, "api-reach", "",
+					"Since", cond.LastHeartbeatTime.UTC().Format("2006-01-02 15:04:05"), "Message", cond.Message, "Node", n.Name))
 			case cond.Type == corev1.NodeDiskPressure && cond.Status == corev1.ConditionTrue:
-				fs = append(fs, Finding{Check: CheckDisk, Where: "node " + n.Name, Problem: "DiskPressure: " + cond.Message,
-					Fix: "free space on " + n.Name + " (crictl rmi --prune, old logs) or grow its disk; the kubelet evicts pods meanwhile"})
+				fs = append(fs, finding(CheckDisk, "node "+n.Name, "disk-pressure", "", "Message", cond.Message, "Node", n.Name))
 			}
 		}
 	}
@@ -52,14 +50,10 @@ func Cluster(ctx context.Context, c kubernetes.Interface) ([]Finding, error) {
 			}
 			where := "pod " + p.Namespace + "/" + p.Name
 			if have[s.Image] || have[normalize(s.Image)] {
-				fs = append(fs, Finding{Check: CheckImages, Where: where,
-					Problem: fmt.Sprintf("%s cannot get image %s on node %s, though another node has it (%s)", s.Name, s.Image, p.Spec.NodeName, w.Reason),
-					Fix:     "load it on every node: kforge images load FILE -f kforge.yaml"})
+				fs = append(fs, finding(CheckImages, where, "image-elsewhere", "", "Container", s.Name, "Image", s.Image, "Node", p.Spec.NodeName, "Reason", w.Reason))
 				continue
 			}
-			fs = append(fs, Finding{Check: CheckImages, Where: where,
-				Problem: fmt.Sprintf("%s waits for image %s, which no node's containerd has (%s)", s.Name, s.Image, w.Reason),
-				Fix:     "put it on the nodes: kforge images load FILE (a docker save archive of it), or push it to a registry the nodes reach"})
+			fs = append(fs, finding(CheckImages, where, "image-missing", "", "Container", s.Name, "Image", s.Image, "Reason", w.Reason))
 		}
 	}
 	slices, err := c.DiscoveryV1().EndpointSlices(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kube-dns"})
@@ -75,9 +69,7 @@ func Cluster(ctx context.Context, c kubernetes.Interface) ([]Finding, error) {
 		}
 	}
 	if ready == 0 {
-		fs = append(fs, Finding{Check: CheckDNS, Where: "service kube-system/kube-dns",
-			Problem: "no CoreDNS pod is ready: names do not resolve in the cluster",
-			Fix:     "kubectl -n kube-system get pods -l k8s-app=kube-dns, and their events and logs"})
+		fs = append(fs, finding(CheckDNS, "service kube-system/kube-dns", "dns", ""))
 	}
 	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Check < fs[j].Check })
 	return fs, nil

@@ -17,6 +17,7 @@ import (
 	"kforge.dev/kforge/expiration"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/messages"
 )
 
 // Finding is one cause found: which check, where, what is wrong and what
@@ -26,10 +27,38 @@ type Finding struct {
 	Where   string `json:"where"`
 	Problem string `json:"problem"`
 	Fix     string `json:"fix"`
+	// problem and fix are the catalogues' message ids of Problem and Fix,
+	// data what they show.
+	problem, fix string
+	data         map[string]any
 }
 
-func (f Finding) String() string {
-	return fmt.Sprintf("[%s] %s: %s\n    fix: %s", f.Check, f.Where, f.Problem, f.Fix)
+// finding makes a Finding whose problem and fix are the messages
+// doctor.PROBLEM.problem and doctor.FIX.fix (FIX "" means PROBLEM), in
+// English; Localized renders it in another language.
+func finding(check, where, problem, fix string, kv ...any) Finding {
+	if fix == "" {
+		fix = problem
+	}
+	data := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		data[kv[i].(string)] = kv[i+1]
+	}
+	f := Finding{Check: check, Where: where, problem: "doctor." + problem + ".problem", fix: "doctor." + fix + ".fix", data: data}
+	en := messages.English()
+	f.Problem, f.Fix = en.T(f.problem, data), en.T(f.fix, data)
+	return f
+}
+
+func (f Finding) String() string { return f.Localized(messages.English()) }
+
+// Localized is the finding for people, in p's language.
+func (f Finding) Localized(p *messages.Printer) string {
+	problem, fix := f.Problem, f.Fix
+	if f.problem != "" {
+		problem, fix = p.T(f.problem, f.data), p.T(f.fix, f.data)
+	}
+	return fmt.Sprintf("[%s] %s: %s\n    %s %s", f.Check, f.Where, problem, p.T("doctor.fix", nil), fix)
 }
 
 // Checks' names, as findings carry them.
@@ -98,67 +127,58 @@ func Host(ctx context.Context, h host.Host, now time.Time) ([]Finding, error) {
 	}
 	where := h.Name()
 	var fs []Finding
-	add := func(check, problem, fix string) {
-		fs = append(fs, Finding{Check: check, Where: where, Problem: problem, Fix: fix})
+	add := func(check, problem, fix string, kv ...any) {
+		fs = append(fs, finding(check, where, problem, fix, kv...))
 	}
 	if kb, _ := strconv.Atoi(facts["swap"]); kb > 0 {
-		add(CheckSwap, fmt.Sprintf("swap is on (%d MiB in use or reserved)", kb/1024),
-			"turn it off (swapoff -a, and remove it from /etc/fstab); the kubelet refuses to run with swap unless failSwapOn is false")
+		add(CheckSwap, "swap", "", "MiB", kb/1024)
 	}
 	// The kernel settings matter only where a cluster runs or is to run;
 	// doctor reports them everywhere, as preflight would refuse them.
 	if facts["ip_forward"] != "1" {
-		add(CheckIPForward, "net.ipv4.ip_forward is "+orNone(facts["ip_forward"])+": this host does not route pod traffic",
-			"sysctl -w net.ipv4.ip_forward=1 (kforge init sets it, and /etc/sysctl.d/99-kforge.conf keeps it)")
+		add(CheckIPForward, "ip-forward", "", "Value", orNone(facts["ip_forward"]))
 	}
 	switch facts["bridge_nf"] {
 	case "1":
 	case "missing":
-		add(CheckBridgeNF, "the br_netfilter module is not loaded: Services do not work for pods on the same bridge",
-			"modprobe br_netfilter, then sysctl -w net.bridge.bridge-nf-call-iptables=1")
+		add(CheckBridgeNF, "bridge-nf-missing", "")
 	default:
-		add(CheckBridgeNF, "net.bridge.bridge-nf-call-iptables is "+orNone(facts["bridge_nf"])+": Services do not work for pods on the same bridge",
-			"sysctl -w net.bridge.bridge-nf-call-iptables=1")
+		add(CheckBridgeNF, "bridge-nf", "", "Value", orNone(facts["bridge_nf"]))
 	}
 	if d, c := facts["kubelet_driver"], facts["containerd_systemd"]; d != "" && c != "" && (d == "systemd") != (c == "true") {
-		add(CheckCgroupDriver, fmt.Sprintf("the kubelet's cgroupDriver is %s but containerd's runc has SystemdCgroup = %s", d, c),
-			"make both systemd or both cgroupfs (kforge init writes both from the host's facts: run it again)")
+		add(CheckCgroupDriver, "cgroup-driver", "", "Kubelet", d, "Containerd", c)
 	}
 	// Only where containerd is configured: a machine without a cluster
 	// has no runtime to ask.
 	if cri, ok := facts["cri"]; ok && cri != "ok" {
-		add(CheckCRI, "the container runtime does not answer on "+layout.ContainerdSocket+": "+orNone(cri),
-			"start containerd (kforge init does), and read its log")
+		add(CheckCRI, "cri", "", "Socket", layout.ContainerdSocket, "Err", orNone(cri))
 	}
 	if t, err := strconv.ParseFloat(facts["time"], 64); err == nil && !now.IsZero() {
 		// The host's clock was read somewhere between start and now.
 		mid := start.Add(now.Sub(start) / 2)
 		skew := time.Duration((t - float64(mid.UnixNano())/1e9) * float64(time.Second))
 		if math.Abs(float64(skew)) > float64(MaxSkew+now.Sub(start)/2) {
-			add(CheckClock, fmt.Sprintf("its clock is %s off this machine's", skew.Round(time.Millisecond)),
-				"run NTP (chrony or systemd-timesyncd) on every node: certificates and tokens are checked against the clock")
+			add(CheckClock, "clock", "", "Skew", skew.Round(time.Millisecond).String())
 		}
 	}
 	if p, err := strconv.Atoi(facts["disk"]); err == nil && p >= DiskFullPercent {
-		add(CheckDisk, fmt.Sprintf("/var/lib is %d%% full: the kubelet evicts pods when its disk runs low", p),
-			"free space under /var/lib (old images: crictl rmi --prune) or grow the disk")
+		add(CheckDisk, "disk", "", "Percent", p)
 	}
 	fs = append(fs, portFindings(where, facts["listen"])...)
 	certs, err := expiration.Check(ctx, h, time.Now())
 	if err == nil {
 		for _, c := range expiration.Expiring(certs, CertsWithin) {
-			state := "expires in " + expiration.HumanDuration(c.Residual)
+			problem, fix := "cert-expiring", "cert-kforge"
 			if c.Residual <= 0 {
-				state = "has expired"
+				problem = "cert-expired"
 			}
-			fix := "kforge certs renew all (or certs: {autoRenew: true} in the cluster file)"
 			if c.RenewedBy == expiration.ByKubelet {
-				fix = "the kubelet renews it: check that it can reach the API server"
+				fix = "cert-kubelet"
 			}
 			if c.CA {
-				fix = "a CA cannot be renewed in place: plan a new cluster, or re-sign with a new CA"
+				fix = "cert-ca"
 			}
-			add(CheckCerts, fmt.Sprintf("%s (%s) %s", c.Name, c.File, state), fix)
+			add(CheckCerts, problem, fix, "Name", c.Name, "File", c.File, "Left", expiration.HumanDuration(c.Residual))
 		}
 	}
 	return fs, nil
@@ -187,9 +207,7 @@ func portFindings(where, listen string) []Finding {
 			continue
 		}
 		seen[port] = true
-		fs = append(fs, Finding{Check: CheckPorts, Where: where,
-			Problem: fmt.Sprintf("port %d, which %s needs, is held by %s (pid %s)", port, want, m[1], m[2]),
-			Fix:     "stop that program, or move it to another port"})
+		fs = append(fs, finding(CheckPorts, where, "port", "", "Port", port, "Want", want, "Program", m[1], "PID", m[2]))
 	}
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Problem < fs[j].Problem })
 	return fs

@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"kforge.dev/kforge/host"
 	hostfake "kforge.dev/kforge/host/fake"
+	"kforge.dev/kforge/messages"
 )
 
 // probeHost is a host whose probe prints facts, over a healthy default.
@@ -80,6 +82,7 @@ func TestHostChecks(t *testing.T) {
 			if len(fs) != 1 || fs[0].Check != tc.check || !strings.Contains(fs[0].Problem, tc.want) || fs[0].Fix == "" || fs[0].Where != "node1" {
 				t.Fatalf("findings %v, want one %s containing %q with a fix", fs, tc.check, tc.want)
 			}
+			localized(t, fs)
 		})
 	}
 	// No runtime configured: no CRI finding; the same machine: no clock.
@@ -124,6 +127,7 @@ func TestClusterChecks(t *testing.T) {
 	if got != "disk dns images images kubelet-api" {
 		t.Fatalf("checks %q; findings:\n%v", got, fs)
 	}
+	localized(t, fs)
 	text := fmt.Sprint(fs)
 	for _, want := range []string{
 		"no CoreDNS pod is ready", "DiskPressure: kubelet has disk pressure",
@@ -132,6 +136,26 @@ func TestClusterChecks(t *testing.T) {
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("findings lack %q:\n%s", want, text)
+		}
+	}
+}
+
+// localized checks that each finding reads in Chinese with every fact
+// English shows: no message id left, the same numbers and names.
+func localized(t *testing.T, fs []Finding) {
+	t.Helper()
+	zh, err := messages.New("zh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digits := regexp.MustCompile(`[0-9]+`)
+	for _, f := range fs {
+		en, cn := f.String(), f.Localized(zh)
+		if strings.Contains(en, "doctor.") || strings.Contains(cn, "doctor.") || !strings.Contains(cn, "处理：") {
+			t.Errorf("finding not in the catalogues:\n%s\n%s", en, cn)
+		}
+		if a, b := digits.FindAllString(en, -1), digits.FindAllString(cn, -1); len(b) < len(a)-1 {
+			t.Errorf("the Chinese finding lost facts:\n%s\n%s", en, cn)
 		}
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 func init() { commands = append(commands, newDoctor) }
 
-func newDoctor(*globalOptions) *cobra.Command {
+func newDoctor(g *globalOptions) *cobra.Command {
 	o := cluster.DoctorOptions{}
 	var output outputFormat
 	cmd := &cobra.Command{
@@ -25,7 +25,11 @@ func newDoctor(*globalOptions) *cobra.Command {
 			if err := atLeastOne("parallel", o.Parallel); err != nil {
 				return err
 			}
-			o.Out = cmd.OutOrStdout()
+			p, err := g.printer()
+			if err != nil {
+				return err
+			}
+			o.Printer, o.Out = p, cmd.OutOrStdout()
 			return cluster.Doctor(cmd.Context(), o)
 		},
 	}
