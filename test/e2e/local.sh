@@ -273,13 +273,16 @@ YAML
   grep -qF "$KFORGE_E2E_REGISTRY_PASSWORD" <<<"$out" && fail "up printed the registry password"
   [ "$(stat -c %a /etc/containerd/config.toml)" = 600 ] || fail "containerd's config holds credentials and is not 0600"
   grep -q 'https://127.0.0.1:5443' /etc/containerd/certs.d/docker.io/hosts.toml || fail "no docker.io hosts.toml with the mirror"
-  k -n "$NS" run mirror --image docker.io/kforge-e2e/echo:mirror --restart=Never --port 8080 >/dev/null || fail "create the mirror pod"
+  # An earlier run's copy would hide the pull: the pod must fetch it.
+  ctr -n k8s.io images rm docker.io/kforge-e2e/echo:mirror >/dev/null 2>&1 || true
+  k -n "$NS" run mirror --image docker.io/kforge-e2e/echo:mirror --image-pull-policy=Always --restart=Never --port 8080 >/dev/null || fail "create the mirror pod"
   k -n "$NS" wait --for=condition=Ready pod/mirror --timeout=120s >/dev/null ||
     { k -n "$NS" describe pod mirror | tail -15; cat "$dir/requests.log"; kill "$pid"; fail "the pod's image did not come through the mirror"; }
   grep -q '/v2/kforge-e2e/echo/manifests/mirror?ns=docker.io 200$' "$dir/requests.log" || { cat "$dir/requests.log"; kill "$pid"; fail "the mirror saw no authenticated manifest pull for docker.io"; }
   grep -q ' 401$' "$dir/requests.log" || { kill "$pid"; fail "the registry never challenged containerd: the credentials path went untested"; }
   echo "pod mirror Running from docker.io/kforge-e2e/echo:mirror, pulled through https://127.0.0.1:5443 ($(grep -c ' 200$' "$dir/requests.log") authenticated requests)"
   k -n "$NS" delete pod mirror --wait=false >/dev/null
+  ctr -n k8s.io images rm docker.io/kforge-e2e/echo:mirror >/dev/null 2>&1 || true
   kill "$pid"; wait "$pid" 2>/dev/null || true
   out=$("$KFORGE" up --local --bundle "$BUNDLE" "${VERSION_FLAG[@]}" --kubeconfig "$KUBECONFIG" 2>&1) || { echo "$out"; fail "kforge up back to the defaults"; }
   [ -e /etc/containerd/certs.d/docker.io ] && fail "up without registries left docker.io's hosts.toml"
