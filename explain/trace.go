@@ -142,11 +142,11 @@ func podSteps(ctx context.Context, c kubernetes.Interface, t *Trace, pod *corev1
 	if pod.Spec.NodeName != "" {
 		ev = append([]string{p.T("explain.ev.bound", map[string]string{"Pod": pod.Name, "Node": pod.Spec.NodeName, "Scheduler": schedulerName(pod)})}, ev...)
 	}
-	ev = append(ev, condLine(pod, corev1.PodScheduled))
+	ev = append(ev, condLine(p, pod, corev1.PodScheduled))
 	t.addIf(p, "scheduled", pod.Spec.NodeName != "", first(sched, when), ev...)
 
 	kubelet := events(ctx, c, pod.Namespace, "Pod", pod.Name, "", "")
-	ev = []string{condLine(pod, corev1.PodReadyToStartContainers)}
+	ev = []string{condLine(p, pod, corev1.PodReadyToStartContainers)}
 	for _, e := range kubelet {
 		if e.source == "kubelet" {
 			ev = append(ev, e.line())
@@ -163,7 +163,7 @@ func podSteps(ctx context.Context, c kubernetes.Interface, t *Trace, pod *corev1
 		}
 		ev = append(ev, line)
 	}
-	ev = append(ev, condLine(pod, corev1.ContainersReady))
+	ev = append(ev, condLine(p, pod, corev1.ContainersReady))
 	t.addIf(p, "containers", !started.IsZero(), orTime(condTime(pod, corev1.PodReadyToStartContainers), started), ev...)
 
 	ev = nil
@@ -186,8 +186,12 @@ func podSteps(ctx context.Context, c kubernetes.Interface, t *Trace, pod *corev1
 	t.addIf(p, "network", pod.Status.PodIP != "", condTime(pod, corev1.PodReadyToStartContainers), ev...)
 
 	ev, routed, when := routes(ctx, c, pod, p)
-	ev = append([]string{condLine(pod, corev1.PodReady)}, ev...)
-	t.addIf(p, "routed", routed, orTime(when, condTime(pod, corev1.PodReady)), ev...)
+	ev = append([]string{condLine(p, pod, corev1.PodReady)}, ev...)
+	// Routed once both are true: the pod is Ready and a slice lists it.
+	if ready := condTime(pod, corev1.PodReady); ready.After(when) {
+		when = ready
+	}
+	t.addIf(p, "routed", routed, when, ev...)
 }
 
 // routes finds the Services whose selector takes the pod and the endpoint
@@ -357,14 +361,14 @@ func condTime(pod *corev1.Pod, t corev1.PodConditionType) time.Time {
 	return time.Time{}
 }
 
-func condLine(pod *corev1.Pod, t corev1.PodConditionType) string {
+func condLine(p Printer, pod *corev1.Pod, t corev1.PodConditionType) string {
 	for _, c := range pod.Status.Conditions {
 		if c.Type == t {
-			s := fmt.Sprintf("condition %s=%s since %s", c.Type, c.Status, stamp(c.LastTransitionTime.Time))
+			reason := ""
 			if c.Reason != "" {
-				s += " (" + c.Reason + ")"
+				reason = " (" + c.Reason + ")"
 			}
-			return s
+			return p.T("explain.ev.condition", map[string]string{"Type": string(c.Type), "Status": string(c.Status), "Since": stamp(c.LastTransitionTime.Time), "Reason": reason})
 		}
 	}
 	return ""

@@ -130,3 +130,16 @@ func KforgeSpec(binary, sha256hex string) Spec {
 		User:       "65534:65534",
 	}
 }
+
+// Rehome is ref under repository instead of its registry, with the same
+// path and tag: Rehome("registry.k8s.io/coredns/coredns:v1.14.6",
+// "harbor.example/k8s") is "harbor.example/k8s/coredns/coredns:v1.14.6",
+// as `crane copy` or a registry's replication lays images out. The cluster
+// file's imageRepository uses it for the add-ons' images.
+func Rehome(ref, repository string) string {
+	path := ref
+	if first, rest, ok := strings.Cut(ref, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		path = rest
+	}
+	return strings.TrimSuffix(repository, "/") + "/" + path
+}

@@ -7,6 +7,7 @@ import (
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
+	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
@@ -64,6 +65,12 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// imageRepository: the workload add-ons come from the user's registry.
+	pull := "Never"
+	if repo := d.Cluster.ImageRepository; repo != "" {
+		imgs.CoreDNS, imgs.MetricsServer, imgs.LocalPath = images.Rehome(imgs.CoreDNS, repo), images.Rehome(imgs.MetricsServer, repo), images.Rehome(imgs.LocalPath, repo)
+		pull = "IfNotPresent"
+	}
 	var metrics, localPath string
 	if config.Enabled(d.Cluster.Addons.MetricsServer) {
 		metrics = imgs.MetricsServer
@@ -72,6 +79,7 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 		localPath = imgs.LocalPath
 	}
 	out, err := templates.RenderAddons(templates.Addons{
+		WorkloadPullPolicy: pull,
 		MetricsServerImage: metrics,
 		LocalPathImage:     localPath,
 		ProxyImage:         imgs.Proxy,

@@ -131,3 +131,41 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// imageRepository moves the workload add-ons' images to the user's
+// registry, pulled when absent; without it they come from the bundle and
+// are never pulled.
+func TestImageRepository(t *testing.T) {
+	d, _ := fakeNode(t, ciHost)
+	all := func() string {
+		addons, err := d.renderAddons(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, a := range addons {
+			b.Write(a.Data)
+		}
+		return b.String()
+	}
+	bundle := all()
+	if strings.Contains(bundle, "harbor.example") || !strings.Contains(bundle, "image: registry.k8s.io/metrics-server/metrics-server:") {
+		t.Fatalf("defaults:\n%s", bundle)
+	}
+	d.Cluster.ImageRepository = "harbor.example/k8s"
+	moved := all()
+	for _, want := range []string{
+		"image: harbor.example/k8s/coredns/coredns:",
+		"image: harbor.example/k8s/metrics-server/metrics-server:",
+		"image: harbor.example/k8s/rancher/local-path-provisioner:",
+		"imagePullPolicy: IfNotPresent",
+		"image: registry.k8s.io/kube-proxy:",
+	} {
+		if !strings.Contains(moved, want) {
+			t.Errorf("with imageRepository the add-ons lack %q", want)
+		}
+	}
+	if strings.Contains(moved, "imagePullPolicy: Never\n        ports") {
+		t.Error("metrics-server still never pulls")
+	}
+}

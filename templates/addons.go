@@ -45,6 +45,10 @@ type Addons struct {
 	MetricsServerImage string
 	LocalPathImage     string
 	LocalPathDir       string
+	// WorkloadPullPolicy is the imagePullPolicy of metrics-server and
+	// local-path-provisioner: Never (the default) when their images come
+	// from the bundle, IfNotPresent when from a registry.
+	WorkloadPullPolicy string
 	// APIServerURL is where kube-proxy reaches the API server: the
 	// control-plane endpoint, https://host:port.
 	APIServerURL string
@@ -113,6 +117,9 @@ func (a Addons) withDefaults() Addons {
 	}
 	if a.LocalPathDir == "" {
 		a.LocalPathDir = layout.LocalPathDir
+	}
+	if a.WorkloadPullPolicy == "" {
+		a.WorkloadPullPolicy = "Never"
 	}
 	return a
 }

@@ -242,17 +242,27 @@ YAML
 # back.
 # A private registry (go-containerregistry's, TLS from its own CA, Basic
 # auth) on loopback serves docker.io/kforge-e2e/echo:mirror, an image no
-# public registry has: a cluster file whose registries make it docker.io's
-# mirror, with its CA and credentials by reference, must get a pod running
-# from it; `up` with the defaults again removes the registry's files.
+# public registry has, and the add-ons' images under k8s/: a cluster file
+# whose registries make it docker.io's mirror, with its CA and credentials
+# by reference, and whose imageRepository names it, must get a pod running
+# through the mirror and the add-ons running from the registry; `up` with
+# the defaults again puts the bundle's images back and removes the
+# registry's files.
 check_mirror() {
-  local dir pid out i
+  local dir pid out i img ref archive archives=()
   dir=$(mktemp -d)
+  # The add-ons' images as the bundle build left them, one archive each.
+  for img in $(k -n kube-system get deploy coredns metrics-server -o jsonpath='{..containers[0].image}') \
+      $(k -n local-path-storage get deploy local-path-provisioner -o jsonpath='{..containers[0].image}'); do
+    archive=$(ls "${KFORGE_CACHE:-$HOME/.cache/kforge}"/staging/*/images/"$(tr '/:' '__' <<<"$img")".tar 2>/dev/null | head -1 || true)
+    [ -f "$archive" ] || fail "no archive of $img in the bundle's staging directory"
+    archives+=(--push "$archive")
+  done
   export KFORGE_E2E_REGISTRY_USER=kforge-e2e
   KFORGE_E2E_REGISTRY_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
   export KFORGE_E2E_REGISTRY_PASSWORD
   (umask 077; printf '%s\n' "$KFORGE_E2E_REGISTRY_PASSWORD" >"$dir/password")
-  "$REGISTRY" --addr 127.0.0.1:5443 --dir "$dir" >"$dir/requests.log" 2>"$dir/registry.err" &
+  "$REGISTRY" --addr 127.0.0.1:5443 --dir "$dir" "${archives[@]}" >"$dir/requests.log" 2>"$dir/registry.err" &
   pid=$!
   for i in $(seq 60); do grep -q '^ready ' "$dir/requests.log" && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   grep -q '^ready ' "$dir/requests.log" || { cat "$dir/registry.err"; fail "the test registry did not start"; }
@@ -260,6 +270,7 @@ check_mirror() {
 apiVersion: kforge.dev/v1alpha1
 kind: Cluster
 hosts: [{local: true, role: control-plane}]
+imageRepository: 127.0.0.1:5443/k8s
 registries:
   docker.io:
     mirrors: [https://127.0.0.1:5443]
@@ -281,6 +292,14 @@ YAML
   grep -q '/v2/kforge-e2e/echo/manifests/mirror?ns=docker.io 200$' "$dir/requests.log" || { cat "$dir/requests.log"; kill "$pid"; fail "the mirror saw no authenticated manifest pull for docker.io"; }
   grep -q ' 401$' "$dir/requests.log" || { kill "$pid"; fail "the registry never challenged containerd: the credentials path went untested"; }
   echo "pod mirror Running from docker.io/kforge-e2e/echo:mirror, pulled through https://127.0.0.1:5443 ($(grep -c ' 200$' "$dir/requests.log") authenticated requests)"
+  for d in kube-system/coredns kube-system/metrics-server local-path-storage/local-path-provisioner; do
+    k -n "${d%/*}" rollout status deployment "${d#*/}" --timeout=120s >/dev/null || { k -n "${d%/*}" describe deploy "${d#*/}" | tail -20; kill "$pid"; fail "$d did not roll out from imageRepository"; }
+    img=$(k -n "${d%/*}" get deploy "${d#*/}" -o jsonpath='{..containers[0].image}')
+    [[ "$img" == 127.0.0.1:5443/k8s/* ]] || { kill "$pid"; fail "$d runs $img, not from imageRepository"; }
+    ref=${img#127.0.0.1:5443/k8s/}
+    grep -q "GET /v2/k8s/${ref%:*}/manifests/.* 200$" "$dir/requests.log" || { cat "$dir/requests.log"; kill "$pid"; fail "no pull of $img reached the registry"; }
+  done
+  echo "CoreDNS, metrics-server and local-path-provisioner rolled out from imageRepository 127.0.0.1:5443/k8s"
   k -n "$NS" delete pod mirror --wait=false >/dev/null
   ctr -n k8s.io images rm docker.io/kforge-e2e/echo:mirror >/dev/null 2>&1 || true
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -288,6 +307,9 @@ YAML
   [ -e /etc/containerd/certs.d/docker.io ] && fail "up without registries left docker.io's hosts.toml"
   [ -e /var/lib/kforge/registry-auth.json ] && fail "up without registries left the stored credentials"
   grep -q 'password =' /etc/containerd/config.toml && fail "up without registries left credentials in containerd's config"
+  k -n kube-system rollout status deployment coredns --timeout=120s >/dev/null || fail "coredns did not roll back to the bundle's image"
+  [[ "$(k -n kube-system get deploy coredns -o jsonpath='{..containers[0].image}')" == registry.k8s.io/* ]] || fail "coredns kept the registry's image"
+  ctr -n k8s.io images ls -q | grep '^127.0.0.1:5443/' | xargs -r ctr -n k8s.io images rm >/dev/null
   rm -rf "$dir"
   echo "up with the defaults removed the registry's files"
 }

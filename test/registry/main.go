@@ -7,6 +7,10 @@
 //
 //	e2e-registry --addr 127.0.0.1:5443 --dir DIR --echo PATH
 //
+// Each --push ARCHIVE (a docker save tarball, as the bundle's staging
+// directory keeps them) is pushed under --prefix with its path and tag,
+// as images.Rehome lays them out: the registry an imageRepository names.
+//
 // The user and password come from KFORGE_E2E_REGISTRY_USER and
 // KFORGE_E2E_REGISTRY_PASSWORD. DIR receives ca.crt. It runs until killed.
 package main
@@ -23,6 +27,7 @@ import (
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math/big"
 	"net"
@@ -34,7 +39,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"kforge.dev/kforge/images"
 )
@@ -49,13 +56,19 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:5443", "loopback address to serve on")
 	dir := flag.String("dir", "", "directory that receives ca.crt")
 	echo := flag.String("echo", images.DefaultCache().Binary("echo", images.EchoVersion, "echo"), "the echo test server binary to push as "+Repository+":"+Tag)
+	prefix := flag.String("prefix", "k8s", "repository prefix the --push archives go under")
+	var archives []string
+	flag.Func("push", "docker save archive to push under --prefix (repeatable)", func(s string) error {
+		archives = append(archives, s)
+		return nil
+	})
 	flag.Parse()
-	if err := run(*addr, *dir, *echo); err != nil {
+	if err := run(*addr, *dir, *echo, *prefix, archives); err != nil {
 		log.Fatalf("e2e-registry: %v", err)
 	}
 }
 
-func run(addr, dir, echo string) error {
+func run(addr, dir, echo, prefix string, archives []string) error {
 	user, password := os.Getenv("KFORGE_E2E_REGISTRY_USER"), os.Getenv("KFORGE_E2E_REGISTRY_PASSWORD")
 	if user == "" || password == "" || dir == "" {
 		return fmt.Errorf("set KFORGE_E2E_REGISTRY_USER, KFORGE_E2E_REGISTRY_PASSWORD and --dir")
@@ -86,33 +99,70 @@ func run(addr, dir, echo string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
-	if err := push(addr, caPEM, user, password, echo); err != nil {
+	c := client{addr: addr, caPEM: caPEM, user: user, password: password}
+	img, err := echoImage(echo)
+	if err != nil {
 		return err
+	}
+	if err := c.push(addr+"/"+Repository+":"+Tag, img); err != nil {
+		return err
+	}
+	for _, a := range archives {
+		if err := c.pushArchive(a, addr+"/"+prefix); err != nil {
+			return fmt.Errorf("push %s: %w", a, err)
+		}
 	}
 	fmt.Printf("ready %s/%s:%s\n", addr, Repository, Tag)
 	return <-errc
 }
 
-// push builds the echo image as images does for the bundle and pushes it
-// through the server's own TLS and authentication.
-func push(addr string, caPEM []byte, user, password, echo string) error {
+// echoImage builds the echo image as images does for the bundle.
+func echoImage(echo string) (v1.Image, error) {
 	spec := images.EchoSpec(images.DefaultCache())
 	spec.Files[0].Src = echo
-	img, err := images.Image(context.Background(), spec, nil)
-	if err != nil {
-		return err
-	}
-	ref, err := name.NewTag(addr + "/" + Repository + ":" + Tag)
+	return images.Image(context.Background(), spec, nil)
+}
+
+// client pushes through the server's own TLS and authentication.
+type client struct {
+	addr, user, password string
+	caPEM                []byte
+}
+
+func (c client) push(ref string, img v1.Image) error {
+	tag, err := name.NewTag(ref)
 	if err != nil {
 		return err
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
+	pool.AppendCertsFromPEM(c.caPEM)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	auth := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	auth := authn.FromConfig(authn.AuthConfig{Username: c.user, Password: c.password})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	return remote.Write(ref, img, remote.WithTransport(tr), remote.WithAuth(auth), remote.WithContext(ctx))
+	return remote.Write(tag, img, remote.WithTransport(tr), remote.WithAuth(auth), remote.WithContext(ctx))
+}
+
+// pushArchive pushes a docker save archive's one image under repository,
+// named as images.Rehome names it.
+func (c client) pushArchive(path, repository string) error {
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(path) })
+	if err != nil {
+		return err
+	}
+	if len(m) != 1 || len(m[0].RepoTags) == 0 {
+		return fmt.Errorf("want one tagged image in the archive")
+	}
+	img, err := tarball.ImageFromPath(path, nil)
+	if err != nil {
+		return err
+	}
+	dst := images.Rehome(m[0].RepoTags[0], repository)
+	if err := c.push(dst, img); err != nil {
+		return err
+	}
+	fmt.Printf("pushed %s\n", dst)
+	return nil
 }
 
 // basicAuth refuses requests without the user and password, with the
