@@ -6,8 +6,8 @@ import (
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
-	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/images"
+	"kforge.dev/kforge/kube"
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/templates"
 )
