@@ -104,9 +104,10 @@ e2e-versions: deps build
 
 ## e2e-multinode: 4 air-gapped machine containers (checked by scripts/machines/airgap-check.sh), kforge init -f over SSH with workers joined in parallel, checked with this machine's kubectl, then reset -f and machines-down
 e2e-multinode: deps build
+	@CGO_ENABLED=0 $(GO) build -o bin/e2e-registry ./test/registry
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  $(MAKE) --no-print-directory machines N=4 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \
-	  BUNDLE="$$bundle" CLUSTER="$$cluster" KFORGE=$(BIN) bash test/e2e/multinode.sh; rc=$$?; \
+	  BUNDLE="$$bundle" CLUSTER="$$cluster" KFORGE=$(BIN) REGISTRY=bin/e2e-registry bash test/e2e/multinode.sh; rc=$$?; \
 	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
 
 ## e2e-resume: kforge up --local and kforge reset killed with SIGKILL after every phase (and inside bundle and wait), each run again to success; init -f and join likewise on the machines

@@ -86,11 +86,34 @@ watch_cmdlines() {
     done; echo "scans=$i"' >"$STATE/cmdlines-m$1.txt" 2>&1 &
 }
 
+# The site's registry: go-containerregistry's (test/registry) on this host's
+# address on the machines' bridge, TLS from its own CA, a password; the
+# first init's cluster file makes it docker.io's mirror for every node.
+REGISTRY=${REGISTRY:-bin/e2e-registry}
+BRIDGE_IP=$(awk '/address:/ {print $NF; exit}' "$CLUSTER" | awk -F. '{print $1"."$2"."$3".1"}')
+REG_DIR=$(mktemp -d)
+export KFORGE_E2E_REGISTRY_USER=kforge-e2e
+KFORGE_E2E_REGISTRY_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+export KFORGE_E2E_REGISTRY_PASSWORD
+"$REGISTRY" --addr "$BRIDGE_IP:5443" --dir "$REG_DIR" >"$REG_DIR/requests.log" 2>"$REG_DIR/registry.err" &
+REG_PID=$!
+trap 'kill $REG_PID 2>/dev/null || true; rm -rf "$REG_DIR"' EXIT
+for i in $(seq 60); do grep -q '^ready ' "$REG_DIR/requests.log" && break; kill -0 "$REG_PID" 2>/dev/null || break; sleep 0.5; done
+grep -q '^ready ' "$REG_DIR/requests.log" || { cat "$REG_DIR/registry.err"; fail "the test registry did not start on $BRIDGE_IP:5443"; }
+
 log "kforge init -f (machine 4 stopped), the token on no worker's command line"
 # The first init's cluster file gives machine 2 a label and a taint; the
 # second init's (the plain one) no longer does, and they must go.
 awk '{print} /name: kforge-m2$/ {print "    labels: {kforge.dev/e2e: m2}"; print "    taints: [\"kforge.dev/e2e=m2:PreferNoSchedule\"]"}' "$CLUSTER" >"$STATE/labelled.yaml"
 grep -q 'kforge.dev/e2e: m2' "$STATE/labelled.yaml" || fail "could not add labels to the cluster file"
+cat >>"$STATE/labelled.yaml" <<YAML
+registries:
+  docker.io:
+    mirrors: [https://$BRIDGE_IP:5443]
+  $BRIDGE_IP:5443:
+    ca: $REG_DIR/ca.crt
+    auth: {usernameFrom: env:KFORGE_E2E_REGISTRY_USER, passwordFrom: env:KFORGE_E2E_REGISTRY_PASSWORD}
+YAML
 watch_cmdlines 2
 watch_cmdlines 3
 start=$(now)
@@ -164,6 +187,25 @@ for a in "${pods[@]}"; do
   got=$(k -n "$NS" exec "$pod" -- /echo get "http://web.$NS.svc.cluster.local/") || fail "$pod on $node cannot reach the Service by name"
   echo "$node: pods by IP ok, web.$NS.svc.cluster.local answered by $got"
 done
+
+log "a pod on a worker pulls through the site's mirror with its CA and password"
+k -n "$NS" apply -f - >/dev/null <<'YAML' || fail "create the mirror pod"
+apiVersion: v1
+kind: Pod
+metadata: {name: mirror}
+spec:
+  nodeName: kforge-m3
+  restartPolicy: Never
+  containers:
+  - {name: echo, image: docker.io/kforge-e2e/echo:mirror, imagePullPolicy: Always, ports: [{containerPort: 8080}]}
+YAML
+k -n "$NS" wait --for=condition=Ready pod/mirror --timeout=120s >/dev/null ||
+  { k -n "$NS" describe pod mirror | tail -12; cat "$REG_DIR/requests.log"; fail "the worker's pod did not get its image through the mirror"; }
+grep -q '/v2/kforge-e2e/echo/manifests/mirror?ns=docker.io 200$' "$REG_DIR/requests.log" || { cat "$REG_DIR/requests.log"; fail "the mirror saw no authenticated pull"; }
+[ "$(on 3 stat -c %a /etc/containerd/config.toml)" = 600 ] || fail "containerd's config on machine 3 holds credentials and is not 0600"
+on 3 grep -q "https://$BRIDGE_IP:5443" /etc/containerd/certs.d/docker.io/hosts.toml || fail "machine 3 has no docker.io hosts.toml"
+k -n "$NS" delete pod mirror --wait=false >/dev/null
+echo "pod mirror on kforge-m3 Running from docker.io/kforge-e2e/echo:mirror through https://$BRIDGE_IP:5443"
 
 log "every kubelet serves a certificate from the cluster CA for its own address (kubectl exec above went through it)"
 on 1 cat /etc/kubernetes/pki/ca.crt >"$STATE/ca.crt"
@@ -280,7 +322,7 @@ log "kforge reset -f"
 "$KFORGE" reset -f "$CLUSTER" --force >"$STATE/reset.log" 2>&1 || { tail -30 "$STATE/reset.log"; fail "reset -f"; }
 grep -A6 '^Reset:' "$STATE/reset.log"
 for m in 1 2 3 4; do
-  left=$(on "$m" 'find /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d -mindepth 1 2>/dev/null | head -3; pgrep -x kubelet; ip link show kube-bridge 2>/dev/null | head -1' || true)
+  left=$(on "$m" 'find /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d /etc/containerd/certs.d -mindepth 1 2>/dev/null | head -3; ls /var/lib/kforge/registry-auth.json 2>/dev/null; pgrep -x kubelet; ip link show kube-bridge 2>/dev/null | head -1' || true)
   [ -z "$left" ] || fail "reset left on machine $m: $left"
 done
 

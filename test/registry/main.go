@@ -1,7 +1,7 @@
 // Command e2e-registry is the private registry kforge's end-to-end tests
 // pull through: go-containerregistry's registry, served with TLS from a CA
-// it makes and with HTTP Basic authentication, on a loopback address. It
-// pushes one image into itself, the echo test server under
+// it makes and with HTTP Basic authentication, on a loopback address or
+// on the test machines' bridge address. It pushes one image into itself, the echo test server under
 // kforge-e2e/echo:mirror, and logs every request on standard output so
 // that a test can see containerd's pulls arrive.
 //
@@ -78,8 +78,8 @@ func run(addr, dir, echo, prefix string, archives []string) error {
 		return err
 	}
 	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("--addr %s: serve on a loopback address only", addr)
+	if ip == nil || !(ip.IsLoopback() || ip.IsPrivate()) {
+		return fmt.Errorf("--addr %s: serve on loopback or on a private address of a network the tests made (the machines' bridge)", addr)
 	}
 	cert, caPEM, err := serving(ip)
 	if err != nil {
