@@ -74,7 +74,7 @@ func Init(ctx context.Context, o InitOptions) error {
 		}
 		o.Out.Infof("kubectl now uses the %q context in %s%s", ContextName, kc.Path, kc.ownerNote())
 	}
-	if err := JoinWorkers(ctx, o, c, d, o.Parallel); err != nil {
+	if err := JoinWorkers(ctx, o, c, d, o.Parallel, true); err != nil {
 		return err
 	}
 	o.Out.Total("kforge init finished")

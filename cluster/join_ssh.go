@@ -67,7 +67,7 @@ func JoinSSH(ctx context.Context, o JoinSSHOptions) error {
 	if err := phases.Execute(ctx, phases.Init(), d, phases.Options{Only: "bootstrap-token"}); err != nil {
 		return err
 	}
-	if err := JoinWorkers(ctx, InitOptions{Connect: o.Connect, Out: o.Out}, c, d, 1); err != nil {
+	if err := JoinWorkers(ctx, InitOptions{Connect: o.Connect, Out: o.Out}, c, d, 1, false); err != nil {
 		return err
 	}
 	o.Out.Total("kforge join finished")

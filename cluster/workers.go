@@ -147,8 +147,10 @@ func summarize(out *reporter.Reporter, what string, results []HostResult) error 
 // gets kforge and the bundle (skipped when identical) and runs `kforge
 // join` with a token minted for this run, which reaches it on standard
 // input and is deleted when the joins end. Workers whose node is already
-// Ready are skipped.
-func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phases.Data, parallel int) (err error) {
+// Ready are not joined again; with converge (c is the whole cluster file,
+// as in init -f) their labels, taints and container runtime configuration
+// (registries) are brought to what c says.
+func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phases.Data, parallel int, converge bool) (err error) {
 	workers := c.Workers()
 	if len(workers) == 0 {
 		return nil
@@ -195,6 +197,11 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 			if err := phases.ApplyNodeMetadata(ctx, admin.Kube, name, n); err != nil {
 				return HostResult{Outcome: "failed", Err: fmt.Errorf("labels and taints of node %s: %w", name, err)}
 			}
+			if converge {
+				if err := refreshRuntime(ctx, c, n, h, d); err != nil {
+					return HostResult{Outcome: "failed", Err: err}
+				}
+			}
 			return HostResult{Outcome: "already joined (node " + name + " Ready)"}
 		}
 		bundle, err := remoteKforge(ctx, h, self, c.Artifacts.Bundle)
@@ -230,6 +237,18 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		return HostResult{Outcome: "joined as " + name}
 	})
 	return summarize(o.Out, "Workers", results)
+}
+
+// refreshRuntime runs the runtime phase on a worker that has joined, from
+// this machine over the worker's connection, so that a changed cluster
+// file (registries, their credentials) reaches it; containerd restarts
+// only when its config changed.
+func refreshRuntime(ctx context.Context, c *config.Cluster, n config.Host, h host.Host, cp *phases.Data) error {
+	d, err := phases.New(ctx, phases.Config{Command: "join", Cluster: c, Node: n, Host: h, Out: reporter.Discard(), KforgeBinary: cp.KforgeBinary})
+	if err != nil {
+		return err
+	}
+	return phases.RefreshRuntime(ctx, d)
 }
 
 // nodeReady tells whether the named Node exists and is Ready.

@@ -169,3 +169,25 @@ func TestImageRepository(t *testing.T) {
 		t.Error("metrics-server still never pulls")
 	}
 }
+
+// A joined worker gets a changed cluster file's registries from init -f
+// without a new join.
+func TestRefreshRuntime(t *testing.T) {
+	ctx := context.Background()
+	d, h := fakeNode(t, ciHost)
+	answerHostsGrep(h)
+	must(t, RefreshRuntime(ctx, d))
+	if _, ok := h.Files()[layout.ContainerdCertsDir+"/docker.io/hosts.toml"]; ok {
+		t.Fatal("a registry without any in the cluster file")
+	}
+	d.Cluster.Registries = map[string]config.Registry{"docker.io": {Mirrors: []string{"https://m.example"}}}
+	must(t, RefreshRuntime(ctx, d))
+	if !strings.Contains(string(h.Files()[layout.ContainerdCertsDir+"/docker.io/hosts.toml"].Data), `[host."https://m.example"]`) {
+		t.Fatal("the refresh did not write docker.io's hosts.toml")
+	}
+	d.Cluster.Registries = nil
+	must(t, RefreshRuntime(ctx, d))
+	if _, ok := h.Files()[layout.ContainerdCertsDir+"/docker.io/hosts.toml"]; ok {
+		t.Fatal("the refresh left a registry the cluster file dropped")
+	}
+}

@@ -208,3 +208,19 @@ func sysctls(ctx context.Context, d *Data) error {
 	_, err := d.Host.Run(ctx, host.Cmd{Argv: argv, Sudo: true})
 	return err
 }
+
+// RefreshRuntime brings a joined node's container runtime configuration
+// (containerd's config, the registries' hosts.toml and credentials) to
+// d.Cluster, holding the host's lock, as `init -f` does for workers that
+// have already joined. containerd restarts only when its config changed.
+func RefreshRuntime(ctx context.Context, d *Data) error {
+	unlock, err := d.lockHost(ctx)
+	if err != nil {
+		return &Error{Phase: "lock", Host: d.Host.Name(), Err: err}
+	}
+	defer unlock()
+	if err := containerRuntime(ctx, d); err != nil {
+		return &Error{Phase: "runtime", Host: d.Host.Name(), Err: err}
+	}
+	return nil
+}

@@ -290,6 +290,11 @@ k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "4 nod
 [ -z "$(k get node kforge-m2 -o jsonpath='{.metadata.labels.kforge\.dev/e2e}')" ] || fail "the label the file no longer lists is still on machine 2"
 k get node kforge-m2 -o jsonpath='{.spec.taints}' | grep -q 'kforge.dev/e2e' && fail "the taint the file no longer lists is still on machine 2"
 echo "machine 2's label and taint, no longer in the cluster file, are gone"
+for m in 1 2 3; do
+  on "$m" 'test ! -e /etc/containerd/certs.d/docker.io && test ! -e /var/lib/kforge/registry-auth.json && ! grep -q "password =" /etc/containerd/config.toml' ||
+    fail "machine $m kept the registries the cluster file no longer lists"
+done
+echo "the registries, no longer in the cluster file, are gone from machines 1-3"
 
 log "kforge certs check-expiration -f: every host's certificates over SSH"
 out=$("$KFORGE" certs check-expiration -f "$CLUSTER") || { echo "$out"; fail "certs check-expiration -f"; }
