@@ -40,6 +40,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
@@ -120,6 +121,10 @@ func run(addr, dir, echo, prefix string, archives []string) error {
 func echoImage(echo string) (v1.Image, error) {
 	spec := images.EchoSpec(images.DefaultCache())
 	spec.Files[0].Src = echo
+	// Its own image ID: the kubelet ties each image ID it pulls to the
+	// names it pulled it by (KEP-2535), so the bundle's kforge.dev/echo:v1
+	// must stay a different image.
+	spec.Env = append(spec.Env, "KFORGE_E2E_REGISTRY=1")
 	return images.Image(context.Background(), spec, nil)
 }
 
@@ -155,6 +160,20 @@ func (c client) pushArchive(path, repository string) error {
 	}
 	img, err := tarball.ImageFromPath(path, nil)
 	if err != nil {
+		return err
+	}
+	// A label of the registry's own makes another image ID than the
+	// bundle's copy, as a site's rebuilt images would have (see echoImage).
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	conf := cfg.Config.DeepCopy()
+	if conf.Labels == nil {
+		conf.Labels = map[string]string{}
+	}
+	conf.Labels["dev.kforge.e2e-registry"] = "1"
+	if img, err = mutate.Config(img, *conf); err != nil {
 		return err
 	}
 	dst := images.Rehome(m[0].RepoTags[0], repository)
