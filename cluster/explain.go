@@ -13,7 +13,6 @@ import (
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/messages"
 	"kforge.dev/kforge/phases"
-	"kforge.dev/kforge/reporter"
 )
 
 // ExplainOptions are the inputs of `kforge explain [KIND NAME]`.
@@ -32,20 +31,11 @@ type ExplainOptions struct {
 // and writes its architecture, or the path of one object to running
 // containers.
 func Explain(ctx context.Context, o ExplainOptions) error {
-	c, err := LoadConfigOrDefault(o.ConfigFile)
-	if err != nil {
-		return err
-	}
-	h, closeAll, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	h, d, closeAll, err := controlPlaneData(ctx, "explain", o.ConfigFile, &o.Connect)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	node, _ := c.ControlPlane()
-	d, err := phases.New(ctx, phases.Config{Command: "explain", Cluster: c, Node: node, Host: h, Out: reporter.Discard()})
-	if err != nil {
-		return err
-	}
 	client, err := kube.FromHost(ctx, h, layout.AdminConf, d.LocalAPIServer())
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w (is this a kforge control plane?)", layout.AdminConf, h.Name(), err)

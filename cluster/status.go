@@ -100,20 +100,11 @@ var staticPods = []string{"etcd", "kube-apiserver", "kube-controller-manager", "
 // members, and certificate expiry. It prints it all and fails, naming them,
 // when something is not healthy.
 func ClusterStatus(ctx context.Context, o StatusOptions) error {
-	c, err := LoadConfigOrDefault(o.ConfigFile)
-	if err != nil {
-		return err
-	}
-	h, closeAll, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	h, d, closeAll, err := controlPlaneData(ctx, "status", o.ConfigFile, &o.Connect)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	node, _ := c.ControlPlane()
-	d, err := phases.New(ctx, phases.Config{Command: "status", Cluster: c, Node: node, Host: h, Out: reporter.Discard()})
-	if err != nil {
-		return err
-	}
 	st, err := readStatus(ctx, h, d)
 	if err != nil {
 		return err
@@ -132,6 +123,27 @@ func ClusterStatus(ctx context.Context, o StatusOptions) error {
 		return fmt.Errorf("%s\n  %s", o.Printer.T("status.unhealthy", nil), strings.Join(localized(st.problems, o.Printer), "\n  "))
 	}
 	return nil
+}
+
+// controlPlaneData connects to the control plane (this machine, or the
+// cluster file's over SSH) and returns its Host and a run's Data for
+// command, which reads, never writes.
+func controlPlaneData(ctx context.Context, command, file string, o *ConnectOptions) (host.Host, *phases.Data, func(), error) {
+	c, err := LoadConfigOrDefault(file)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h, closeAll, err := controlPlaneHost(ctx, file, o)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	node, _ := c.ControlPlane()
+	d, err := phases.New(ctx, phases.Config{Command: command, Cluster: c, Node: node, Host: h, Out: reporter.Discard()})
+	if err != nil {
+		closeAll()
+		return nil, nil, nil, err
+	}
+	return h, d, closeAll, nil
 }
 
 func readStatus(ctx context.Context, h host.Host, d *phases.Data) (*Status, error) {

@@ -183,7 +183,7 @@ func TestValidationErrors(t *testing.T) {
 		{"registry password", base + "hosts: [{local: true, role: control-plane}]\nregistries:\n  docker.io:\n    auth: {usernameFrom: env:U, passwordFrom: hunter2}\n",
 			`kforge.yaml:5: registries.docker.io: auth.passwordFrom "hunter2": use env:NAME or file:PATH; credentials never go in the cluster file`},
 		{"registry ca", base + "hosts: [{local: true, role: control-plane}]\nregistries:\n  r.example: {ca: \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n\"}\n",
-			`registries.r.example: ca: a certificate in it does not parse`},
+			`registries.r.example: ca: it does not parse as PEM certificates`},
 		{"image repository", base + "hosts: [{local: true, role: control-plane}]\nimageRepository: harbor.example/k8s:v1\n",
 			`imageRepository "harbor.example/k8s:v1": give a repository prefix without a tag`},
 		{"etcd data dir", base + "etcd: {extraArgs: {data-dir: /srv/etcd}}\nhosts: [{local: true, role: control-plane}]\n", "etcd.extraArgs.data-dir: kforge sets --data-dir itself"},

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cloudflare/cfssl/helpers"
 )
 
 // Registry is how containerd on every node reaches one image registry,
@@ -125,22 +125,11 @@ func checkRegistryName(name string) error {
 }
 
 func checkCAPEM(data []byte) error {
-	rest, n := data, 0
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-			return fmt.Errorf("a certificate in it does not parse: %v", err)
-		}
-		n++
+	certs, err := helpers.ParseCertificatesPEM(data)
+	if err != nil {
+		return fmt.Errorf("it does not parse as PEM certificates; give the CA certificate file (-----BEGIN CERTIFICATE-----)")
 	}
-	if n == 0 {
+	if len(certs) == 0 {
 		return fmt.Errorf("no PEM CERTIFICATE in it")
 	}
 	return nil
