@@ -251,6 +251,8 @@ YAML
 check_mirror() {
   local dir pid out i img ref archive archives=()
   dir=$(mktemp -d)
+  # An earlier run's copies would hide the pulls: everything must be fetched.
+  ctr -n k8s.io images ls -q | { grep '^127.0.0.1:5443/' || true; } | xargs -r ctr -n k8s.io images rm >/dev/null
   # The add-ons' images as the bundle build left them, one archive each.
   for img in $(k -n kube-system get deploy coredns metrics-server -o jsonpath='{..containers[0].image}') \
       $(k -n local-path-storage get deploy local-path-provisioner -o jsonpath='{..containers[0].image}'); do
@@ -284,9 +286,7 @@ YAML
   grep -qF "$KFORGE_E2E_REGISTRY_PASSWORD" <<<"$out" && fail "up printed the registry password"
   [ "$(stat -c %a /etc/containerd/config.toml)" = 600 ] || fail "containerd's config holds credentials and is not 0600"
   grep -q 'https://127.0.0.1:5443' /etc/containerd/certs.d/docker.io/hosts.toml || fail "no docker.io hosts.toml with the mirror"
-  # An earlier run's copies would hide the pulls: everything must be fetched.
   ctr -n k8s.io images rm docker.io/kforge-e2e/echo:mirror >/dev/null 2>&1 || true
-  ctr -n k8s.io images ls -q | { grep '^127.0.0.1:5443/' || true; } | xargs -r ctr -n k8s.io images rm >/dev/null
   k -n "$NS" run mirror --image docker.io/kforge-e2e/echo:mirror --image-pull-policy=Always --restart=Never --port 8080 >/dev/null || fail "create the mirror pod"
   k -n "$NS" wait --for=condition=Ready pod/mirror --timeout=120s >/dev/null ||
     { k -n "$NS" describe pod mirror | tail -15; cat "$dir/requests.log"; kill "$pid"; fail "the pod's image did not come through the mirror"; }
