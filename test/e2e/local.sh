@@ -381,6 +381,10 @@ check_doctor() {
   echo "$out"
   grep -q "\[images\] pod $NS/missing-image: missing-image waits for image kforge.dev/missing:v1, which no node's containerd has" <<<"$out" ||
     fail "doctor did not name the pod waiting for a missing image"
+  out=$("$KFORGE" doctor --lang zh 2>&1) && fail "doctor --lang zh found nothing"
+  echo "$out" | head -2
+  grep -q "missing-image 在等待镜像 kforge.dev/missing:v1，但没有任何节点的 containerd 有它" <<<"$out" && grep -q "处理：" <<<"$out" ||
+    fail "doctor --lang zh did not name the missing image in Chinese: $out"
   k -n "$NS" delete pod missing-image --wait=false >/dev/null
 }
 
