@@ -298,7 +298,7 @@ YAML
     img=$(k -n "${d%/*}" get deploy "${d#*/}" -o jsonpath='{..containers[0].image}')
     [[ "$img" == 127.0.0.1:5443/k8s/* ]] || { kill "$pid"; fail "$d runs $img, not from imageRepository"; }
     ref=${img#127.0.0.1:5443/k8s/}
-    grep -q "GET /v2/k8s/${ref%:*}/manifests/.* 200$" "$dir/requests.log" || { cat "$dir/requests.log"; kill "$pid"; fail "no pull of $img reached the registry"; }
+    grep -Eq "(HEAD|GET) /v2/k8s/${ref%:*}/manifests/.* 200$" "$dir/requests.log" || { cat "$dir/requests.log"; kill "$pid"; fail "no pull of $img reached the registry"; }
   done
   echo "CoreDNS, metrics-server and local-path-provisioner rolled out from imageRepository 127.0.0.1:5443/k8s"
   k -n "$NS" delete pod mirror --wait=false >/dev/null
