@@ -320,6 +320,7 @@ YAML
 check_explain() {
   local out lang want
   out=$("$KFORGE" explain) || { echo "$out"; fail "kforge explain"; }
+  echo "$out"
   for want in 'etcd — the only state' '/var/lib/etcd' 'MiB' 'Node,RBAC' 'client certificates (x509)' 'unix:///run/containerd/containerd.sock' \
       'containerd://2.' '10-kforge-bridge.conflist' '10.244.0.0/24' 'rancher.io/local-path (default)' 'kube-system/kube-proxy 1/1' '10.96.0.10'; do
     grep -qF -- "$want" <<<"$out" || { echo "$out"; fail "kforge explain lacks '$want'"; }
@@ -348,10 +349,10 @@ check_status() {
   done
   [ "$("$KFORGE" status -o json | jq '[.components[] | select(.healthy)] | length')" = 6 ] || fail "status -o json: want 6 healthy components"
   out=$(LANG=zh_CN.UTF-8 "$KFORGE" status) || { echo "$out"; fail "kforge status in Chinese"; }
+  echo "$out"
   for want in '集群 kubernetes，Kubernetes v1.' '上的控制平面：' '健康:' '日志:' '加入节点：kforge token create'; do
     grep -qF -- "$want" <<<"$out" || { echo "$out"; fail "kforge status under LANG=zh_CN.UTF-8 lacks '$want'"; }
   done
-  echo "$out" | head -1
   mv /etc/kubernetes/manifests/kube-scheduler.yaml "$(dirname "$KUBECONFIG")/"
   for i in $(seq 1 60); do
     out=$("$KFORGE" status 2>&1) || break
