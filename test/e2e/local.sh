@@ -342,7 +342,7 @@ check_explain() {
 check_status() {
   local out i
   out=$("$KFORGE" status) || { echo "$out"; fail "kforge status on a healthy cluster"; }
-  echo "$out" | head -4
+  echo "$out"
   for want in 'KUBELET /healthz' 'kube-apiserver: static pod kube-system/kube-apiserver-' '/readyz ok' 'config: /etc/kubernetes/manifests/etcd.yaml' \
       'log:    /var/log/kforge/kubelet.log' ' leader ' 'containerd v2' 'kforge token create --print-join-command'; do
     grep -qF -- "$want" <<<"$out" || fail "kforge status lacks '$want'"
