@@ -69,10 +69,23 @@ func hostFacts(ctx context.Context, h host.Host, d *phases.Data) explain.HostFac
 		ControlPlane: h.Name(), Endpoint: "https://" + d.Endpoint,
 		EtcdDataDir: layout.EtcdDataDir, CRISocket: layout.ContainerRuntimeEndpoint,
 	}
+	// etcd's own answer for the database, du for the directory (the
+	// write-ahead log's preallocated files included).
+	if id, err := runningContainer(ctx, h, "etcd"); err == nil {
+		if e, err := readEtcdPod(ctx, h); err == nil {
+			if members, err := etcdMembers(ctx, h, id, e.clientURL); err == nil {
+				for _, m := range members {
+					if m.DBSize > 0 && (hf.EtcdSize == "" || m.Leader) {
+						hf.EtcdSize = mebibytes(m.DBSize)
+					}
+				}
+			}
+		}
+	}
 	if out, err := host.Output(ctx, h, "du", "-sb", layout.EtcdDataDir); err == nil {
 		if f := strings.Fields(out); len(f) > 0 {
 			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-				hf.EtcdSize = mebibytes(n)
+				hf.EtcdDiskUsage = mebibytes(n)
 			}
 		}
 	}

@@ -23,9 +23,12 @@ type HostFacts struct {
 	ControlPlane string // the host's name
 	Endpoint     string // the API server's URL clients use
 	EtcdDataDir  string
-	EtcdSize     string // e.g. "5.2 MiB"; "" when unknown
-	CRISocket    string
-	CNIConfig    string // the CNI config file on the host; "" when none
+	EtcdSize     string // the database as etcd reports it, e.g. "5.2 MiB"; "" when unknown
+	// EtcdDiskUsage is the data directory on disk, write-ahead log
+	// included.
+	EtcdDiskUsage string
+	CRISocket     string
+	CNIConfig     string // the CNI config file on the host; "" when none
 }
 
 // Part is one part of the architecture with its live facts.
@@ -88,6 +91,7 @@ func Architecture(ctx context.Context, c kubernetes.Interface, hf HostFacts, p P
 		fact("pod", podWhere(etcd, unknown)),
 		fact("datadir", hf.EtcdDataDir),
 		fact("size", or(hf.EtcdSize)),
+		fact("disk", or(hf.EtcdDiskUsage)),
 		fact("clients", or(flag(etcd, "etcd", "listen-client-urls"))))
 	part("apiserver",
 		fact("address", hf.Endpoint),
@@ -124,7 +128,11 @@ func Architecture(ctx context.Context, c kubernetes.Interface, hf HostFacts, p P
 	for _, n := range nodes.Items {
 		cidrs = append(cidrs, Fact{Label: n.Name, Value: strings.Join(n.Spec.PodCIDRs, ", ")})
 	}
-	part("cni", append([]Fact{fact("cniconfig", or(hf.CNIConfig)), fact("network", networkPods(sys.Items, unknown))}, cidrs...)...)
+	network := networkPods(sys.Items, "")
+	if network == "" {
+		network = p.T("explain.cni.nopods", nil)
+	}
+	part("cni", append([]Fact{fact("cniconfig", or(hf.CNIConfig)), fact("network", network)}, cidrs...)...)
 	part("storage", storageFacts(ctx, c, fact, unknown)...)
 	svcs, err := c.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 	if err != nil {
