@@ -84,7 +84,9 @@ watch_cmdlines() {
       grep -a -o -E "(^|[^a-z0-9])[a-z0-9]{6}[.][a-z0-9]{16}([^a-z0-9]|$)" /proc/[0-9]*/cmdline 2>/dev/null
       i=$((i+1)); sleep 0.25
     done; echo "scans=$i"' >"$STATE/cmdlines-m$1.txt" 2>&1 &
+  WATCHERS+=($!)
 }
+WATCHERS=()
 
 # The site's registry: go-containerregistry's (test/registry) on this host's
 # address on the machines' bridge, TLS from its own CA, a password; the
@@ -123,7 +125,7 @@ rc=$?
 set -e
 INIT_SECONDS=$(since "$start")
 for m in 2 3; do docker exec "kforge-m$m" touch /tmp/kforge-stop-watch; done
-wait
+wait "${WATCHERS[@]}"
 for m in 2 3; do
   scans=$(sed -n 's/^scans=//p' "$STATE/cmdlines-m$m.txt")
   [ "${scans:-0}" -gt 10 ] || fail "the command-line watch on machine $m ran ${scans:-no} scans"
