@@ -156,7 +156,7 @@ func podSteps(ctx context.Context, c kubernetes.Interface, t *Trace, pod *corev1
 	for _, cs := range pod.Status.ContainerStatuses {
 		line := p.T("explain.ev.container", map[string]string{"Name": cs.Name, "Image": cs.Image, "ID": cs.ContainerID})
 		if cs.State.Running != nil {
-			line += ", " + p.T("explain.ev.running", map[string]string{"Since": stamp(cs.State.Running.StartedAt.Time)})
+			line += p.T("explain.ev.running", map[string]string{"Since": stamp(cs.State.Running.StartedAt.Time)})
 			if started.IsZero() || cs.State.Running.StartedAt.Time.After(started) {
 				started = cs.State.Running.StartedAt.Time
 			}
