@@ -7,7 +7,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -354,21 +353,20 @@ func printStatus(w io.Writer, st *Status, p *messages.Printer) {
 	}
 	fmt.Fprintln(w, p.T("status.heading", map[string]string{"Cluster": st.Cluster, "Version": st.Version, "Endpoint": st.Endpoint, "Host": st.ControlPlane}))
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, p.T("status.nodes", nil))
+	rows := [][]string{strings.Split(p.T("status.nodes", nil), "\t")}
 	for _, n := range st.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", n.Name, n.Roles, n.Address, n.Version, n.Ready, n.Kubelet)
+		rows = append(rows, []string{n.Name, n.Roles, n.Address, n.Version, fmt.Sprint(n.Ready), n.Kubelet})
 	}
-	tw.Flush()
+	messages.Table(w, "", 2, rows)
 	fmt.Fprintf(w, "\n%s\n", p.T("status.controlplane", map[string]string{"Host": st.ControlPlane}))
-	tw = tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	for _, c := range st.Components {
-		fmt.Fprintf(tw, "  %s: %s\n", c.Name, c.RunsAs)
+		fmt.Fprintf(w, "  %s: %s\n", c.Name, c.RunsAs)
+		var facts [][]string
 		for _, f := range [][2]string{{"status.health", c.Health}, {"status.config", c.Config}, {"status.log", c.Log}} {
-			fmt.Fprintf(tw, "    %s:\t%s\n", p.T(f[0], nil), f[1])
+			facts = append(facts, []string{p.T(f[0], nil) + ":", f[1]})
 		}
+		messages.Table(w, "    ", 1, facts)
 	}
-	tw.Flush()
 	fmt.Fprintf(w, "\n%s\n", p.T("status.etcd", nil))
 	printMembers(w, st.Etcd)
 	fmt.Fprintf(w, "\n%s\n", p.T("status.certs", map[string]any{

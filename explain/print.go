@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
+
+	"kforge.dev/kforge/messages"
 )
 
 // PrintMap writes the architecture for people: a section per part, its
@@ -17,11 +18,11 @@ func PrintMap(w io.Writer, m *Map, p Printer) {
 		for _, l := range wrap(part.Role, 76) {
 			fmt.Fprintf(w, "   %s\n", l)
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		var rows [][]string
 		for _, f := range part.Facts {
-			fmt.Fprintf(tw, "   • %s:\t%s\n", f.Label, f.Value)
+			rows = append(rows, []string{"• " + f.Label + ":", f.Value})
 		}
-		tw.Flush()
+		messages.Table(w, "   ", 2, rows)
 	}
 	fmt.Fprintf(w, "\n%s\n", p.T("explain.more", nil))
 }

@@ -7,6 +7,7 @@ package messages
 import (
 	"embed"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
 	"golang.org/x/text/language"
+	"golang.org/x/text/width"
 	"gopkg.in/yaml.v3"
 )
 
@@ -125,4 +127,46 @@ func Has(id string) bool {
 	loadOnce.Do(load)
 	_, err := i18n.NewLocalizer(bundle, "en").Localize(&i18n.LocalizeConfig{MessageID: id})
 	return err == nil
+}
+
+// Table writes rows as columns padded to the widest cell by display
+// width, East Asian wide characters counting two, which text/tabwriter
+// does not know: a Chinese header lines up with its ASCII cells. Cells
+// are separated by gap spaces; each line starts with indent.
+func Table(w io.Writer, indent string, gap int, rows [][]string) {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], Width(c))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		b.WriteString(indent)
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-Width(c)+gap))
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
+}
+
+// Width is s's width on a terminal: two columns for each East Asian wide
+// or fullwidth character, one for the others.
+func Width(s string) int {
+	n := 0
+	for _, r := range s {
+		switch width.LookupRune(r).Kind() {
+		case width.EastAsianWide, width.EastAsianFullwidth:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
 }

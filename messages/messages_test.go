@@ -100,3 +100,18 @@ func TestLanguageChoice(t *testing.T) {
 		t.Error("Has")
 	}
 }
+
+// Columns line up on a terminal whatever the script: Chinese characters
+// take two columns.
+func TestTable(t *testing.T) {
+	var b strings.Builder
+	Table(&b, "  ", 2, [][]string{{"节点", "角色", "就绪"}, {"vm", "control-plane", "true"}})
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	want := []string{"  节点  角色           就绪", "  vm    control-plane  true"}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("table:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if Width("健康:") != 5 || Width("health:") != 7 {
+		t.Errorf("widths %d %d", Width("健康:"), Width("health:"))
+	}
+}
