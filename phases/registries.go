@@ -41,12 +41,8 @@ func registryHosts(c *config.Cluster) ([]host.File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("registries.%s: %w", name, err)
 		}
-		for i := range f {
-			f[i].Data = append([]byte("# "+kforgeMark+"\n"), f[i].Data...)
-			if strings.HasSuffix(f[i].Path, ".crt") {
-				f[i].Data = []byte(r.CA)
-			}
-		}
+		// hosts.toml's first lines carry kforgeMark, which is how a later
+		// run tells kforge's registries from the host's own.
 		files = append(files, f...)
 	}
 	return files, nil
