@@ -35,12 +35,14 @@ type Base struct {
 
 // DefaultBase is Debian bookworm minbase with what kube-proxy and
 // kube-router exec: iptables, ipset, conntrack, and iproute2's ip, which
-// kube-router's upstream image has too.
+// kube-router's upstream image has too; and haproxy, the node-local load
+// balancer of clusters with several control planes, so that all of them
+// share one layer.
 func DefaultBase() Base {
 	return Base{
 		Suite:       "bookworm",
 		Variant:     "minbase",
-		Packages:    []string{"iptables", "ipset", "conntrack", "iproute2"},
+		Packages:    []string{"iptables", "ipset", "conntrack", "iproute2", "haproxy", "keepalived"},
 		Mirror:      "http://deb.debian.org/debian",
 		Debootstrap: []string{"debootstrap"},
 		Tar:         []string{"tar", "--numeric-owner", "--xattrs"},

@@ -89,6 +89,8 @@ func TestImagesFollowUpstreamLayout(t *testing.T) {
 		s.MetricsServer: {entrypoint: []string{"/metrics-server"}, files: map[string]string{"/metrics-server": "metrics-server " + v.MetricsServer + " metrics-server"}},
 		s.LocalPath: {entrypoint: []string{"local-path-provisioner"}, debian: true, files: map[string]string{
 			"/usr/bin/local-path-provisioner": "local-path-provisioner " + v.LocalPathProvisioner + " local-path-provisioner"}},
+		s.HAProxy:    {entrypoint: []string{"/usr/sbin/haproxy"}, debian: true},
+		s.Keepalived: {entrypoint: []string{"/usr/sbin/keepalived"}, debian: true},
 	}
 	specs := images.Specs(s, c)
 	var refs []string
@@ -258,7 +260,7 @@ func TestArchiveNamesCacheAndBase(t *testing.T) {
 		t.Fatalf("debootstrap ran %d times", n)
 	}
 	b, _ := os.ReadFile(runs)
-	if !strings.Contains(string(b), "--variant=minbase") || !strings.Contains(string(b), "--include=iptables,ipset,conntrack,iproute2") || !strings.Contains(string(b), "bookworm") {
+	if !strings.Contains(string(b), "--variant=minbase") || !strings.Contains(string(b), "--include=iptables,ipset,conntrack,iproute2,haproxy,keepalived") || !strings.Contains(string(b), "bookworm") {
 		t.Errorf("debootstrap arguments: %s", b)
 	}
 
@@ -288,7 +290,7 @@ func TestArchiveNamesCacheAndBase(t *testing.T) {
 func TestBaseKeyAndFailure(t *testing.T) {
 	a := images.DefaultBase()
 	b := images.DefaultBase()
-	b.Packages = []string{"conntrack", "iproute2", "ipset", "iptables"}
+	b.Packages = []string{"conntrack", "haproxy", "iproute2", "ipset", "iptables", "keepalived"}
 	if a.Key() != b.Key() {
 		t.Error("the key depends on the order of packages")
 	}

@@ -90,6 +90,19 @@ func Specs(s Set, c Cache) []Spec {
 			Files:      []File{{Src: c.Binary("local-path-provisioner", v.LocalPathProvisioner, "local-path-provisioner"), Dst: "/usr/bin/local-path-provisioner"}},
 			Entrypoint: []string{"local-path-provisioner"},
 		},
+		{
+			// Debian's haproxy package is part of the base layer; the
+			// static pod gives the command and mounts the configuration.
+			Ref:        s.HAProxy,
+			Debian:     true,
+			Entrypoint: []string{"/usr/sbin/haproxy"},
+		},
+		{
+			// Debian's keepalived, also in the base layer.
+			Ref:        s.Keepalived,
+			Debian:     true,
+			Entrypoint: []string{"/usr/sbin/keepalived"},
+		},
 	}
 }
 

@@ -21,6 +21,14 @@ const (
 	// upstream repositories.
 	MetricsServerRepository = Registry + "/metrics-server/metrics-server"
 	LocalPathRepository     = "docker.io/rancher/local-path-provisioner"
+	// HAProxyImage is the node-local API server load balancer: HAProxy
+	// 2.6, Debian bookworm's, under the name of upstream's image of the
+	// same branch (whose binary is in PATH as well, so one command line
+	// serves both).
+	HAProxyImage = "docker.io/library/haproxy:2.6"
+	// KeepalivedImage holds the control plane's virtual IP (VRRP):
+	// Debian bookworm's keepalived 2.2, which has no upstream image.
+	KeepalivedImage = "kforge.dev/keepalived:2.2"
 )
 
 // Versions are the component versions that go with one Kubernetes version,
@@ -104,6 +112,11 @@ type Set struct {
 	KubeRouter        string // docker.io/cloudnativelabs/kube-router:v2.1.0
 	MetricsServer     string // registry.k8s.io/metrics-server/metrics-server:v0.8.0
 	LocalPath         string // docker.io/rancher/local-path-provisioner:v0.0.30
+	// HAProxy is the node-local load balancer in front of the API servers
+	// of a cluster with several control planes.
+	HAProxy string // docker.io/library/haproxy:2.6
+	// Keepalived holds the optional virtual IP on the control planes.
+	Keepalived string // kforge.dev/keepalived:2.2
 }
 
 // Worker returns the images a worker node runs: the pod sandbox,
@@ -112,14 +125,14 @@ type Set struct {
 // pods on every node). The control-plane images (etcd, the API server, the controller
 // manager, the scheduler) run on control-plane nodes only.
 func (s Set) Worker() []string {
-	return []string{s.Proxy, s.CoreDNS, s.Pause, s.KubeRouter, s.MetricsServer, s.LocalPath}
+	return []string{s.Proxy, s.CoreDNS, s.Pause, s.KubeRouter, s.MetricsServer, s.LocalPath, s.HAProxy}
 }
 
 // ControlPlaneOnly tells whether an image of the set runs on control-plane
 // nodes only. Images that are not the cluster's (a test image) are not.
 func (s Set) ControlPlaneOnly(image string) bool {
 	switch image {
-	case s.APIServer, s.ControllerManager, s.Scheduler, s.Etcd:
+	case s.APIServer, s.ControllerManager, s.Scheduler, s.Etcd, s.Keepalived:
 		return true
 	}
 	return false
@@ -130,6 +143,7 @@ func (s Set) All() []string {
 	return []string{
 		s.APIServer, s.ControllerManager, s.Scheduler, s.Proxy,
 		s.Etcd, s.CoreDNS, s.Pause, s.KubeRouter, s.MetricsServer, s.LocalPath,
+		s.HAProxy, s.Keepalived,
 	}
 }
 
@@ -184,6 +198,8 @@ func For(kubernetesVersion string) (Set, error) {
 		KubeRouter:    KubeRouterRepository + ":" + v.KubeRouter,
 		MetricsServer: MetricsServerRepository + ":" + v.MetricsServer,
 		LocalPath:     LocalPathRepository + ":" + v.LocalPathProvisioner,
+		HAProxy:       HAProxyImage,
+		Keepalived:    KeepalivedImage,
 	}, nil
 }
 

@@ -24,6 +24,8 @@ func TestForV1354(t *testing.T) {
 		"docker.io/cloudnativelabs/kube-router:v2.1.0",
 		"registry.k8s.io/metrics-server/metrics-server:v0.8.0",
 		"docker.io/rancher/local-path-provisioner:v0.0.30",
+		"docker.io/library/haproxy:2.6",
+		"kforge.dev/keepalived:2.2",
 	}
 	got := s.All()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
