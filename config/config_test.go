@@ -48,6 +48,7 @@ func same(a, b *Cluster) bool {
 			}
 		}
 		n.extraArgLines = nil
+		n.LoadBalancer.line = 0
 		if len(n.Registries) == 0 {
 			n.Registries = nil
 		}
@@ -153,7 +154,12 @@ func TestValidationErrors(t *testing.T) {
 		{"bridge multi", base + "cni: {plugin: bridge}\nhosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: worker}\n", "use kube-router for 2 hosts"},
 		{"secret", base + "hosts:\n- address: 10.0.0.1\n  role: control-plane\n  ssh: {passwordFrom: hunter2}\n", `ssh.passwordFrom "hunter2": use env:NAME or file:PATH`},
 		{"jump", base + "hosts:\n- address: 10.0.0.1\n  role: control-plane\n  ssh: {jumpHost: 'bastion:99999'}\n", "ssh.jumpHost"},
-		{"two cps", base + "hosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: control-plane}\n", "exactly one"},
+		{"two cps", base + "hosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: control-plane}\n", "2 control-plane hosts; etcd keeps working while a majority (2 of 2) of them does, so an even number tolerates no more losses than one fewer: use 1 or 3"},
+		{"four cps", base + "hosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: control-plane}\n- {address: 10.0.0.3, role: control-plane}\n- {address: 10.0.0.4, role: control-plane}\n", "use 3 or 5"},
+		{"vip one cp", base + "loadBalancer: {virtualIP: 10.0.0.100}\nhosts:\n- {address: 10.0.0.1, role: control-plane}\n", "kforge.yaml:3: loadBalancer.virtualIP needs 3 or more control-plane hosts"},
+		{"vip not ip", base + "loadBalancer: {virtualIP: vip.example}\nhosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: control-plane}\n- {address: 10.0.0.3, role: control-plane}\n", `loadBalancer.virtualIP "vip.example" is not an IPv4 address`},
+		{"vip is a host", base + "loadBalancer: {virtualIP: 10.0.0.2}\nhosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: control-plane}\n- {address: 10.0.0.3, role: control-plane}\n", "loadBalancer.virtualIP 10.0.0.2 is a host's address"},
+		{"vip and endpoint", base + "controlPlaneEndpoint: lb.example:6443\nloadBalancer: {virtualIP: 10.0.0.100}\nhosts:\n- {address: 10.0.0.1, role: control-plane}\n- {address: 10.0.0.2, role: control-plane}\n- {address: 10.0.0.3, role: control-plane}\n", "controlPlaneEndpoint lb.example:6443 is not loadBalancer.virtualIP 10.0.0.100"},
 		{"no address", base + "hosts:\n- {role: control-plane}\n", "address is empty"},
 		{"endpoint", base + "controlPlaneEndpoint: 'bad host:1'\nhosts: [{local: true, role: control-plane}]\n", "controlPlaneEndpoint"},
 		{"small svc", base + "networking: {serviceSubnet: 10.96.0.0/30}\nhosts: [{local: true, role: control-plane}]\n", "too small"},

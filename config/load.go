@@ -191,6 +191,9 @@ func recordHostLines(c *Cluster, data []byte) error {
 				}
 			}
 		}
+		if m.Content[i].Value == "loadBalancer" {
+			c.LoadBalancer.line = m.Content[i].Line
+		}
 		if m.Content[i].Value != "hosts" || m.Content[i+1].Kind != yaml.SequenceNode {
 			continue
 		}

@@ -4,6 +4,11 @@
 // validates the result.
 package config
 
+import (
+	"net"
+	"strings"
+)
+
 // APIVersion and Kind identify a kforge cluster file.
 const (
 	APIVersion = "kforge.dev/v1alpha1"
@@ -47,12 +52,15 @@ type Cluster struct {
 	// ControlPlaneEndpoint is host[:port] that clients and workers use to
 	// reach the API server. Empty means the control-plane host's address
 	// and port 6443.
-	ControlPlaneEndpoint string     `yaml:"controlPlaneEndpoint,omitempty"`
-	Networking           Networking `yaml:"networking"`
-	Hosts                []Host     `yaml:"hosts"`
-	Certs                Certs      `yaml:"certs"`
-	CNI                  CNI        `yaml:"cni"`
-	Addons               Addons     `yaml:"addons"`
+	ControlPlaneEndpoint string `yaml:"controlPlaneEndpoint,omitempty"`
+	// LoadBalancer configures the optional virtual IP of a cluster with
+	// several control planes.
+	LoadBalancer LoadBalancer `yaml:"loadBalancer,omitempty"`
+	Networking   Networking   `yaml:"networking"`
+	Hosts        []Host       `yaml:"hosts"`
+	Certs        Certs        `yaml:"certs"`
+	CNI          CNI          `yaml:"cni"`
+	Addons       Addons       `yaml:"addons"`
 	// Registries configures containerd's pulls per registry: mirrors, a
 	// private CA and credentials (registries.go).
 	Registries map[string]Registry `yaml:"registries,omitempty"`
@@ -98,6 +106,23 @@ func (c *Cluster) ExtraArgs(component string) map[string]string {
 		return c.Kubelet.ExtraArgs
 	}
 	return nil
+}
+
+// LoadBalancer is how clients outside the cluster reach a control plane
+// that survives losing any one machine. Inside the cluster every node
+// reaches the API servers through a load balancer of its own on loopback
+// (HAProxy), whatever this says.
+type LoadBalancer struct {
+	// VirtualIP is a free IPv4 address on the control planes' subnet that
+	// keepalived moves to a live control plane (VRRP); the endpoint is
+	// then VirtualIP:6443. Empty: clients use controlPlaneEndpoint (a load
+	// balancer of the site's own), else the first control plane.
+	VirtualIP string `yaml:"virtualIP,omitempty"`
+	// Interface carries the virtual IP; empty means the interface that
+	// holds each control plane's own address.
+	Interface string `yaml:"interface,omitempty"`
+
+	line int
 }
 
 // Networking holds the cluster's address ranges.
@@ -212,6 +237,30 @@ func (c *Cluster) ControlPlane() (Host, bool) {
 		}
 	}
 	return Host{}, false
+}
+
+// ControlPlanes returns the control-plane hosts in file order: the first
+// one starts the cluster and the others join it in this order.
+func (c *Cluster) ControlPlanes() []Host {
+	var cps []Host
+	for _, h := range c.Hosts {
+		if h.Role == RoleControlPlane {
+			cps = append(cps, h)
+		}
+	}
+	return cps
+}
+
+// HA tells whether the cluster has several control planes, and so etcd
+// members, node-local load balancers and, optionally, a virtual IP.
+func (c *Cluster) HA() bool { return len(c.ControlPlanes()) > 1 }
+
+// EndpointHostOf is the host part of host, host:port or [v6]:port.
+func EndpointHostOf(endpoint string) string {
+	if h, _, err := net.SplitHostPort(endpoint); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(endpoint, "["), "]")
 }
 
 // Workers returns the worker hosts in file order.

@@ -209,15 +209,40 @@ func (c *Cluster) validateHosts(file string, add func(string, ...any)) {
 			}
 		}
 	}
-	if cps == 0 {
+	switch {
+	case cps == 0:
 		add("%s: no host has role control-plane; mark one host `role: control-plane`", file)
-	} else if cps > 1 {
-		add("%s: %d control-plane hosts; kforge v1alpha1 builds clusters with exactly one", file, cps)
+	case cps%2 == 0:
+		// etcd needs a majority of its members: with an even number,
+		// one more machine adds no tolerance (2 tolerate no loss, like 1;
+		// 4 tolerate one, like 3) and a split can leave no majority.
+		add("%s: %d control-plane hosts; etcd keeps working while a majority (%d of %d) of them does, so an even number tolerates no more losses than one fewer: use %d or %d", file, cps, cps/2+1, cps, cps-1, cps+1)
+	}
+	if vip := c.LoadBalancer.VirtualIP; vip != "" {
+		at := file
+		if c.LoadBalancer.line > 0 {
+			at += ":" + strconv.Itoa(c.LoadBalancer.line)
+		}
+		ip, err := netip.ParseAddr(vip)
+		switch {
+		case err != nil || !ip.Is4():
+			add("%s: loadBalancer.virtualIP %q is not an IPv4 address; give a free address on the control planes' subnet", at, vip)
+		case cps < 3:
+			add("%s: loadBalancer.virtualIP needs 3 or more control-plane hosts to move between; with %d, clients reach the API server at its own address", at, cps)
+		}
+		if key, err := addressKey(vip); err == nil && seenAddrHas(seenAddr, key) {
+			add("%s: loadBalancer.virtualIP %s is a host's address; give a free address on the control planes' subnet", at, vip)
+		}
+		if c.ControlPlaneEndpoint != "" && EndpointHostOf(c.ControlPlaneEndpoint) != vip {
+			add("%s: controlPlaneEndpoint %s is not loadBalancer.virtualIP %s: leave controlPlaneEndpoint out (it becomes %s:6443) or make them agree", at, c.ControlPlaneEndpoint, vip, vip)
+		}
 	}
 	if locals > 1 {
 		add("%s: %d hosts are marked local; only the machine kforge runs on can be", file, locals)
 	}
 }
+
+func seenAddrHas(m map[string]int, k string) bool { _, ok := m[k]; return ok }
 
 // ParseUserHostPort splits [user@]host[:port].
 func ParseUserHostPort(s string) (user, host string, port int, err error) {

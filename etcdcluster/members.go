@@ -24,7 +24,9 @@ type Member struct {
 	ID       uint64
 	Name     string
 	PeerURLs []string
-	Learner  bool
+	// ClientURLs are empty until the member has started.
+	ClientURLs []string
+	Learner    bool
 }
 
 // Members lists the cluster's members.
@@ -39,28 +41,28 @@ func Members(ctx context.Context, c *clientv3.Client) ([]Member, error) {
 func members(ms []*etcdserverpb.Member) []Member {
 	out := make([]Member, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner})
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
 	}
 	return out
 }
 
 // AddLearner adds the member name at peerURL as a learner and returns the
 // --initial-cluster its etcd starts with (--initial-cluster-state
-// existing). A re-run finds the member it added before, by its peer URL,
-// and adds nothing.
-func AddLearner(ctx context.Context, c *clientv3.Client, name, peerURL string) (initialCluster string, err error) {
+// existing), and whether it added the member. A re-run finds the member
+// it added before, by its peer URL, and adds nothing.
+func AddLearner(ctx context.Context, c *clientv3.Client, name, peerURL string) (initialCluster string, added bool, err error) {
 	list, err := Members(ctx, c)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if !slices.ContainsFunc(list, func(m Member) bool { return slices.Contains(m.PeerURLs, peerURL) }) {
 		resp, err := c.MemberAddAsLearner(ctx, []string{peerURL})
 		if err != nil {
-			return "", fmt.Errorf("etcd member add --learner %s: %w", peerURL, err)
+			return "", false, fmt.Errorf("etcd member add --learner %s: %w", peerURL, err)
 		}
-		list = members(resp.Members)
+		list, added = members(resp.Members), true
 	}
-	return InitialCluster(list, name, peerURL), nil
+	return InitialCluster(list, name, peerURL), added, nil
 }
 
 // InitialCluster is etcd's --initial-cluster for a member joining list as

@@ -155,7 +155,10 @@ func TestLearnerJoinPromoteRemove(t *testing.T) {
 	}
 
 	p2 := freeURL(t)
-	ic, err := AddLearner(ctx, c, "m2", p2)
+	ic, added, err := AddLearner(ctx, c, "m2", p2)
+	if !added {
+		t.Error("the first AddLearner says it added nothing")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,8 +166,8 @@ func TestLearnerJoinPromoteRemove(t *testing.T) {
 		t.Fatalf("initial cluster %q, want %q", ic, want)
 	}
 	// A re-run adds nothing.
-	if again, err := AddLearner(ctx, c, "m2", p2); err != nil || again != ic {
-		t.Fatalf("second AddLearner: %q %v", again, err)
+	if again, added, err := AddLearner(ctx, c, "m2", p2); err != nil || again != ic || added {
+		t.Fatalf("second AddLearner: %q added %v %v", again, added, err)
 	}
 	list, _ := Members(ctx, c)
 	if len(list) != 2 || !list[1].Learner && !list[0].Learner {

@@ -7,8 +7,10 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
+	"net"
 )
 
 // Cmd is one command to run on a Host. Argv is never passed through a shell
@@ -60,4 +62,22 @@ type Host interface {
 	Upload(ctx context.Context, localPath, path string, mode fs.FileMode) error
 	// Close releases the connection, if any.
 	Close() error
+}
+
+// Dialer is a Host that opens TCP connections from the machine itself:
+// over SSH a connection forwarded by the server (direct-tcpip), locally an
+// ordinary one. kforge talks to services a host listens for on loopback
+// (etcd's clients) through it, so that they need no port open to the
+// machine kforge runs on.
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Dial opens a connection to addr as h sees it, when h can.
+func Dial(ctx context.Context, h Host, network, addr string) (net.Conn, error) {
+	d, ok := h.(Dialer)
+	if !ok {
+		return nil, fmt.Errorf("host %s cannot open connections to %s (%T has no dialer)", h.Name(), addr, h)
+	}
+	return d.DialContext(ctx, network, addr)
 }

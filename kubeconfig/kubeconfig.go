@@ -48,6 +48,9 @@ type Spec struct {
 	// ControlPlaneEndpoint is host or host:port (the port defaults to
 	// BindPort); the local API server when empty.
 	ControlPlaneEndpoint string
+	// KubeletEndpoint, when set, is host:port of kubelet.conf's server in
+	// place of the endpoint: the node's own load balancer.
+	KubeletEndpoint string
 	// Algorithm of new client keys; certs.AlgorithmECDSAP256 when empty.
 	Algorithm string
 	// Validity of new client certificates; certs.DefaultValidity when zero.
@@ -129,6 +132,9 @@ func (s Spec) Server(id Identity) (string, error) {
 		return "", fmt.Errorf("kubeconfig: advertise address is empty")
 	}
 	local := "https://" + net.JoinHostPort(s.AdvertiseAddress.String(), strconv.Itoa(s.BindPort))
+	if id.Name == KubeletName && s.KubeletEndpoint != "" {
+		return "https://" + s.KubeletEndpoint, nil
+	}
 	if id.Local || s.ControlPlaneEndpoint == "" {
 		return local, nil
 	}

@@ -34,7 +34,29 @@ const (
 	AuditPolicy = KubernetesDir + "/audit-policy.yaml"
 	AuditLogDir = "/var/log/kubernetes/audit"
 	AuditLog    = AuditLogDir + "/audit.log"
+
+	// APIServerLBManifest and APIServerLBConfig are the node-local load
+	// balancer of a cluster with several control planes: HAProxy as a
+	// static pod on every node, on loopback, in front of every API server.
+	APIServerLBManifest = ManifestsDir + "/kforge-apiserver-lb.yaml"
+	APIServerLBConfig   = KubernetesDir + "/kforge-apiserver-lb.cfg"
+	// VIPManifest and VIPConfig are keepalived on each control plane,
+	// holding the cluster's virtual IP (loadBalancer.virtualIP).
+	VIPManifest = ManifestsDir + "/kforge-vip.yaml"
+	VIPConfig   = KubernetesDir + "/kforge-vip.conf"
 )
+
+// SharedControlPlaneFiles are the secrets every control plane of a
+// cluster holds alike and a joining control plane gets from one that runs:
+// the three CAs with their keys, the service-account key pair and the key
+// that encrypts Secrets at rest. The leaf certificates are each node's own.
+var SharedControlPlaneFiles = []string{
+	PKIDir + "/ca.crt", PKIDir + "/ca.key",
+	PKIDir + "/sa.key", PKIDir + "/sa.pub",
+	PKIDir + "/front-proxy-ca.crt", PKIDir + "/front-proxy-ca.key",
+	PKIDir + "/etcd/ca.crt", PKIDir + "/etcd/ca.key",
+	EncryptionConfig,
+}
 
 // TLS settings of every server kforge configures: TLS 1.2 and later with
 // ECDHE key exchange and AEAD ciphers only (TLS 1.3's suites are fixed by
@@ -186,6 +208,13 @@ const (
 	KubeletPort           = 10250
 	ControllerManagerPort = 10257
 	SchedulerPort         = 10259
+	// APIServerLBPort is where every node of a cluster with several
+	// control planes reaches the API servers: its own load balancer on
+	// 127.0.0.1 (k0s's node-local load balancer uses 7443, kubespray's
+	// nginx-proxy the API server's own port).
+	APIServerLBPort = 6444
+	// HAProxyStatsPort serves the load balancer's /healthz on loopback.
+	APIServerLBHealthPort = 6445
 )
 
 // ControlPlanePorts are the ports a control-plane host must have free.

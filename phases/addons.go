@@ -86,7 +86,7 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 		CoreDNSImage:       imgs.CoreDNS,
 		KforgeImage:        self.Ref,
 		NoUpstreamDNS:      !d.DNS.Upstream,
-		APIServerURL:       "https://" + d.Endpoint,
+		APIServerURL:       "https://" + d.NodeAPIServer(),
 		PodSubnet:          n.PodSubnet,
 		DNSDomain:          n.DNSDomain,
 		DNSServiceIP:       dns.String(),
@@ -97,7 +97,7 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 	}
 	kr, err := templates.RenderKubeRouter(templates.KubeRouter{
 		Image:        imgs.KubeRouter,
-		APIServerURL: "https://" + d.Endpoint,
+		APIServerURL: "https://" + d.NodeAPIServer(),
 		LibModules:   libModules,
 		CNIConfDir:   layout.CNIConfDir,
 	})

@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"net"
+	"slices"
 
 	"kforge.dev/kforge/certs"
 	"kforge.dev/kforge/layout"
@@ -31,6 +32,16 @@ func certsPhase(ctx context.Context, d *Data) error {
 	return nil
 }
 
+// lbSANs are the API server's names that the node-local load balancer
+// of a cluster with several control planes passes on: its clients dial
+// 127.0.0.1.
+func (d *Data) lbSANs() []string {
+	if !d.Cluster.HA() {
+		return nil
+	}
+	return []string{"127.0.0.1", "localhost"}
+}
+
 func (d *Data) certSpec() (certs.Spec, error) {
 	c := d.Cluster
 	caValidity, validity, err := c.Certs.Durations()
@@ -43,8 +54,8 @@ func (d *Data) certSpec() (certs.Spec, error) {
 		DNSDomain:            c.Networking.DNSDomain,
 		AdvertiseAddress:     net.ParseIP(d.AdvertiseAddress),
 		ServiceSubnet:        c.Networking.ServiceSubnet,
-		ControlPlaneEndpoint: c.ControlPlaneEndpoint,
-		ExtraSANs:            c.Certs.ExtraSANs,
+		ControlPlaneEndpoint: d.ClusterEndpoint(),
+		ExtraSANs:            append(slices.Clone(c.Certs.ExtraSANs), d.lbSANs()...),
 		Algorithm:            c.Certs.Algorithm,
 		CAValidity:           caValidity,
 		Validity:             validity,

@@ -48,6 +48,13 @@ type Config struct {
 	// Discovery is set for `kforge join`: where the cluster is and how far
 	// to trust it.
 	Discovery *discovery.Options
+	// ControlPlaneSource is a running control plane of the cluster, set
+	// for a control plane that joins it (JoinControlPlane): the shared
+	// secrets are copied from it and its etcd takes the new member.
+	ControlPlaneSource host.Host
+	// Force lets reset take a control plane's etcd member out even when
+	// the members left would not make a quorum.
+	Force bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -128,6 +135,14 @@ type Results struct {
 	// TokenExpires is when the join token expires, set by bootstrap-token
 	// (a new token's or a reused one's); read by init's summary.
 	TokenExpires time.Time
+
+	// EtcdInitialCluster is the --initial-cluster of this control plane's
+	// etcd when it joined a running one: set by etcd-join, read when the
+	// control plane's manifests are rendered.
+	EtcdInitialCluster string
+	// EtcdMemberAdded is set by etcd-join when this run added the host's
+	// etcd member; a failed join then takes it out again.
+	EtcdMemberAdded bool
 }
 
 // New gathers the host's facts and derives the run's values from them and
@@ -181,8 +196,28 @@ func New(ctx context.Context, cfg Config) (*Data, error) {
 		}
 		d.Results.RuntimeFromOS = ok
 	}
-	d.Endpoint = endpoint(d.Cluster.ControlPlaneEndpoint, d.AdvertiseAddress)
+	d.Endpoint = endpoint(d.ClusterEndpoint(), d.AdvertiseAddress)
 	return d, nil
+}
+
+// ClusterEndpoint is the endpoint the cluster file gives clients: its
+// controlPlaneEndpoint, else its load balancer's virtual IP, else none
+// (each control plane's own address).
+func (d *Data) ClusterEndpoint() string {
+	if e := d.Cluster.ControlPlaneEndpoint; e != "" {
+		return e
+	}
+	return d.Cluster.LoadBalancer.VirtualIP
+}
+
+// NodeAPIServer is host:port where this node's kubelet, kube-proxy and pod
+// network reach the API server: with several control planes the node's
+// own load balancer on loopback (apiserver-lb), else the endpoint.
+func (d *Data) NodeAPIServer() string {
+	if d.Cluster.HA() {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(layout.APIServerLBPort))
+	}
+	return d.Endpoint
 }
 
 // endpoint is the control plane's host:port: the cluster file's

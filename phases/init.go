@@ -36,6 +36,8 @@ func Init() []Phase {
 		{Name: "control-plane", Short: "Write the control plane's static pod manifests", Children: []Phase{
 			{Name: "apiserver", Short: "kube-apiserver, before the kubelet starts", Run: recorded(apiServerPhase)},
 		}},
+		{Name: "apiserver-lb", Short: "With several control planes, write the node-local load balancer in front of every API server", Run: recorded(apiServerLB)},
+		{Name: "vip", Short: "With loadBalancer.virtualIP, write keepalived, which holds it on one live control plane", Run: recorded(virtualIP)},
 		{Name: "kubelet", Short: "Configure and start the kubelet", Run: recorded(kubelet)},
 		{Name: "wait", Short: "Wait for the API server's /readyz and for the node to be Ready", Run: waitControlPlane, API: true},
 		{Name: "control-plane", Short: "Write the control plane's static pod manifests", Children: []Phase{

@@ -28,7 +28,7 @@ func JoinCleanup() []Phase {
 var joinPaths = []string{
 	layout.RunRecord, layout.KubeletConf, layout.BootstrapKubeletConf, layout.CACert, layout.KubeletDir,
 	layout.KubeletUnit, layout.KubeletUnitDropIn,
-	layout.CNIDataDir, layout.KubeRouterConflist,
+	layout.CNIDataDir, layout.KubeRouterConflist, layout.APIServerLBManifest, layout.APIServerLBConfig,
 }
 
 func joinCleanupFiles(ctx context.Context, d *Data) error {

@@ -31,7 +31,11 @@ func joinDiscovery(ctx context.Context, d *Data) error {
 		// The kubelet has its own client certificate already.
 		return nil
 	}
-	kc, err := discovery.BootstrapKubeconfig(r, d.Discovery.Token)
+	// The kubelet reaches the cluster as its node will: through the
+	// node's load balancer when there are several control planes.
+	boot := *r
+	boot.Server = "https://" + d.NodeAPIServer()
+	kc, err := discovery.BootstrapKubeconfig(&boot, d.Discovery.Token)
 	if err != nil {
 		return err
 	}

@@ -30,9 +30,20 @@ func (d *Data) kubeconfigSpec() kubeconfig.Spec {
 		NodeName:             d.NodeName,
 		AdvertiseAddress:     net.ParseIP(d.AdvertiseAddress),
 		BindPort:             layout.APIServerPort,
-		ControlPlaneEndpoint: d.Cluster.ControlPlaneEndpoint,
+		ControlPlaneEndpoint: d.ClusterEndpoint(),
+		KubeletEndpoint:      d.kubeletEndpoint(),
 		Algorithm:            d.Cluster.Certs.Algorithm,
 		Validity:             validity,
 		Now:                  d.Now,
 	}
+}
+
+// kubeletEndpoint is where a control plane's kubelet.conf points: the
+// node-local load balancer with several control planes, else the
+// endpoint as for the other kubeconfigs.
+func (d *Data) kubeletEndpoint() string {
+	if d.Cluster.HA() {
+		return d.NodeAPIServer()
+	}
+	return ""
 }

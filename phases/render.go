@@ -135,6 +135,10 @@ func renderControlPlane(d *Data) ([]host.File, error) {
 		DNSDomain:        c.Networking.DNSDomain,
 		CACertDirs:       d.CACertDirs,
 
+		EtcdInitialCluster: d.Results.EtcdInitialCluster,
+		EtcdJoin:           d.Results.EtcdInitialCluster != "",
+		EtcdMembers:        len(c.ControlPlanes()),
+
 		APIServerExtraArgs:         c.APIServer.ExtraArgs,
 		ControllerManagerExtraArgs: c.ControllerManager.ExtraArgs,
 		SchedulerExtraArgs:         c.Scheduler.ExtraArgs,

@@ -14,6 +14,7 @@ import (
 // reset.
 func Reset() []Phase {
 	return []Phase{
+		{Name: "etcd-leave", Short: "On a control plane, take its etcd member out of the cluster (refused when the rest would lose quorum, unless --force)", Run: etcdLeave},
 		{Name: "stop-kubelet", Short: "Stop the kubelet so it starts nothing again", Run: resetStopKubelet},
 		{Name: "containers", Short: "Stop and remove every Kubernetes container and pod sandbox", Run: resetContainers},
 		{Name: "services", Short: "Stop containerd and kforge's supervisor", Run: resetServices},
@@ -32,7 +33,7 @@ var resetPaths = []string{
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
 	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted, layout.BootstrapToken,
 	layout.AuditPolicy, layout.AuditLogDir, layout.KubeletSysctlConf, layout.EtcdBeforeRestore, layout.EtcdWorkDir,
-	layout.LocalPathDir, layout.RegistryAuth,
+	layout.LocalPathDir, layout.RegistryAuth, layout.APIServerLBConfig, layout.VIPConfig,
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,

@@ -67,6 +67,14 @@ type ControlPlane struct {
 	// BindPort is the API server's secure port; 0 means 6443.
 	BindPort int
 
+	// EtcdInitialCluster is the --initial-cluster of a member that joins
+	// a running etcd (EtcdJoin); empty means this member alone, a new
+	// cluster. EtcdMembers is how many members the cluster is built to
+	// have (its control planes): its election timing comes from it.
+	EtcdInitialCluster string
+	EtcdJoin           bool
+	EtcdMembers        int
+
 	// Directories on the host; empty means the Default* constant.
 	PKIDir        string
 	KubeconfigDir string
@@ -296,6 +304,36 @@ func (c ControlPlane) EtcdLocalClientURL() string {
 // EtcdPeerURL is where other etcd members reach this one.
 func (c ControlPlane) EtcdPeerURL() string {
 	return "https://" + net.JoinHostPort(c.AdvertiseAddress, strconv.Itoa(layout.EtcdPeerPort))
+}
+
+// EtcdInitialClusterFlag is etcd's --initial-cluster: this member alone,
+// or the running members a joining one starts with.
+func (c ControlPlane) EtcdInitialClusterFlag() string {
+	if c.EtcdInitialCluster != "" {
+		return c.EtcdInitialCluster
+	}
+	return c.NodeName + "=" + c.EtcdPeerURL()
+}
+
+// EtcdHeartbeat and EtcdElectionTimeout are etcd's raft timing in
+// milliseconds. A single member elects itself: the smallest ratio etcd
+// accepts (5) keeps its wait for its own election at every start under
+// 0.25 s. Several members talk over the network, where etcd's defaults
+// (100 ms, 1 s, as kubeadm runs them) keep a slow peer from causing
+// elections while a lost leader is replaced within about a second.
+func (c ControlPlane) EtcdHeartbeat() string {
+	if c.EtcdMembers > 1 {
+		return "100"
+	}
+	return "50"
+}
+
+// EtcdElectionTimeout: see EtcdHeartbeat.
+func (c ControlPlane) EtcdElectionTimeout() string {
+	if c.EtcdMembers > 1 {
+		return "1000"
+	}
+	return "250"
 }
 
 // EtcdMetricsURL serves etcd's metrics and its /livez and /readyz probes.

@@ -35,6 +35,7 @@ func TestNames(t *testing.T) {
 		"controlplane/audit-policy.yaml", "controlplane/etcd.yaml", "controlplane/kube-apiserver.yaml",
 		"controlplane/kube-controller-manager.yaml", "controlplane/kube-scheduler.yaml",
 		"kubelet/10-kforge.conf", "kubelet/config.yaml", "kubelet/flags.env", "kubelet/kubelet.service",
+		"lb/haproxy.cfg", "lb/haproxy.yaml", "lb/keepalived.conf", "lb/keepalived.yaml",
 	}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v", got, want)

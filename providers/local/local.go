@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,4 +245,10 @@ func modTime(p string) time.Time {
 		return time.Time{}
 	}
 	return st.ModTime()
+}
+
+// DialContext opens a TCP connection from this machine.
+func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }

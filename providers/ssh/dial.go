@@ -244,3 +244,13 @@ func (h *Host) sftpClient() (*sftp.Client, error) {
 	h.sftp = c
 	return c, nil
 }
+
+// DialContext opens a TCP connection from the host to addr, forwarded
+// over the SSH connection (the server's direct-tcpip channel).
+func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := h.client.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: connect to %s over SSH: %w", h.Name(), addr, err)
+	}
+	return c, nil
+}
