@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/host"
@@ -80,3 +81,8 @@ func connectSSH(ctx context.Context, n config.Host, o ConnectOptions) (host.Host
 type noClose struct{ host.Host }
 
 func (noClose) Close() error { return nil }
+
+// DialContext opens connections from the pooled host (host.Dialer).
+func (n noClose) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return host.Dial(ctx, n.Host, network, addr)
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -87,22 +88,26 @@ func readEtcdPod(ctx context.Context, h host.Host) (etcdPod, error) {
 	return e, nil
 }
 
-// controlPlaneHost connects to the control plane of the cluster file, or
-// to this machine.
+// controlPlaneHost connects to a control plane of the cluster file (the
+// first one in the file's order that answers, so that a cluster with
+// several still answers when one is down), or to this machine.
 func controlPlaneHost(ctx context.Context, file string, o *ConnectOptions) (host.Host, func(), error) {
 	c, err := LoadConfigOrDefault(file)
 	if err != nil {
 		return nil, nil, err
 	}
-	node, _ := c.ControlPlane()
 	pool := ssh.NewPool()
 	o.Pool = pool
-	h, err := Connect(ctx, node, *o)
-	if err != nil {
-		pool.Close()
-		return nil, nil, err
+	var errs []error
+	for _, node := range c.ControlPlanes() {
+		h, err := Connect(ctx, node, *o)
+		if err == nil {
+			return h, func() { h.Close(); pool.Close() }, nil
+		}
+		errs = append(errs, err)
 	}
-	return h, func() { h.Close(); pool.Close() }, nil
+	pool.Close()
+	return nil, nil, errors.Join(errs...)
 }
 
 // etcdControlPlane connects to the control plane and reads its etcd

@@ -49,7 +49,11 @@ func Init(ctx context.Context, o InitOptions) error {
 	pool := ssh.NewPool()
 	defer pool.Close()
 	o.Connect.Pool = pool
-	d, err := initControlPlane(ctx, o, c, false)
+	first, err := firstControlPlane(ctx, c, o.Connect)
+	if err != nil {
+		return err
+	}
+	d, err := initControlPlane(ctx, o, c, first, false)
 	if err != nil {
 		return err
 	}
@@ -74,6 +78,9 @@ func Init(ctx context.Context, o InitOptions) error {
 		}
 		o.Out.Infof("kubectl now uses the %q context in %s%s", ContextName, kc.Path, kc.ownerNote())
 	}
+	if err := JoinControlPlanes(ctx, o, c, d, first); err != nil {
+		return err
+	}
 	if err := JoinWorkers(ctx, o, c, d, o.Parallel, true); err != nil {
 		return err
 	}
@@ -94,9 +101,9 @@ func copyAdmin(ctx context.Context, d *phases.Data, dst string) error {
 	return nil
 }
 
-// initControlPlane runs init's phases on the control-plane host of c and
-// returns the run's data.
-func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, schedulable bool) (*phases.Data, error) {
+// initControlPlane runs init's phases on node, the control plane of c that
+// starts the cluster (or runs it already), and returns the run's data.
+func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, node config.Host, schedulable bool) (*phases.Data, error) {
 	list := phases.Init()
 	if err := phases.Check(list, "--skip-phases", o.SkipPhases...); err != nil {
 		return nil, err
@@ -113,7 +120,6 @@ func initControlPlane(ctx context.Context, o InitOptions, c *config.Cluster, sch
 	if err := o.Trust.Apply(c); err != nil {
 		return nil, err
 	}
-	node, _ := c.ControlPlane()
 	h, err := Connect(ctx, node, o.Connect)
 	if err != nil {
 		return nil, err

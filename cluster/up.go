@@ -48,7 +48,8 @@ func Up(ctx context.Context, o UpOptions) error {
 			}
 		}
 	}
-	d, err := initControlPlane(ctx, o.InitOptions, c, true)
+	node, _ := c.ControlPlane()
+	d, err := initControlPlane(ctx, o.InitOptions, c, node, true)
 	if err != nil {
 		return err
 	}

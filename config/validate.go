@@ -218,6 +218,13 @@ func (c *Cluster) validateHosts(file string, add func(string, ...any)) {
 		// 4 tolerate one, like 3) and a split can leave no majority.
 		add("%s: %d control-plane hosts; etcd keeps working while a majority (%d of %d) of them does, so an even number tolerates no more losses than one fewer: use %d or %d", file, cps, cps/2+1, cps, cps-1, cps+1)
 	}
+	if cps > 1 {
+		for i, h := range c.Hosts {
+			if h.Role == RoleControlPlane && h.Address == "" && h.NodeIP == "" {
+				add("%s: a cluster with %d control planes needs each one's address (or nodeIP), which the other nodes' load balancers and etcd members reach it at", c.where(file, i), cps)
+			}
+		}
+	}
 	if vip := c.LoadBalancer.VirtualIP; vip != "" {
 		at := file
 		if c.LoadBalancer.line > 0 {

@@ -210,7 +210,8 @@ func sysctls(ctx context.Context, d *Data) error {
 }
 
 // RefreshRuntime brings a joined node's container runtime configuration
-// (containerd's config, the registries' hosts.toml and credentials) to
+// (containerd's config, the registries' hosts.toml and credentials) and
+// its node-local load balancer (the control planes it sends to) to
 // d.Cluster, holding the host's lock, as `init -f` does for workers that
 // have already joined. containerd restarts only when its config changed.
 func RefreshRuntime(ctx context.Context, d *Data) error {
@@ -221,6 +222,10 @@ func RefreshRuntime(ctx context.Context, d *Data) error {
 	defer unlock()
 	if err := containerRuntime(ctx, d); err != nil {
 		return &Error{Phase: "runtime", Host: d.Host.Name(), Err: err}
+	}
+	// The control planes the node-local load balancer sends to.
+	if err := apiServerLB(ctx, d); err != nil {
+		return &Error{Phase: "apiserver-lb", Host: d.Host.Name(), Err: err}
 	}
 	return nil
 }
