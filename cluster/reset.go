@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"kforge.dev/kforge/certs"
@@ -93,35 +94,41 @@ func removeUserContext(o ResetOptions, ours func(server string) bool) error {
 	return nil
 }
 
-// resetHost runs reset's phases on one host.
-func resetHost(ctx context.Context, n config.Host, o ResetOptions, out *reporter.Reporter) error {
+// resetHost runs reset's phases on one host (but those in skip).
+func resetHost(ctx context.Context, n config.Host, o ResetOptions, out *reporter.Reporter, skip ...string) error {
 	h, err := Connect(ctx, n, o.Connect)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	d, err := phases.New(ctx, phases.Config{Command: "reset", Cluster: config.Default(), Node: n, Host: h, Out: out})
+	d, err := phases.New(ctx, phases.Config{Command: "reset", Cluster: config.Default(), Node: n, Host: h, Out: out, Force: o.Force})
 	if err != nil {
 		return err
 	}
-	if err := phases.Execute(ctx, phases.Reset(), d, phases.Options{Only: o.Phase, Skip: o.SkipPhases}); err != nil {
+	if err := phases.Execute(ctx, phases.Reset(), d, phases.Options{Only: o.Phase, Skip: append(slices.Clone(o.SkipPhases), skip...)}); err != nil {
 		return fmt.Errorf("%w\nFix the cause and run kforge reset again", err)
 	}
 	return nil
 }
 
-// resetCluster resets every host of the cluster file in parallel.
+// resetCluster resets every host of the cluster file: the workers in
+// parallel, then the control planes one at a time, the file's last first,
+// each one's etcd member leaving the others before it goes.
 func resetCluster(ctx context.Context, o ResetOptions) error {
 	c, err := LoadConfig(o.ConfigFile, Overrides{})
 	if err != nil {
 		return err
 	}
-	results := forEachHost(ctx, c.Hosts, o.Parallel, func(ctx context.Context, n config.Host) HostResult {
+	reset := func(ctx context.Context, n config.Host) HostResult {
 		if err := resetHost(ctx, n, o, o.Out.ForHost(n.Address)); err != nil {
 			return HostResult{Outcome: "failed", Err: err}
 		}
 		return HostResult{Outcome: "reset"}
-	})
+	}
+	results := forEachHost(ctx, c.Workers(), o.Parallel, reset)
+	cps := c.ControlPlanes()
+	slices.Reverse(cps)
+	results = append(results, forEachHost(ctx, cps, 1, reset)...)
 	if err := summarize(o.Out, "Reset", results); err != nil {
 		return err
 	}
@@ -158,6 +165,11 @@ func resetSSH(ctx context.Context, o ResetOptions) error {
 	if err != nil {
 		return err
 	}
+	// A control plane's etcd member leaves first: a removal that would
+	// cost the others their quorum is refused before anything changes.
+	if err := resetHost(ctx, n, ResetOptions{Connect: o.Connect, Force: o.Force, Phase: "etcd-leave"}, o.Out); err != nil {
+		return err
+	}
 	if admin, err := os.ReadFile(o.AdminKubeconfig); err == nil {
 		c, err := kube.New(admin, "")
 		if err != nil {
@@ -169,7 +181,7 @@ func resetSSH(ctx context.Context, o ResetOptions) error {
 	} else {
 		o.Out.Infof("  ! no %s here: node %s is not drained or deleted from the cluster", o.AdminKubeconfig, name)
 	}
-	if err := resetHost(ctx, n, o, o.Out); err != nil {
+	if err := resetHost(ctx, n, o, o.Out, "etcd-leave"); err != nil {
 		return err
 	}
 	o.Out.Total("kforge reset finished")

@@ -8,10 +8,18 @@
 // `echo get URL` is the client: it prints URL's body, trying up to 20 times
 // half a second apart (names resolve through the pod's /etc/resolv.conf),
 // and exits 1 with the last error if every try fails.
+//
+// `echo probe URL COUNT INTERVAL` asks URL COUNT times, INTERVAL apart
+// (each request bounded by a 2 s timeout), as the pod's service account
+// when it has one (its token and the cluster CA), and prints one line:
+// "probe: N ok, M failed, longest outage Ds" (the longest time from the
+// last answer before a failure to the next answer). It exits 0.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log"
@@ -19,6 +27,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -26,6 +36,9 @@ import (
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "get" {
 		os.Exit(get(os.Args[2], 20, 500*time.Millisecond))
+	}
+	if len(os.Args) == 5 && os.Args[1] == "probe" {
+		os.Exit(probe(os.Args[2], os.Args[3], os.Args[4]))
 	}
 	addr := os.Getenv("ECHO_ADDR")
 	if addr == "" {
@@ -94,4 +107,79 @@ func get(url string, tries int, wait time.Duration) int {
 	}
 	fmt.Fprintf(os.Stderr, "echo get: %v\n", last)
 	return 1
+}
+
+// serviceAccount is where a pod's service account token and CA are.
+const serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// probe asks url count times, interval apart, and prints how many answers
+// came and the longest outage.
+func probe(url, count, interval string) int {
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 || n > 100000 {
+		fmt.Fprintf(os.Stderr, "echo probe: COUNT %q: want 1 to 100000\n", count)
+		return 2
+	}
+	every, err := time.ParseDuration(interval)
+	if err != nil || every < 10*time.Millisecond {
+		fmt.Fprintf(os.Stderr, "echo probe: INTERVAL %q: want a duration of 10ms or more\n", interval)
+		return 2
+	}
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{}}
+	if ca, err := os.ReadFile(serviceAccount + "/ca.crt"); err == nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	token, _ := os.ReadFile(serviceAccount + "/token")
+	client := &http.Client{Timeout: 2 * time.Second, Transport: tr}
+	ok, failed := 0, 0
+	var last, outageStart time.Time
+	var longest time.Duration
+	var lastErr error
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if len(token) > 0 {
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("%s", resp.Status)
+			}
+		}
+		now := time.Now()
+		if err != nil {
+			failed++
+			lastErr = err
+			if outageStart.IsZero() {
+				outageStart = last
+				if outageStart.IsZero() {
+					outageStart = start
+				}
+			}
+		} else {
+			ok++
+			if !outageStart.IsZero() {
+				longest = max(longest, now.Sub(outageStart))
+				outageStart = time.Time{}
+			}
+			last = now
+		}
+		if d := every - time.Since(start); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	if !outageStart.IsZero() {
+		longest = max(longest, time.Since(outageStart))
+	}
+	fmt.Printf("probe: %d ok, %d failed, longest outage %.1fs", ok, failed, longest.Seconds())
+	if lastErr != nil {
+		fmt.Printf(" (last error: %v)", lastErr)
+	}
+	fmt.Println()
+	return 0
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -88,4 +89,46 @@ func TestGetRetriesThenFails(t *testing.T) {
 	if time.Since(start) > 15*time.Second {
 		t.Fatalf("3 tries took %s", time.Since(start))
 	}
+}
+
+func TestProbeCountsAnswersAndOutages(t *testing.T) {
+	var n int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n++
+		if n == 2 || n == 3 {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	defer srv.Close()
+	out := captureStdout(t, func() {
+		if rc := probe(srv.URL, "5", "20ms"); rc != 0 {
+			t.Errorf("probe exited %d", rc)
+		}
+	})
+	if !strings.HasPrefix(out, "probe: 3 ok, 2 failed, longest outage 0.") || !strings.Contains(out, "503 Service Unavailable") {
+		t.Errorf("probe printed %q", out)
+	}
+	if rc := probe(srv.URL, "0", "20ms"); rc != 2 {
+		t.Errorf("a count of 0: exit %d, want 2", rc)
+	}
+}
+
+// captureStdout returns what fn writes to standard output.
+func captureStdout(t *testing.T, fn func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	defer func() { os.Stdout = old }()
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	fn()
+	w.Close()
+	os.Stdout = old
+	return <-done
 }
