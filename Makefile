@@ -12,7 +12,7 @@ DRY_RUN_DIR ?= $(CURDIR)/_output/dry-run
 # line is the bundle's path.
 ARTIFACTS_LOG := $(CURDIR)/_output/artifacts.log
 
-.PHONY: all deps build run test fmt-check vet tidy-check unit-short unit e2e-local e2e-multinode e2e-versions e2e-resume e2e-resume-sample clean
+.PHONY: all deps build run test fmt-check vet tidy-check unit-short unit e2e-local e2e-multinode e2e-ha e2e-versions e2e-resume e2e-resume-sample clean
 
 all: build
 
@@ -36,7 +36,7 @@ dry-run: build
 	./$(BIN) init --dry-run --output-dir $(DRY_RUN_DIR)
 
 ## test: formatting, vet, tidy modules, the unit tests first (fast), then the artifacts, every unit and integration test, and the single-node, resume (a sample) and multi-node end to end tests
-test: deps fmt-check vet tidy-check unit-short unit e2e-local e2e-expiry e2e-resume-sample e2e-multinode
+test: deps fmt-check vet tidy-check unit-short unit e2e-local e2e-expiry e2e-resume-sample e2e-multinode e2e-ha
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -108,6 +108,13 @@ e2e-multinode: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  $(MAKE) --no-print-directory machines N=4 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \
 	  BUNDLE="$$bundle" CLUSTER="$$cluster" KFORGE=$(BIN) REGISTRY=bin/e2e-registry bash test/e2e/multinode.sh; rc=$$?; \
+	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
+
+## e2e-ha: 3 control planes (systemd machines, a virtual IP) and a worker: init -f, the etcd leader's machine stopped and started, a control plane removed and joined again, reset -f
+e2e-ha: deps build
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
+	  MACHINE_SYSTEMD="1 2 3" $(MAKE) --no-print-directory machines N=4 CONTROL_PLANES=3 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \
+	  BUNDLE="$$bundle" CLUSTER="$$cluster" KFORGE=$(BIN) bash test/e2e/ha.sh; rc=$$?; \
 	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
 
 ## e2e-resume: kforge up --local and kforge reset killed with SIGKILL after every phase (and inside bundle and wait), each run again to success; init -f and join likewise on the machines

@@ -26,6 +26,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 N="${N:-3}"
+# CONTROL_PLANES: machines 1 to CONTROL_PLANES are control planes in the
+# cluster file (default 1).
+if ! [[ "${CONTROL_PLANES:-1}" =~ ^[1-9][0-9]*$ ]] || [ "${CONTROL_PLANES:-1}" -gt "$N" ]; then
+  die "CONTROL_PLANES=$CONTROL_PLANES: give a number of control planes from 1 to N=$N"
+fi
 if ! [[ "$N" =~ ^[1-9][0-9]*$ ]] || [ "$N" -gt 200 ]; then
   die "N=$N: give a number of machines from 1 to 200"
 fi
@@ -252,7 +257,7 @@ HEAD
       cat <<HOST
   - address: $(machine_ip "$i")
     name: $(machine_name "$i")
-    role: $([ "$i" -eq 1 ] && echo control-plane || echo worker)
+    role: $([ "$i" -le "${CONTROL_PLANES:-1}" ] && echo control-plane || echo worker)
     ssh:
       user: $(ssh_user "$i")
       keyPath: $KEY
