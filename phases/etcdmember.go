@@ -111,6 +111,12 @@ func etcdLeave(ctx context.Context, d *Data) error {
 	}
 	healthy := func(m etcdcluster.Member) bool { return etcdcluster.Healthy(ctx, c, m) }
 	if err := etcdcluster.Remove(ctx, c, me.PeerURLs[0], healthy, d.Force); err != nil {
+		if d.Force {
+			// The host goes anyway; the member is then one the others
+			// wait for until it is removed from a running control plane.
+			d.Out.Infof("  ! etcd member %s (%x) of %s could not leave (%v); --force resets the host anyway: remove the member from a running control plane (kforge etcd members remove %s)", me.Name, me.ID, d.Host.Name(), err, me.Name)
+			return nil
+		}
 		return fmt.Errorf("etcd member %s (%x) of %s cannot leave: %w", me.Name, me.ID, d.Host.Name(), err)
 	}
 	d.Out.Infof("  etcd member %s (%x) left the cluster; %d remain", me.Name, me.ID, len(list)-1)

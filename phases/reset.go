@@ -17,6 +17,7 @@ func Reset() []Phase {
 		{Name: "etcd-leave", Short: "On a control plane, take its etcd member out of the cluster (refused when the rest would lose quorum, unless --force)", Run: etcdLeave},
 		{Name: "stop-kubelet", Short: "Stop the kubelet so it starts nothing again", Run: resetStopKubelet},
 		{Name: "containers", Short: "Stop and remove every Kubernetes container and pod sandbox", Run: resetContainers},
+		{Name: "virtual-ip", Short: "Take the cluster's virtual IP off this host's interface if it holds it", Run: resetVIP},
 		{Name: "services", Short: "Stop containerd and kforge's supervisor", Run: resetServices},
 		{Name: "mounts", Short: "Unmount what the kubelet mounted", Run: resetMounts},
 		{Name: "files", Short: "Remove the cluster's files and state", Run: resetFiles},

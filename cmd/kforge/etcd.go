@@ -66,5 +66,28 @@ func newEtcdMembers() *cobra.Command {
 	f.StringVarP(&o.ConfigFile, "config", "f", "", "ask this cluster file's control plane, over SSH (default: this machine)")
 	f.VarP(&output, "output", "o", "text: a table; json: one JSON document")
 	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
+	cmd.AddCommand(newEtcdMembersRemove())
+	return cmd
+}
+
+func newEtcdMembersRemove() *cobra.Command {
+	o := cluster.EtcdRemoveOptions{}
+	cmd := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Take a control plane that died out of the cluster: its etcd member and its Node",
+		Long: "From a running control plane, remove the etcd member NAME (a control plane's node name) and delete its Node,\n" +
+			"for a control plane whose machine is gone and so cannot run kforge reset itself. Refused when the members left\n" +
+			"would not make a quorum, unless --force. A replacement can then join under the same name or a new one (kforge init -f).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Name = args[0]
+			o.Out = cmd.OutOrStdout()
+			return cluster.EtcdRemoveMember(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.ConfigFile, "config", "f", "", "work through a running control plane of this cluster file, over SSH (default: this machine)")
+	f.BoolVar(&o.Force, "force", false, "remove the member even when the members left would not make a quorum")
+	f.BoolVar(&o.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time")
 	return cmd
 }

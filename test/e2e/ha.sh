@@ -43,8 +43,10 @@ on() { local m=$1; shift; "${SSH[@]}" -l root "kforge-m$m" "$@"; }
 # members prints kforge's etcd member table; it exits non-zero when a
 # member is not healthy, which the callers check themselves.
 members() { "$KFORGE" etcd members -f "$HA" "$@" 2>&1 || true; }
+# members_json is the same as JSON (its error, on stderr, left out).
+members_json() { "$KFORGE" etcd members -f "$HA" -o json 2>/dev/null || true; }
 # healthy_members counts the members etcd reports healthy.
-healthy_members() { members -o json | jq '[.members[]? | select(.healthy)] | length' 2>/dev/null || echo 0; }
+healthy_members() { members_json | jq '[.members[]? | select(.healthy)] | length' 2>/dev/null || echo 0; }
 # wait_healthy N SECONDS waits until N members are healthy.
 wait_healthy() {
   local i deadline=$(($(date +%s) + $2))
@@ -77,7 +79,7 @@ k wait --for=condition=Ready node --all --timeout=180s >/dev/null || fail "nodes
 [ "$(k get nodes -o name | wc -l)" = 4 ] || fail "want 4 nodes"
 [ "$(k get nodes -l node-role.kubernetes.io/control-plane -o name | wc -l)" = 3 ] || fail "want 3 control-plane nodes"
 for m in 1 2 3 4; do
-  on "$m" grep -q "server: https://127.0.0.1:6444" /etc/kubernetes/kubelet.conf || fail "the kubelet of machine $m does not use its node-local load balancer"
+  on "$m" "grep -q 'server: https://127.0.0.1:6444' /etc/kubernetes/kubelet.conf" || fail "the kubelet of machine $m does not use its node-local load balancer"
 done
 k get nodes -o wide
 echo "after init (${INIT_SECONDS}s):"
@@ -143,7 +145,7 @@ YAML
 k -n "$NS" wait --for=condition=Ready pod/prober --timeout=60s >/dev/null || fail "the prober did not start on the worker"
 sleep 3
 
-LEADER=$(members -o json | jq -r '.members[] | select(.leader) | .name')
+LEADER=$(members_json | jq -r '.members[] | select(.leader) | .name')
 [[ "$LEADER" =~ ^kforge-m[123]$ ]] || fail "no etcd leader among the control planes: '$LEADER'"
 log "stop the etcd leader's machine, $LEADER"
 STOPPED_AT=$(now)
@@ -167,7 +169,7 @@ k -n "$NS" create deployment web2 --image=kforge.dev/echo:v1 --replicas=2 >/dev/
 k -n "$NS" patch deployment web2 --type=json -p '[{"op":"add","path":"/spec/template/spec/containers/0/imagePullPolicy","value":"Never"}]' >/dev/null
 k -n "$NS" rollout status deployment/web2 --timeout=180s >/dev/null || fail "a new Deployment did not roll out with $LEADER stopped"
 echo "deployment web2 rolled out with $LEADER stopped"
-wait_healthy 2 60 || fail "etcd does not report 2 healthy members with $LEADER stopped"
+wait_healthy 2 90 || { members; fail "etcd does not report 2 healthy members with $LEADER stopped"; }
 echo "with $LEADER stopped (a quorum of 2):"
 members
 k -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded pod/prober --timeout=150s >/dev/null || fail "the prober did not finish"
@@ -204,7 +206,7 @@ ip3=$(awk '/address:/ {a=$NF} /name: kforge-m3$/ {print a}' "$HA")
 "$KFORGE" reset --ssh "root@$ip3" "${SSHFLAGS[@]}" --force >"$STATE/ha-reset3.log" 2>&1 ||
   { tail -30 "$STATE/ha-reset3.log"; fail "reset --ssh of kforge-m3 failed"; }
 grep 'left the cluster' "$STATE/ha-reset3.log" || fail "reset --ssh did not say the member left"
-[ "$(members -o json | jq '.members | length')" = 2 ] || fail "etcd still lists $(members -o json | jq '.members | length') members"
+[ "$(members_json | jq '.members | length')" = 2 ] || fail "etcd still lists $(members_json | jq '.members | length') members"
 echo "after reset --ssh of kforge-m3:"
 members
 k get node kforge-m3 >/dev/null 2>&1 && fail "node kforge-m3 is still in the cluster"
@@ -218,6 +220,25 @@ wait_healthy 3 120 || fail "etcd does not list 3 healthy members after the rejoi
 echo "after kforge-m3 joined again ($(since "$start")s for the whole re-run):"
 members
 k wait --for=condition=Ready node --all --timeout=180s >/dev/null || fail "nodes not Ready after the rejoin"
+
+log "a control plane whose machine died is taken out from another one, and its replacement joins"
+docker stop -t 1 kforge-m3 >/dev/null
+"$KFORGE" etcd members remove kforge-m3 -f "$HA" >"$STATE/ha-remove3.log" 2>&1 || { cat "$STATE/ha-remove3.log"; fail "etcd members remove kforge-m3 failed"; }
+cat "$STATE/ha-remove3.log"
+[ "$(members_json | jq '.members | length')" = 2 ] || fail "etcd lists $(members_json | jq '.members | length') members after removing kforge-m3"
+k get node kforge-m3 >/dev/null 2>&1 && fail "node kforge-m3 is still in the cluster"
+echo "after etcd members remove kforge-m3 (machine stopped):"
+members
+# The machine comes back as its replacement would: reset, then joined.
+docker start kforge-m3 >/dev/null
+for i in $(seq 1 30); do on 3 true 2>/dev/null && break; sleep 2; done
+"$KFORGE" reset --ssh "root@$ip3" "${SSHFLAGS[@]}" --force >"$STATE/ha-reset3b.log" 2>&1 ||
+  { tail -30 "$STATE/ha-reset3b.log"; fail "reset --ssh of the removed kforge-m3 failed"; }
+"$KFORGE" init -f "$HA" --bundle "$BUNDLE" >"$STATE/ha-init3.log" 2>&1 ||
+  { tail -60 "$STATE/ha-init3.log"; fail "the third init -f failed"; }
+wait_healthy 3 120 || fail "etcd does not list 3 healthy members after the replacement joined"
+echo "after the replacement joined:"
+members
 
 log "kforge reset -f leaves every machine clean"
 "$KFORGE" reset -f "$HA" --force >"$STATE/ha-reset.log" 2>&1 || { tail -30 "$STATE/ha-reset.log"; fail "reset -f failed"; }
