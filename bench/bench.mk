@@ -12,6 +12,15 @@ bench: deps build
 	  BUNDLE="$$bundle" KUBEADM="$$(grep '/kubeadm$$' <<<"$$bins")" KUBECTL_BUILT="$$(grep '/kubectl$$' <<<"$$bins")" \
 	  KFORGE=$(BIN) BENCH_N=$(BENCH_N) bash bench/bench.sh
 
+.PHONY: bench-ha
+
+## bench-ha: on 3 control planes with a virtual IP and a worker, how long the API is unavailable to a pod on the worker when the etcd leader's machine stops, and how long joining a control plane takes; prints `ha: ...` last (not part of make test)
+bench-ha: deps build
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
+	  MACHINE_SYSTEMD="1 2 3" $(MAKE) --no-print-directory machines N=4 CONTROL_PLANES=3 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \
+	  BUNDLE="$$bundle" CLUSTER="$$cluster" KFORGE=$(BIN) bash bench/ha.sh; rc=$$?; \
+	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
+
 .PHONY: cis kube-bench
 
 ## kube-bench: build kube-bench (KUBE_BENCH_VERSION, default v0.15.6) from its Go module into the cache; prints its path last

@@ -76,6 +76,11 @@ func (d *Data) tokenClient(r *discovery.Result) (kubernetes.Interface, error) {
 
 // uploadedCluster reads the cluster file kforge init stored in
 // kube-system, which joining nodes may read.
+// UploadedCluster is the cluster file init stored in the cluster.
+func UploadedCluster(ctx context.Context, c kubernetes.Interface, server string) (*config.Cluster, error) {
+	return uploadedCluster(ctx, c, server)
+}
+
 func uploadedCluster(ctx context.Context, c kubernetes.Interface, server string) (*config.Cluster, error) {
 	name := metav1.NamespaceSystem + "/" + ClusterConfigMap
 	cm, err := c.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, ClusterConfigMap, metav1.GetOptions{})

@@ -34,6 +34,9 @@ func newJoin(g *globalOptions) *cobra.Command {
 			if push.Target != "" {
 				return cobra.NoArgs(cmd, args)
 			}
+			if push.ControlPlane {
+				return fmt.Errorf("--control-plane joins a control plane from a running one: kforge join --control-plane --ssh user@host, run on a control plane (or list it in the cluster file and run kforge init -f)")
+			}
 			return endpointArg(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,7 +56,7 @@ func newJoin(g *globalOptions) *cobra.Command {
 				cmd.SetContext(cancelOnEOF(cmd.Context(), in))
 			}
 			if push.Target != "" {
-				push.Out, push.Bundle, push.Trust = o.Out, o.Bundle, o.Trust
+				push.Out, push.Bundle, push.Trust, push.IgnorePreflight = o.Out, o.Bundle, o.Trust, o.IgnorePreflight
 				return finish(o.Out, cluster.JoinSSH(cmd.Context(), push))
 			}
 			o.Endpoint = args[0]
@@ -67,6 +70,7 @@ func newJoin(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVar(&tokenStdin, phases.TokenStdinFlag, false, "read the bootstrap token from the first line of standard input, so that it is on no command line (kforge init -f joins workers so)")
 	cmd.Flags().StringVar(&push.Target, "ssh", "", "run on the control plane: join [user@]host[:port] over SSH with a token minted here (no ENDPOINT or token needed)")
 	cmd.Flags().BoolVar(&push.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time (with --ssh)")
+	cmd.Flags().BoolVar(&push.ControlPlane, "control-plane", false, "with --ssh: join the host as a further control plane (its etcd as a learner, promoted once caught up), the cluster's CAs and keys copied over SSH")
 	addSSHFlags(cmd, &push.SSH)
 	cmd.Flags().StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases to leave out, e.g. preflight")
 	cmd.AddCommand(newJoinPhaseCommands(g, &o))
