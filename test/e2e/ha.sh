@@ -8,10 +8,12 @@
 # stopped: kubectl through the virtual IP keeps answering from this host
 # and from a pod on the worker, a new Deployment rolls out, and etcd
 # reports 2 of 3 members healthy. The machine is started again and its
-# member rejoins by itself. A control plane is removed with `reset --ssh`
-# (2 members) and joined again by a re-run of init -f (3 members); a
-# removal that would lose quorum is refused; `reset -f` leaves every
-# machine clean. Every wait and every loop is bounded.
+# member rejoins by itself. A removal that would lose quorum is refused. A
+# control plane is removed with `reset --ssh` (2 members) and joined again
+# by a re-run of init -f (3 members); then its machine is stopped and it is
+# taken out from another one (etcd members remove), and its replacement
+# joins with `kforge join --control-plane --ssh` from machine 1. `reset -f`
+# leaves every machine clean. Every wait and every loop is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -40,23 +42,7 @@ fail() {
   exit 1
 }
 on() { local m=$1; shift; "${SSH[@]}" -l root "kforge-m$m" "$@"; }
-# members prints kforge's etcd member table; it exits non-zero when a
-# member is not healthy, which the callers check themselves.
-members() { "$KFORGE" etcd members -f "$HA" "$@" 2>&1 || true; }
-# members_json is the same as JSON (its error, on stderr, left out).
-members_json() { "$KFORGE" etcd members -f "$HA" -o json 2>/dev/null || true; }
-# healthy_members counts the members etcd reports healthy.
-healthy_members() { members_json | jq '[.members[]? | select(.healthy)] | length' 2>/dev/null || echo 0; }
-# wait_healthy N SECONDS waits until N members are healthy.
-wait_healthy() {
-  local i deadline=$(($(date +%s) + $2))
-  for i in $(seq 1 100); do
-    [ "$(healthy_members)" = "$1" ] && return 0
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 2
-  done
-  return 1
-}
+source test/e2e/ha-lib.sh
 
 cp "$CLUSTER" "$HA"
 cat >>"$HA" <<YAML
@@ -110,42 +96,14 @@ metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: prober}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: prober}
-rules: [{apiGroups: [""], resources: [configmaps], verbs: [list]}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: prober}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: prober}
-subjects: [{kind: ServiceAccount, name: prober, namespace: $NS}]
 YAML
 k -n "$NS" rollout status deployment/web --timeout=180s >/dev/null || fail "web did not roll out"
+prober_account
 # 900 requests 100 ms apart (at least 90 s), each bounded to 2 s.
-k -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: prober}
-spec:
-  nodeName: kforge-m4
-  serviceAccountName: prober
-  restartPolicy: Never
-  containers:
-  - name: probe
-    image: kforge.dev/echo:v1
-    imagePullPolicy: Never
-    command: [/echo, probe, "https://$VIP:6443/api/v1/namespaces/$NS/configmaps?limit=1", "900", "100ms"]
-YAML
-k -n "$NS" wait --for=condition=Ready pod/prober --timeout=60s >/dev/null || fail "the prober did not start on the worker"
+start_prober prober kforge-m4 "https://$VIP:6443/api/v1/namespaces/$NS/configmaps?limit=1" 900 || fail "the prober did not start on the worker"
 sleep 3
 
-LEADER=$(members_json | jq -r '.members[] | select(.leader) | .name')
+LEADER=$(etcd_leader)
 [[ "$LEADER" =~ ^kforge-m[123]$ ]] || fail "no etcd leader among the control planes: '$LEADER'"
 log "stop the etcd leader's machine, $LEADER"
 STOPPED_AT=$(now)
@@ -234,8 +192,17 @@ docker start kforge-m3 >/dev/null
 for i in $(seq 1 30); do on 3 true 2>/dev/null && break; sleep 2; done
 "$KFORGE" reset --ssh "root@$ip3" "${SSHFLAGS[@]}" --force >"$STATE/ha-reset3b.log" 2>&1 ||
   { tail -30 "$STATE/ha-reset3b.log"; fail "reset --ssh of the removed kforge-m3 failed"; }
-"$KFORGE" init -f "$HA" --bundle "$BUNDLE" >"$STATE/ha-init3.log" 2>&1 ||
-  { tail -60 "$STATE/ha-init3.log"; fail "the third init -f failed"; }
+# From machine 1, as an operator on a control plane would: kforge join
+# --control-plane --ssh, the secrets copied over its own SSH connection.
+for f in "$KFORGE:/root/kforge" "$KEY:/root/machine-key" "$STATE/known_hosts:/root/machine-known-hosts" \
+  "$BUNDLE:/root/bundle.tar.zst" "$BUNDLE.sig:/root/bundle.tar.zst.sig" "${KFORGE_TRUSTED_KEYS:?}:/root/bundle.pub"; do
+  scp -F "$STATE/ssh_config" -q "${f%%:*}" "root@kforge-m1:${f#*:}" || fail "copy ${f%%:*} to machine 1"
+done
+start=$(now)
+on 1 "/root/kforge join --plain --control-plane --ssh root@$ip3 --ssh-key /root/machine-key --known-hosts /root/machine-known-hosts --bundle /root/bundle.tar.zst --trusted-key /root/bundle.pub" \
+  >"$STATE/ha-join3.log" 2>&1 || { tail -40 "$STATE/ha-join3.log"; fail "kforge join --control-plane --ssh of kforge-m3 failed"; }
+grep -E '^control plane |/readyz' "$STATE/ha-join3.log"
+echo "kforge join --control-plane --ssh took $(since "$start")s"
 wait_healthy 3 120 || fail "etcd does not list 3 healthy members after the replacement joined"
 echo "after the replacement joined:"
 members
