@@ -110,6 +110,46 @@ func controlPlaneHost(ctx context.Context, file string, o *ConnectOptions) (host
 	return nil, nil, errors.Join(errs...)
 }
 
+// restoreHost is one control plane a restore works on.
+type restoreHost struct {
+	h host.Host
+	e etcdPod
+}
+
+// etcdControlPlanes connects to every control plane of the cluster file
+// (or this machine) and reads their etcd manifests: a restore needs them
+// all.
+func etcdControlPlanes(ctx context.Context, o *EtcdSnapshotOptions) ([]restoreHost, func(), error) {
+	c, err := LoadConfigOrDefault(o.ConfigFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(c.ControlPlanes()) < 2 {
+		h, e, closeAll, err := etcdControlPlane(ctx, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []restoreHost{{h, e}}, closeAll, nil
+	}
+	pool := ssh.NewPool()
+	o.Connect.Pool = pool
+	var out []restoreHost
+	for _, n := range c.ControlPlanes() {
+		h, err := Connect(ctx, n, o.Connect)
+		if err != nil {
+			pool.Close()
+			return nil, nil, fmt.Errorf("a restore works on every control plane: %w", err)
+		}
+		e, err := readEtcdPod(ctx, h)
+		if err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+		out = append(out, restoreHost{h, e})
+	}
+	return out, func() { pool.Close() }, nil
+}
+
 // etcdControlPlane connects to the control plane and reads its etcd
 // manifest.
 func etcdControlPlane(ctx context.Context, o *EtcdSnapshotOptions) (host.Host, etcdPod, func(), error) {
@@ -203,28 +243,41 @@ func snapshotStatus(ctx context.Context, h host.Host, container, file string) (S
 }
 
 // EtcdSnapshotRestore brings the cluster back to a snapshot: it stops the
-// control plane's static pods, restores the snapshot with the etcdutl of
-// the cluster's etcd image into a new data directory (a new member and
-// cluster ID, this member alone in its initial cluster), swaps it for
-// /var/lib/etcd (the old one is kept beside it), starts the control plane
-// again and waits for the API server and the nodes.
+// static pods of every control plane, restores the snapshot with the
+// etcdutl of the cluster's etcd image into a new data directory on each
+// (a new cluster ID and new member IDs, every control plane's member in
+// the initial cluster), swaps it for /var/lib/etcd (the old one is kept
+// beside it), starts the control planes again and waits for the API
+// server and the nodes.
 func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 	if _, err := os.Stat(config.ExpandHome(o.File)); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	h, e, closeAll, err := etcdControlPlane(ctx, &o)
+	cps, closeAll, err := etcdControlPlanes(ctx, &o)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	work := etcdWorkDir + "/restore"
-	step := func(title string, fn func() error) error {
-		done := o.Out.Step(title)
-		err := fn()
-		done(err)
-		return err
+	var initial []string
+	for _, cp := range cps {
+		initial = append(initial, cp.e.name+"="+cp.e.peerURL)
 	}
-	if err := step("upload the snapshot to "+h.Name(), func() error {
+	work := etcdWorkDir + "/restore"
+	manifests := []string{"kube-scheduler.yaml", "kube-controller-manager.yaml", "kube-apiserver.yaml", "etcd.yaml"}
+	parked := work + "/manifests"
+	// each runs fn on every control plane, one after another, as one step.
+	each := func(title string, fn func(h host.Host, e etcdPod) error) error {
+		for _, cp := range cps {
+			done := o.Out.Step(title + " on " + cp.h.Name())
+			err := fn(cp.h, cp.e)
+			done(err)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := each("upload the snapshot", func(h host.Host, _ etcdPod) error {
 		if err := h.Remove(ctx, work); err != nil {
 			return err
 		}
@@ -234,7 +287,7 @@ func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 	}
 	// etcdutl of the cluster's etcd, in a container of its image that sees
 	// only the work directory.
-	if err := step("etcdutl snapshot restore", func() error {
+	if err := each("etcdutl snapshot restore", func(h host.Host, e etcdPod) error {
 		// A container a killed restore left behind would block the name.
 		_, _ = h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"ctr", "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "containers", "rm", "kforge-etcd-restore"}})
 		_, err := h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{
@@ -242,18 +295,16 @@ func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 			"--mount", "type=bind,src=" + work + ",dst=/restore,options=rbind:rw",
 			e.image, "kforge-etcd-restore",
 			"etcdutl", "snapshot", "restore", "/restore/snapshot.db", "--data-dir", "/restore/data",
-			"--name", e.name, "--initial-cluster", e.name + "=" + e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
+			"--name", e.name, "--initial-cluster", strings.Join(initial, ","), "--initial-advertise-peer-urls", e.peerURL,
 		}})
 		return err
 	}); err != nil {
 		return err
 	}
-	manifests := []string{"kube-scheduler.yaml", "kube-controller-manager.yaml", "kube-apiserver.yaml", "etcd.yaml"}
-	parked := work + "/manifests"
-	if err := step("stop the control plane", func() error {
+	if err := each("stop the control plane", func(h host.Host, _ etcdPod) error {
 		for _, m := range manifests {
 			if _, err := h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"sh", "-c", `mkdir -p "$2" && mv -f "$1" "$2/"`, "sh", path.Join(layout.ManifestsDir, m), parked}}); err != nil {
-				return err
+				return fmt.Errorf("%w; the manifests are in %s on %s", err, parked, h.Name())
 			}
 		}
 		// The kubelet would give the API server its 30 s grace period;
@@ -262,22 +313,29 @@ func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 		if ids != "" {
 			_, _ = h.Run(ctx, host.Cmd{Sudo: true, Argv: append([]string{"crictl", "stop", "--timeout", "5"}, strings.Fields(ids)...)})
 		}
-		return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, RestoreTimeout, true, func(ctx context.Context) (bool, error) {
+		err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, RestoreTimeout, true, func(ctx context.Context) (bool, error) {
 			out, err := host.Output(ctx, h, "crictl", "ps", "--name", "^(etcd|kube-apiserver)$", "--quiet")
 			return err == nil && out == "", nil
 		})
+		if err != nil {
+			return fmt.Errorf("%w; the manifests are in %s on %s", err, parked, h.Name())
+		}
+		return nil
 	}); err != nil {
-		return fmt.Errorf("%w; the manifests are in %s on %s", err, parked, h.Name())
+		return err
 	}
 	old := layout.EtcdBeforeRestore
-	if err := step("swap in the restored data directory", func() error {
+	if err := each("swap in the restored data directory", func(h host.Host, _ etcdPod) error {
 		_, err := h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"sh", "-c",
 			`rm -rf "$3" && mv "$1" "$3" && mv "$2" "$1" && chmod 0700 "$1"`, "sh", layout.EtcdDataDir, work + "/data", old}})
-		return err
+		if err != nil {
+			return fmt.Errorf("%w; the manifests are in %s on %s", err, parked, h.Name())
+		}
+		return nil
 	}); err != nil {
-		return fmt.Errorf("%w; the manifests are in %s on %s", err, parked, h.Name())
+		return err
 	}
-	if err := step("start the control plane", func() error {
+	if err := each("start the control plane", func(h host.Host, _ etcdPod) error {
 		for i := len(manifests) - 1; i >= 0; i-- {
 			if _, err := h.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"mv", "-f", path.Join(parked, manifests[i]), layout.ManifestsDir + "/"}}); err != nil {
 				return err
@@ -285,6 +343,13 @@ func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 		}
 		return nil
 	}); err != nil {
+		return err
+	}
+	h := cps[0].h
+	step := func(title string, fn func() error) error {
+		done := o.Out.Step(title)
+		err := fn()
+		done(err)
 		return err
 	}
 	var last string
@@ -324,8 +389,12 @@ func EtcdSnapshotRestore(ctx context.Context, o EtcdSnapshotOptions) error {
 	}); err != nil {
 		return fmt.Errorf("after the restore: %s (%w)", last, err)
 	}
-	_ = h.Remove(ctx, work)
-	o.Out.Infof("restored %s on %s; the data directory before the restore is %s (remove it once the cluster is as you want it)", o.File, h.Name(), old)
+	var names []string
+	for _, cp := range cps {
+		_ = cp.h.Remove(ctx, work)
+		names = append(names, cp.h.Name())
+	}
+	o.Out.Infof("restored %s on %s; the data directory before the restore is %s (remove it once the cluster is as you want it)", o.File, strings.Join(names, ", "), old)
 	o.Out.Total("kforge etcd snapshot restore finished")
 	return nil
 }

@@ -79,18 +79,19 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 		localPath = imgs.LocalPath
 	}
 	out, err := templates.RenderAddons(templates.Addons{
-		WorkloadPullPolicy: pull,
-		MetricsServerImage: metrics,
-		LocalPathImage:     localPath,
-		ProxyImage:         imgs.Proxy,
-		CoreDNSImage:       imgs.CoreDNS,
-		KforgeImage:        self.Ref,
-		NoUpstreamDNS:      !d.DNS.Upstream,
-		APIServerURL:       "https://" + d.NodeAPIServer(),
-		PodSubnet:          n.PodSubnet,
-		DNSDomain:          n.DNSDomain,
-		DNSServiceIP:       dns.String(),
-		LibModules:         libModules,
+		WorkloadPullPolicy:  pull,
+		MetricsServerImage:  metrics,
+		LocalPathImage:      localPath,
+		ProxyImage:          imgs.Proxy,
+		CoreDNSImage:        imgs.CoreDNS,
+		KforgeImage:         self.Ref,
+		NoUpstreamDNS:       !d.DNS.Upstream,
+		APIServerURL:        "https://" + d.NodeAPIServer(),
+		CoreDNSAPIServerURL: d.podAPIServerURL(),
+		PodSubnet:           n.PodSubnet,
+		DNSDomain:           n.DNSDomain,
+		DNSServiceIP:        dns.String(),
+		LibModules:          libModules,
 	})
 	if err != nil || d.CNIPlugin() != "kube-router" {
 		return out, err
@@ -105,4 +106,15 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 		return nil, err
 	}
 	return append(out, kr), nil
+}
+
+// podAPIServerURL is where CoreDNS, on the pod network, reaches the API
+// server: the endpoint with one control plane; with several, the
+// kubernetes Service (empty), which follows the live API servers, where
+// the endpoint may be one machine.
+func (d *Data) podAPIServerURL() string {
+	if d.Cluster.HA() {
+		return ""
+	}
+	return "https://" + d.Endpoint
 }

@@ -49,9 +49,15 @@ type Addons struct {
 	// local-path-provisioner: Never (the default) when their images come
 	// from the bundle, IfNotPresent when from a registry.
 	WorkloadPullPolicy string
-	// APIServerURL is where kube-proxy reaches the API server: the
-	// control-plane endpoint, https://host:port.
+	// APIServerURL is where kube-proxy and the other host-network
+	// add-ons reach the API server: the control-plane endpoint, or the
+	// node's own load balancer, https://host:port.
 	APIServerURL string
+	// CoreDNSAPIServerURL is where CoreDNS, on the pod network, reaches
+	// it: the endpoint, or, when empty, the kubernetes Service (a cluster
+	// with several control planes, whose endpoints kube-proxy spreads over
+	// the live API servers).
+	CoreDNSAPIServerURL string
 	// PodSubnet is kube-proxy's clusterCIDR (a comma-separated dual-stack
 	// pair is allowed).
 	PodSubnet string
@@ -133,6 +139,24 @@ func (a Addons) APIServerHost() string {
 		return ""
 	}
 	return u.Hostname()
+}
+
+// CoreDNSAPIServerHost and CoreDNSAPIServerPort split CoreDNSAPIServerURL.
+func (a Addons) CoreDNSAPIServerHost() string {
+	u, err := url.Parse(a.CoreDNSAPIServerURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// CoreDNSAPIServerPort: see CoreDNSAPIServerHost.
+func (a Addons) CoreDNSAPIServerPort() string {
+	u, err := url.Parse(a.CoreDNSAPIServerURL)
+	if err != nil {
+		return ""
+	}
+	return u.Port()
 }
 
 // APIServerPort is the port of APIServerURL.

@@ -23,7 +23,7 @@ func TestKubeProxyAcceptsItsConfiguration(t *testing.T) {
 	bin := controlplanetest.Binary(t, nil, "kube-proxy")
 	addons, err := templates.RenderAddons(templates.Addons{
 		ProxyImage: "registry.k8s.io/kube-proxy:v1.35.4", CoreDNSImage: "registry.k8s.io/coredns/coredns:v1.13.1", KforgeImage: "kforge.dev/kforge:sha256-0123456789abcdef",
-		APIServerURL: "https://192.0.2.10:6443", PodSubnet: "10.244.0.0/16", DNSServiceIP: "10.96.0.10",
+		APIServerURL: "https://192.0.2.10:6443", CoreDNSAPIServerURL: "https://192.0.2.10:6443", PodSubnet: "10.244.0.0/16", DNSServiceIP: "10.96.0.10",
 	})
 	if err != nil {
 		t.Fatal(err)

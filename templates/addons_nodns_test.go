@@ -6,7 +6,7 @@ import (
 )
 
 func TestCoreDNSWithoutUpstream(t *testing.T) {
-	a := Addons{ProxyImage: "p:1", CoreDNSImage: "c:1", KforgeImage: "k:1", APIServerURL: "https://10.0.0.1:6443", PodSubnet: "10.244.0.0/16", DNSServiceIP: "10.96.0.10"}
+	a := Addons{ProxyImage: "p:1", CoreDNSImage: "c:1", KforgeImage: "k:1", APIServerURL: "https://10.0.0.1:6443", CoreDNSAPIServerURL: "https://10.0.0.1:6443", PodSubnet: "10.244.0.0/16", DNSServiceIP: "10.96.0.10"}
 	with, err := RenderAddons(a)
 	if err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ func testAddons() Addons {
 		ProxyImage:   "registry.k8s.io/kube-proxy:v1.35.4",
 		CoreDNSImage: "registry.k8s.io/coredns/coredns:v1.13.1",
 		KforgeImage:  "kforge.dev/kforge:sha256-0123456789abcdef",
-		APIServerURL: "https://192.0.2.10:6443",
+		APIServerURL: "https://192.0.2.10:6443", CoreDNSAPIServerURL: "https://192.0.2.10:6443",
 		// The optional add-ons.
 		MetricsServerImage: "registry.k8s.io/metrics-server/metrics-server:v0.8.0",
 		LocalPathImage:     "docker.io/rancher/local-path-provisioner:v0.0.30",
@@ -423,5 +423,21 @@ func TestOptionalAddons(t *testing.T) {
 	}
 	if len(addons) != 3 {
 		t.Errorf("without their images, %d add-ons", len(addons))
+	}
+}
+
+// With several control planes CoreDNS reaches the API server through the
+// kubernetes Service: the host-network add-ons' load balancer on
+// 127.0.0.1 is not on the pod network.
+func TestCoreDNSThroughTheServiceWithSeveralControlPlanes(t *testing.T) {
+	a := Addons{ProxyImage: "p:1", CoreDNSImage: "c:1", KforgeImage: "k:1", APIServerURL: "https://127.0.0.1:6444", PodSubnet: "10.244.0.0/16", DNSServiceIP: "10.96.0.10"}
+	files, err := RenderAddons(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.Contains(f.Name, "coredns") && strings.Contains(string(f.Data), "KUBERNETES_SERVICE_HOST") {
+			t.Errorf("%s sets KUBERNETES_SERVICE_HOST without CoreDNSAPIServerURL", f.Name)
+		}
 	}
 }

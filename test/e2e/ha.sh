@@ -13,7 +13,9 @@
 # by a re-run of init -f (3 members); then its machine is stopped and it is
 # taken out from another one (etcd members remove), and its replacement
 # joins with `kforge join --control-plane --ssh` from machine 1. `reset -f`
-# leaves every machine clean. Every wait and every loop is bounded.
+# leaves every machine clean. An etcd snapshot, a change and a restore on
+# all three control planes bring the old state back first. Every wait and
+# every loop is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -71,8 +73,23 @@ k get nodes -o wide
 echo "after init (${INIT_SECONDS}s):"
 members
 
-log "a workload with a Service, and a prober on the worker asking the API server through the virtual IP"
+log "etcd snapshot, a change, and a restore on all three control planes"
 k create namespace "$NS" >/dev/null
+k -n "$NS" create configmap before-snapshot --from-literal=k=v >/dev/null
+"$KFORGE" etcd snapshot save "$STATE/ha-snapshot.db" -f "$HA" >"$STATE/ha-snapshot.log" 2>&1 || { cat "$STATE/ha-snapshot.log"; fail "snapshot save"; }
+k -n "$NS" delete configmap before-snapshot >/dev/null
+k -n "$NS" create configmap after-snapshot --from-literal=k=v >/dev/null
+start=$(now)
+"$KFORGE" etcd snapshot restore "$STATE/ha-snapshot.db" -f "$HA" >"$STATE/ha-restore.log" 2>&1 || { tail -30 "$STATE/ha-restore.log"; fail "snapshot restore"; }
+grep -c 'etcdutl snapshot restore on' "$STATE/ha-restore.log" | grep -qx 3 || fail "the restore did not run on the 3 control planes"
+k -n "$NS" get configmap before-snapshot >/dev/null || fail "the ConfigMap from before the snapshot is not back"
+k -n "$NS" get configmap after-snapshot >/dev/null 2>&1 && fail "the ConfigMap created after the snapshot survived the restore"
+k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "nodes not Ready after the restore"
+wait_healthy 3 120 || { members; fail "etcd is not 3 healthy members after the restore"; }
+echo "restored in $(since "$start")s: before-snapshot back, after-snapshot gone, every node Ready; members (new IDs):"
+members
+
+log "a workload with a Service, and a prober on the worker asking the API server through the virtual IP"
 k -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: apps/v1
 kind: Deployment
