@@ -115,6 +115,10 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 YAML
 k -n "$NS" rollout status deployment/web --timeout=180s >/dev/null || fail "web did not roll out"
+k -n kube-system rollout status deployment/coredns --timeout=120s >/dev/null || fail "CoreDNS is not ready"
+pod=$(k -n "$NS" get pods -l app=web -o jsonpath='{.items[0].metadata.name}')
+got=$(k -n "$NS" exec "$pod" -- /echo get "http://web.$NS.svc.cluster.local/") || fail "the Service web does not answer by name from $pod"
+echo "web.$NS.svc.cluster.local answered from $pod: $got"
 prober_account
 # 900 requests 100 ms apart (at least 90 s), each bounded to 2 s.
 start_prober prober kforge-m4 "https://$VIP:6443/api/v1/namespaces/$NS/configmaps?limit=1" 900 || fail "the prober did not start on the worker"
