@@ -48,13 +48,7 @@ func JoinSSH(ctx context.Context, o JoinSSHOptions) error {
 	}
 	c := config.Default()
 	c.Hosts = append(c.Hosts, worker)
-	if o.Bundle != "" {
-		if _, err := os.Stat(o.Bundle); err != nil {
-			return fmt.Errorf("--bundle: %w", err)
-		}
-		c.Artifacts.Bundle = o.Bundle
-	}
-	if err := o.Trust.Apply(c); err != nil {
+	if err := o.applyArtifacts(c); err != nil {
 		return err
 	}
 	pool := ssh.NewPool()
@@ -116,13 +110,7 @@ func joinControlPlaneSSH(ctx context.Context, o JoinSSHOptions, n config.Host) e
 	if !listed {
 		c.Hosts = append(c.Hosts, n)
 	}
-	if o.Bundle != "" {
-		if _, err := os.Stat(o.Bundle); err != nil {
-			return fmt.Errorf("--bundle: %w", err)
-		}
-		c.Artifacts.Bundle = o.Bundle
-	}
-	if err := o.Trust.Apply(c); err != nil {
+	if err := o.applyArtifacts(c); err != nil {
 		return err
 	}
 	pool := ssh.NewPool()
@@ -149,4 +137,15 @@ func joinControlPlaneSSH(ctx context.Context, o JoinSSHOptions, n config.Host) e
 	o.Out.Infof("The other nodes' load balancers send to it once kforge init -f runs with it in the cluster file.")
 	o.Out.Total("kforge join finished")
 	return nil
+}
+
+// applyArtifacts sets c's bundle and trusted keys from the flags.
+func (o JoinSSHOptions) applyArtifacts(c *config.Cluster) error {
+	if o.Bundle != "" {
+		if _, err := os.Stat(o.Bundle); err != nil {
+			return fmt.Errorf("--bundle: %w", err)
+		}
+		c.Artifacts.Bundle = o.Bundle
+	}
+	return o.Trust.Apply(c)
 }

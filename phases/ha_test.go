@@ -163,3 +163,19 @@ func TestSharedSecretsCopied(t *testing.T) {
 		}
 	}
 }
+
+// The control-plane join takes init's shared phases by name; a renamed
+// one would leave a hole.
+func TestJoinControlPlanePhases(t *testing.T) {
+	var names []string
+	for _, p := range JoinControlPlane() {
+		if p.Name == "" || (p.Run == nil && len(p.Children) == 0) {
+			t.Fatalf("an empty phase in JoinControlPlane: %+v", p)
+		}
+		names = append(names, p.Name)
+	}
+	want := "preflight bundle runtime images kforge-image shared-secrets certs kubeconfig apiserver-lb vip etcd-join kubelet etcd-promote control-plane wait control-plane mark-control-plane control-plane-check certs-auto-renew node-ready"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("JoinControlPlane:\n got %s\nwant %s", got, want)
+	}
+}
