@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/expiration"
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/kube"
@@ -27,8 +28,8 @@ const RestartTimeout = 3 * time.Minute
 // CertsRenewOptions are the inputs of `kforge certs renew`.
 type CertsRenewOptions struct {
 	Connect ConnectOptions
-	// ConfigFile renews on the cluster file's control plane, over SSH;
-	// empty means this machine. Its certs.validity and certs.extraSANs
+	// ConfigFile renews on each of the cluster file's control planes in
+	// turn, over SSH; empty means this machine. Its certs.validity and certs.extraSANs
 	// apply.
 	ConfigFile string
 	// Names are renewal.Names() entries or "all".
@@ -68,10 +69,28 @@ func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
 	if o.Validity > 0 {
 		validity = o.Validity
 	}
-	node, _ := c.ControlPlane()
 	pool := ssh.NewPool()
 	defer pool.Close()
 	o.Connect.Pool = pool
+	extra := append(append([]string(nil), c.Certs.ExtraSANs...), o.APIServerExtraSANs...)
+	// One control plane at a time: with several, the others serve while
+	// one restarts its API server and etcd.
+	cps := c.ControlPlanes()
+	for i, node := range cps {
+		if err := renewOn(ctx, node, names, validity, extra, o); err != nil {
+			if i > 0 {
+				return fmt.Errorf("%w\n(renewed on the %d control plane(s) before it; re-run to finish the others)", err, i)
+			}
+			return err
+		}
+	}
+	o.Out.Total("kforge certs renew finished")
+	return nil
+}
+
+// renewOn renews on one control plane and restarts what reads the new
+// files there, one component at a time.
+func renewOn(ctx context.Context, node config.Host, names []string, validity time.Duration, extraSANs []string, o CertsRenewOptions) error {
 	h, err := Connect(ctx, node, o.Connect)
 	if err != nil {
 		return err
@@ -88,17 +107,16 @@ func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
 	}
 	done := o.Out.Step("renew certificates on " + h.Name())
 	res, err := renewal.Renew(ctx, h, renewal.Options{
-		Names: names, Validity: validity, Now: time.Now(),
-		APIServerExtraSANs: append(append([]string(nil), c.Certs.ExtraSANs...), o.APIServerExtraSANs...),
+		Names: names, Validity: validity, Now: time.Now(), APIServerExtraSANs: extraSANs,
 	})
 	done(err)
 	if err != nil {
 		recordRenewal(ctx, h, o.Out, corev1.EventTypeWarning, "CertificateRenewalFailed", fmt.Sprintf("kforge could not renew %s: %v", strings.Join(names, ", "), err))
 		return err
 	}
-	o.Out.Infof("  renewed %s, valid for %s", strings.Join(res.Renewed, ", "), validity)
+	o.Out.Infof("  renewed %s on %s, valid for %s", strings.Join(res.Renewed, ", "), h.Name(), validity)
 	for _, comp := range res.Restart {
-		done := o.Out.Step("restart " + comp)
+		done := o.Out.Step("restart " + comp + " on " + h.Name())
 		err := restartStaticPod(ctx, h, comp)
 		done(err)
 		if err != nil {
@@ -107,7 +125,6 @@ func CertsRenew(ctx context.Context, o CertsRenewOptions) error {
 	}
 	recordRenewal(ctx, h, o.Out, corev1.EventTypeNormal, "CertificatesRenewed",
 		fmt.Sprintf("kforge renewed %s, valid until %s", strings.Join(res.Renewed, ", "), time.Now().Add(validity).UTC().Format(time.RFC3339)))
-	o.Out.Total("kforge certs renew finished")
 	return nil
 }
 

@@ -164,6 +164,15 @@ const (
 	// ContainerdStarted is the sha256 of the bundle's containerd binary
 	// that runs: a new one restarts it.
 	ContainerdStarted = StateDir + "/containerd.sha256"
+	// KubeletStarted is the sha256 of the kubelet binary that runs: a
+	// new one (a bundle of another version) restarts it.
+	KubeletStarted = StateDir + "/kubelet.sha256"
+	// UpgradeDir keeps what a node ran before the last kforge upgrade
+	// apply changed it (UpgradeBackup, described by UpgradeRecord), for
+	// the automatic rollback and kforge upgrade rollback.
+	UpgradeDir    = StateDir + "/upgrade"
+	UpgradeBackup = UpgradeDir + "/previous.tar"
+	UpgradeRecord = UpgradeDir + "/record.json"
 	// RegistryAuth holds the registry credentials the cluster file's
 	// registries name, resolved where kforge ran (0600), so that joins
 	// and re-runs on this host find them.

@@ -15,8 +15,8 @@ import (
 // kubelet writes /etc/kubernetes/kubelet.conf with its new client
 // certificate. A kubelet that has not bootstrapped yet is restarted, so
 // that it reads the bootstrap kubeconfig of this run. A bootstrapped one is
-// restarted only when its configuration or flags changed: kubelet.conf,
-// which the kubelet writes itself, does not count.
+// restarted only when its configuration, its flags or its binary changed:
+// kubelet.conf, which the kubelet writes itself, does not count.
 func kubeletStart(ctx context.Context, d *Data) error {
 	if err := d.joinCluster(ctx); err != nil {
 		return err
@@ -39,5 +39,5 @@ func kubeletStart(ctx context.Context, d *Data) error {
 			return err
 		}
 	}
-	return d.Services.Ensure(ctx, svc, changed)
+	return d.ensureKubelet(ctx, svc, changed)
 }

@@ -32,9 +32,9 @@ var resetPaths = []string{
 	layout.BootstrapKubeletConf, layout.ControllerManagerConf, layout.SchedulerConf,
 	layout.KubeletDir, layout.EtcdDataDir, layout.CNIDataDir, layout.SupervisorDir, layout.ImagesDir, layout.NoUpstreamResolvConf,
 	layout.PodLogsDir, layout.ContainerLogsDir, layout.SysctlConf, layout.KubeletUnit, layout.KubeletUnitDropIn,
-	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted, layout.BootstrapToken,
+	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted, layout.KubeletStarted, layout.BootstrapToken,
 	layout.AuditPolicy, layout.AuditLogDir, layout.KubeletSysctlConf, layout.EtcdBeforeRestore, layout.EtcdWorkDir,
-	layout.LocalPathDir, layout.RegistryAuth, layout.APIServerLBConfig, layout.VIPConfig,
+	layout.LocalPathDir, layout.RegistryAuth, layout.APIServerLBConfig, layout.VIPConfig, layout.UpgradeDir,
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,

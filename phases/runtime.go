@@ -56,10 +56,7 @@ func containerRuntime(ctx context.Context, d *Data) error {
 	if err := host.WaitFor(ctx, d.Host, 30*time.Second, "containerd", rt.Ctr, "--address", layout.ContainerdSocket, "version"); err != nil {
 		return fmt.Errorf("%w\nlast lines of containerd's log:\n%s", err, d.Services.Log(ctx, "containerd", 15))
 	}
-	if installed != started {
-		return d.Host.WriteFile(ctx, layout.ContainerdStarted, []byte(installed+"\n"), layout.PublicMode)
-	}
-	return nil
+	return d.noteStarted(ctx, layout.ContainerdStarted, installed, started)
 }
 
 // containerdBinary returns the sha256 of the bundle's containerd as the
@@ -69,20 +66,37 @@ func (d *Data) containerdBinary(ctx context.Context, rt Runtime) (installed, sta
 	if !rt.FromBundle {
 		return "", "", nil
 	}
-	stamp, err := d.Host.ReadFile(ctx, layout.BinariesStamp)
+	return d.binaryStarted(ctx, rt.Containerd, layout.ContainerdStarted)
+}
+
+// binaryStarted returns the sha256 of the binary at path as the bundle
+// phase installed it (its line in the binaries stamp) and the one the
+// stamp file records as started last: when they differ, the service runs
+// an older binary than the one installed, as after a bundle of a newer
+// version, and must be restarted.
+func (d *Data) binaryStarted(ctx context.Context, path, stamp string) (installed, started string, err error) {
+	b, err := d.Host.ReadFile(ctx, layout.BinariesStamp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", "", err
 	}
-	for _, line := range strings.Split(string(stamp), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[1] == rt.Containerd {
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == path {
 			installed = f[0]
 		}
 	}
-	last, err := d.Host.ReadFile(ctx, layout.ContainerdStarted)
+	last, err := d.Host.ReadFile(ctx, stamp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", "", err
 	}
 	return installed, strings.TrimSpace(string(last)), nil
+}
+
+// noteStarted records that the service now runs the binary installed.
+func (d *Data) noteStarted(ctx context.Context, stamp, installed, started string) error {
+	if installed == started {
+		return nil
+	}
+	return d.Host.WriteFile(ctx, stamp, []byte(installed+"\n"), layout.PublicMode)
 }
 
 // Runtime is where a host's container runtime comes from, by the cluster

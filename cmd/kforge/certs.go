@@ -77,7 +77,7 @@ func newCertsRenew(g *globalOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.ConfigFile, "config", "f", "", "renew on this cluster file's control plane, over SSH (its certs.validity and certs.extraSANs apply)")
+	f.StringVarP(&o.ConfigFile, "config", "f", "", "renew on each of this cluster file's control planes in turn, over SSH (its certs.validity and certs.extraSANs apply)")
 	f.StringSliceVar(&o.APIServerExtraSANs, "apiserver-cert-extra-sans", nil, "names and IPs to add to the API server's certificate")
 	f.DurationVar(&o.ExpiringWithin, "expiring-within", 0, "renew only the certificates that expire within this time (instead of naming them)")
 	f.DurationVar(&o.Validity, "validity", 0, "how long the new certificates last (default: the cluster file's certs.validity)")

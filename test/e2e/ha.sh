@@ -2,8 +2,10 @@
 # kforge's highly available control plane end to end (make e2e-ha): four
 # machine containers from `make machines` (1-3 control planes booting
 # systemd, 4 a worker) and a cluster file with loadBalancer.virtualIP.
-# `kforge init -f` builds the first control plane, joins the other two
-# (etcd learners, promoted) and the worker; this host's kubectl reaches the
+# A first `kforge init -f` whose third control plane fails after its etcd
+# member was added rolls that one back (member removed, host clean); the
+# next builds the first control plane, joins the other two (etcd
+# learners, promoted) and the worker; this host's kubectl reaches the
 # cluster through the virtual IP. Then the etcd leader's machine is
 # stopped: kubectl through the virtual IP keeps answering from this host
 # and from a pod on the worker, a new Deployment rolls out, and etcd
@@ -14,7 +16,9 @@
 # taken out from another one (etcd members remove), and its replacement
 # joins with `kforge join --control-plane --ssh` from machine 1. `reset -f`
 # leaves every machine clean. An etcd snapshot, a change and a restore on
-# all three control planes bring the old state back first. Every wait and
+# all three control planes bring the old state back first, and `certs
+# renew all -f` renews on each control plane in turn while a pod on the
+# worker keeps asking the API server through the virtual IP. Every wait and
 # every loop is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,6 +44,8 @@ k() { "$KUBECTL" --request-timeout=10s "$@"; }
 fail() {
   printf 'e2e-ha FAILED: %s\n' "$*" >&2
   set +e
+  # make machines-down removes $STATE: keep kforge's logs of this run.
+  mkdir -p _output/e2e-ha && cp "$STATE"/ha-*.log _output/e2e-ha/ 2>/dev/null && echo "kforge's logs of this run: _output/e2e-ha/" >&2
   k get nodes -o wide; k get pods -A -o wide
   exit 1
 }
@@ -52,6 +58,20 @@ loadBalancer:
   virtualIP: $VIP
 YAML
 grep -c 'role: control-plane' "$HA" | grep -qx 3 || fail "the cluster file $HA does not have 3 control planes (make machines CONTROL_PLANES=3)"
+
+log "a control plane whose join fails after its etcd member was added is rolled back"
+# /var/lib/etcd as a file on machine 3: its etcd-join adds the learner,
+# then cannot make the data directory.
+on 3 'touch /var/lib/etcd'
+"$KFORGE" init -f "$HA" --bundle "$BUNDLE" >"$STATE/ha-init0.log" 2>&1 && fail "init -f with machine 3's /var/lib/etcd a file succeeded"
+{ grep -A3 '^Control planes:' "$STATE/ha-init0.log" | grep '172.30.0.13 .*FAILED' && grep "rolled back: the host's etcd member was removed and the host reset" "$STATE/ha-init0.log"; } ||
+  { tail -30 "$STATE/ha-init0.log"; fail "the summary does not say machine 3 failed and was rolled back"; }
+[ "$(members_json | jq -r '[.members[].name] | sort | join(",")')" = "kforge-m1,kforge-m2" ] ||
+  { members; fail "etcd does not list exactly kforge-m1 and kforge-m2 after the rollback"; }
+on 3 'test ! -e /var/lib/etcd && test ! -e /etc/kubernetes/pki && test ! -e /etc/kubernetes/manifests/etcd.yaml && test ! -e /var/lib/kforge/run.json' ||
+  fail "machine 3 is not clean after the rollback"
+echo "rolled back: machine 3's member removed, the host clean; members:"
+members
 
 log "kforge init -f: 3 control planes (virtual IP $VIP) and a worker"
 start=$(now)
@@ -73,8 +93,35 @@ k get nodes -o wide
 echo "after init (${INIT_SECONDS}s):"
 members
 
-log "etcd snapshot, a change, and a restore on all three control planes"
 k create namespace "$NS" >/dev/null
+prober_account
+
+log "certs renew all -f: every control plane in turn, the API answering through the virtual IP"
+serials() { local m; for m in 1 2 3; do openssl s_client -connect "172.30.0.1$m:6443" </dev/null 2>/dev/null | openssl x509 -noout -serial; done; }
+before=$(serials)
+[ "$(grep -c serial= <<<"$before")" = 3 ] || fail "could not read the 3 API servers' certificates: $before"
+# 1500 requests 100 ms apart (at least 150 s), each bounded to 2 s.
+start_prober prober-renew kforge-m4 "https://$VIP:6443/api/v1/namespaces/$NS/configmaps?limit=1" 1500 || fail "the renewal prober did not start on the worker"
+start=$(now)
+"$KFORGE" certs renew all -f "$HA" --plain >"$STATE/ha-renew.log" 2>&1 || { tail -30 "$STATE/ha-renew.log"; fail "certs renew all -f"; }
+RENEW_SECONDS=$(since "$start")
+for m in 1 2 3; do
+  grep -q "\[ok\] restart kube-apiserver on kforge-m$m" "$STATE/ha-renew.log" || { cat "$STATE/ha-renew.log"; fail "certs renew -f did not restart the API server of kforge-m$m"; }
+done
+after=$(serials)
+for m in 1 2 3; do
+  [ "$(sed -n "${m}p" <<<"$before")" != "$(sed -n "${m}p" <<<"$after")" ] || fail "the API server of kforge-m$m serves the same certificate after certs renew -f"
+done
+k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "nodes not Ready after certs renew -f"
+wait_healthy 3 60 || { members; fail "etcd is not 3 healthy members after certs renew -f"; }
+k -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded pod/prober-renew --timeout=240s >/dev/null || fail "the renewal prober did not finish"
+PROBE_RENEW=$(k -n "$NS" logs prober-renew)
+echo "renewed on 3 control planes in ${RENEW_SECONDS}s; API server serials before/after: $(tr '\n' ' ' <<<"$before")/ $(tr '\n' ' ' <<<"$after")"
+echo "prober on kforge-m4 during the renewal (1500 requests through $VIP): $PROBE_RENEW"
+okr=$(sed -n 's/^probe: \([0-9]*\) ok.*/\1/p' <<<"$PROBE_RENEW")
+[ "${okr:-0}" -ge 1400 ] || fail "the pod on the worker got only ${okr:-0} of 1500 answers while the control planes renewed one at a time"
+
+log "etcd snapshot, a change, and a restore on all three control planes"
 k -n "$NS" create configmap before-snapshot --from-literal=k=v >/dev/null
 "$KFORGE" etcd snapshot save "$STATE/ha-snapshot.db" -f "$HA" >"$STATE/ha-snapshot.log" 2>&1 || { cat "$STATE/ha-snapshot.log"; fail "snapshot save"; }
 k -n "$NS" delete configmap before-snapshot >/dev/null
@@ -119,7 +166,6 @@ k -n kube-system rollout status deployment/coredns --timeout=120s >/dev/null || 
 pod=$(k -n "$NS" get pods -l app=web -o jsonpath='{.items[0].metadata.name}')
 got=$(k -n "$NS" exec "$pod" -- /echo get "http://web.$NS.svc.cluster.local/") || fail "the Service web does not answer by name from $pod"
 echo "web.$NS.svc.cluster.local answered from $pod: $got"
-prober_account
 # 900 requests 100 ms apart (at least 90 s), each bounded to 2 s.
 start_prober prober kforge-m4 "https://$VIP:6443/api/v1/namespaces/$NS/configmaps?limit=1" 900 || fail "the prober did not start on the worker"
 sleep 3
@@ -184,7 +230,7 @@ log "remove control plane kforge-m3 with reset --ssh"
 ip3=$(awk '/address:/ {a=$NF} /name: kforge-m3$/ {print a}' "$HA")
 "$KFORGE" reset --ssh "root@$ip3" "${SSHFLAGS[@]}" --force >"$STATE/ha-reset3.log" 2>&1 ||
   { tail -30 "$STATE/ha-reset3.log"; fail "reset --ssh of kforge-m3 failed"; }
-grep 'left the cluster' "$STATE/ha-reset3.log" || fail "reset --ssh did not say the member left"
+grep 'left the cluster' "$STATE/ha-reset3.log" || { tail -30 "$STATE/ha-reset3.log"; fail "reset --ssh did not say the member left"; }
 [ "$(members_json | jq '.members | length')" = 2 ] || fail "etcd still lists $(members_json | jq '.members | length') members"
 echo "after reset --ssh of kforge-m3:"
 members
