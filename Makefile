@@ -12,7 +12,7 @@ DRY_RUN_DIR ?= $(CURDIR)/_output/dry-run
 # line is the bundle's path.
 ARTIFACTS_LOG := $(CURDIR)/_output/artifacts.log
 
-.PHONY: all deps build run test fmt-check vet tidy-check unit-short unit e2e-local e2e-multinode e2e-ha e2e-versions e2e-resume e2e-resume-sample clean
+.PHONY: all deps build run test fmt-check vet tidy-check unit-short unit e2e-local e2e-multinode e2e-ha e2e-upgrade e2e-versions e2e-resume e2e-resume-sample clean
 
 all: build
 
@@ -115,6 +115,17 @@ e2e-ha: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  MACHINE_SYSTEMD="1 2 3" $(MAKE) --no-print-directory machines N=4 CONTROL_PLANES=3 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \
 	  BUNDLE="$$bundle" CLUSTER="$$cluster" KFORGE=$(BIN) bash test/e2e/ha.sh; rc=$$?; \
+	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
+
+## e2e-upgrade: a control plane and 2 workers built at the previous minor (v1.36.3): a broken upgrade rolled back, upgrade plan, upgrade apply to v1.37.2 with a client counting failed requests, a refused downgrade, upgrade rollback, reset -f; builds v1.36.3 when not cached
+UPGRADE_FROM ?= v1.36.3
+e2e-upgrade: deps build
+	@mkdir -p _output && new=$$(bash scripts/build-artifacts.sh --default-version) && \
+	  $(MAKE) --no-print-directory artifacts KUBERNETES_VERSIONS="$(UPGRADE_FROM) $$new" | tee _output/artifacts-upgrade.log && \
+	  old_bundle=$$(grep "/kforge-bundle-$(UPGRADE_FROM)-" _output/artifacts-upgrade.log | tail -1) && new_bundle=$$(grep "/kforge-bundle-$$new-" _output/artifacts-upgrade.log | tail -1) && \
+	  [ -n "$$old_bundle" ] && [ -n "$$new_bundle" ] || { echo "no bundle of $(UPGRADE_FROM) or $$new" >&2; exit 1; }; \
+	  $(MAKE) --no-print-directory machines N=3 | tee _output/machines.log && cluster=$$(tail -1 _output/machines.log) && \
+	  BUNDLE_OLD="$$old_bundle" BUNDLE_NEW="$$new_bundle" CLUSTER="$$cluster" KFORGE=$(BIN) bash test/e2e/upgrade.sh; rc=$$?; \
 	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
 
 ## e2e-resume: kforge up --local and kforge reset killed with SIGKILL after every phase (and inside bundle and wait), each run again to success; init -f and join likewise on the machines

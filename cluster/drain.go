@@ -65,3 +65,43 @@ func DrainAndDelete(ctx context.Context, c *kube.Client, name string, out *repor
 	out.Infof("  drained and deleted node %s", name)
 	return nil
 }
+
+// drainForUpgrade cordons the node and drains it as `kubectl drain
+// --ignore-daemonsets --delete-emptydir-data` does, without --force: a
+// pod no controller manages would not come back, so it stops the drain.
+// Evictions respect PodDisruptionBudgets and are asked again until
+// timeout.
+func drainForUpgrade(ctx context.Context, c *kube.Client, name string, timeout time.Duration, out *reporter.Reporter) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	node, err := c.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("node %s on %s: %w", name, c.Server(), err)
+	}
+	d := &drain.Helper{
+		Ctx: ctx, Client: c.Kube, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
+		GracePeriodSeconds: -1, Timeout: timeout, EvictErrorRetryDelay: evictRetryDelay,
+		Out: out.Log(), ErrOut: out.Log(),
+	}
+	if err := drain.RunCordonOrUncordon(d, node, true); err != nil {
+		return fmt.Errorf("cordon node %s: %w", name, err)
+	}
+	if err := drain.RunNodeDrain(d, name); err != nil {
+		return fmt.Errorf("drain node %s: %w; kforge drains as `kubectl drain %s --ignore-daemonsets --delete-emptydir-data` does: "+
+			"wait for or relax the PodDisruptionBudget that holds a pod (or move a pod no controller manages), then run the same command again", name, err, name)
+	}
+	return nil
+}
+
+// uncordon lets the scheduler use the node again.
+func uncordon(ctx context.Context, c *kube.Client, name string) error {
+	node, err := c.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("node %s on %s: %w", name, c.Server(), err)
+	}
+	d := &drain.Helper{Ctx: ctx, Client: c.Kube}
+	if err := drain.RunCordonOrUncordon(d, node, false); err != nil {
+		return fmt.Errorf("uncordon node %s: %w", name, err)
+	}
+	return nil
+}

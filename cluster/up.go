@@ -2,13 +2,16 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/upgrade"
 )
 
 // ContextName is the context `kforge up --local` adds to the user's
@@ -37,6 +40,15 @@ func Up(ctx context.Context, o UpOptions) error {
 	if len(c.Hosts) != 1 || !c.Hosts[0].Local {
 		return fmt.Errorf("%s: kforge up --local builds one node on this machine, so the file lists one host, with local: true and role control-plane; build clusters of several hosts with kforge init -f %s", o.ConfigFile, o.ConfigFile)
 	}
+	have, err := localAPIServerVersion()
+	if err != nil {
+		return err
+	}
+	if have != "" && o.Overrides.KubernetesVersion == "" && o.ConfigFile == "" {
+		// Without --kubernetes-version, up keeps the version the cluster
+		// on this machine runs (as minikube start does).
+		c.KubernetesVersion = have
+	}
 	if o.Bundle == "" {
 		if b := CachedBundle(c.KubernetesVersion); b != "" {
 			o.Out.Infof("  using the bundle %s", b)
@@ -47,6 +59,9 @@ func Up(ctx context.Context, o UpOptions) error {
 				o.Trust.TrustedKeys = append(o.Trust.TrustedKeys, pub)
 			}
 		}
+	}
+	if err := upgradeLocal(ctx, o, have, c.KubernetesVersion); err != nil {
+		return err
 	}
 	node, _ := c.ControlPlane()
 	d, err := initControlPlane(ctx, o.InitOptions, c, node, true)
@@ -107,4 +122,46 @@ func CachedBundle(version string) string {
 		}
 	}
 	return newest
+}
+
+// upgradeLocal upgrades the cluster that runs on this machine in place
+// when it runs an older version than up asks for (minikube's start
+// --kubernetes-version), as kforge upgrade apply does; it refuses a
+// newer one.
+func upgradeLocal(ctx context.Context, o UpOptions, have, want string) error {
+	if have == "" || have == want {
+		return nil
+	}
+	if err := upgrade.CheckPath(have, want); err != nil {
+		return fmt.Errorf("kforge up --local --kubernetes-version %s: the cluster on this machine runs %s: %w", want, have, err)
+	}
+	if o.Bundle == "" {
+		return fmt.Errorf("kforge up --local --kubernetes-version %s: the cluster on this machine runs %s and no bundle of %s is cached: make artifacts KUBERNETES_VERSIONS=%s builds one, or pass --bundle", want, have, want, want)
+	}
+	o.Out.Infof("The cluster on this machine runs %s: upgrading it in place to %s", have, want)
+	return UpgradeApply(ctx, UpgradeOptions{
+		Connect: o.Connect, ConfigFile: o.ConfigFile, Bundle: o.Bundle, Trust: o.Trust,
+		KubernetesVersion: want, Parallel: 1, Timeout: DefaultUpgradeTimeout,
+		SnapshotDir: filepath.Join(cacheDir(), "snapshots"), Schedulable: true, Out: o.Out,
+	})
+}
+
+// localAPIServerVersion is the version of the API server whose static pod
+// runs on this machine, or "" without one.
+func localAPIServerVersion() (string, error) {
+	b, err := os.ReadFile(filepath.Join(layout.ManifestsDir, "kube-apiserver.yaml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if _, img, ok := strings.Cut(line, "image:"); ok {
+			if i := strings.LastIndex(img, ":"); i >= 0 {
+				return strings.Trim(strings.TrimSpace(img[i+1:]), `"'`), nil
+			}
+		}
+	}
+	return "", nil
 }

@@ -52,6 +52,11 @@ type Config struct {
 	// for a control plane that joins it (JoinControlPlane): the shared
 	// secrets are copied from it and its etcd takes the new member.
 	ControlPlaneSource host.Host
+	// WaitTimeout, when set, bounds init's wait for the API server and
+	// for the node instead of APIServerWaitTimeout and
+	// NodeReadyWaitTimeout: an upgrade's health gate is shorter, so that a
+	// broken version is rolled back sooner.
+	WaitTimeout time.Duration
 	// Force lets reset take a control plane's etcd member out even when
 	// the members left would not make a quorum.
 	Force bool

@@ -24,7 +24,11 @@ const (
 // last seen and adds the last lines of the logs of etcd and the API server,
 // or of the kubelet.
 func waitControlPlane(ctx context.Context, d *Data) error {
-	if err := d.waitAPIAndNode(ctx, d.LocalAPIServer(), APIServerWaitTimeout, NodeReadyWaitTimeout); err != nil {
+	api, node := APIServerWaitTimeout, NodeReadyWaitTimeout
+	if d.WaitTimeout > 0 {
+		api, node = d.WaitTimeout, d.WaitTimeout
+	}
+	if err := d.waitAPIAndNode(ctx, d.LocalAPIServer(), api, node); err != nil {
 		return err
 	}
 	// etcd's and the API server's static pods run by now; when the kubelet

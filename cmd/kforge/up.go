@@ -37,7 +37,7 @@ func newUp(g *globalOptions) *cobra.Command {
 	addTrustFlags(f, &o.Trust)
 	f.BoolVar(&o.DryRun, "dry-run", false, "write every file under --output-dir and print the plan; change nothing")
 	f.StringVar(&o.OutputDir, "output-dir", "", "where --dry-run writes files (default: a new temporary directory)")
-	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version: "+strings.Join(images.Supported(), ", ")+" (default "+config.DefaultKubernetesVersion+")")
+	f.StringVar(&o.Overrides.KubernetesVersion, "kubernetes-version", "", "Kubernetes version: "+strings.Join(images.Supported(), ", ")+" (default: the version the cluster on this machine runs, else "+config.DefaultKubernetesVersion+"); a newer one than it runs upgrades it in place")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig to add the kforge context to (default: $KUBECONFIG or ~/.kube/config)")
 	f.StringSliceVar(&o.IgnorePreflight, "ignore-preflight-errors", nil, "preflight checks whose failure is only a warning (or all)")
 	f.StringSliceVar(&o.SkipPhases, "skip-phases", nil, "init phases to leave out")
