@@ -24,6 +24,10 @@ import (
 // DefaultUpgradeTimeout bounds each node's health gate.
 const DefaultUpgradeTimeout = 5 * time.Minute
 
+// RollbackTimeout is the least a rolled-back node is given to be healthy
+// again: its static pods and the kubelet restart once more.
+const RollbackTimeout = 3 * time.Minute
+
 // UpgradeApply upgrades the cluster to the bundle's version: an etcd
 // snapshot first, copied to this machine; then the control planes one at
 // a time, each healthy before the next; then the workers, Parallel at a
@@ -180,6 +184,8 @@ func (r *upgradeRun) nodeData(ctx context.Context, o UpgradeOptions, command str
 		Command: command, Cluster: r.c, Node: n, Host: h, Out: o.Out, Schedulable: o.Schedulable,
 		KforgeBinary: self, StagingDir: stagingDir(), AllowUnsignedBundle: o.Trust.AllowUnsigned,
 		ControlPlaneSource: src, WaitTimeout: o.Timeout,
+		// Its version check refuses exactly this change of version.
+		IgnorePreflight: []string{"KubernetesVersion"},
 	})
 }
 
@@ -324,7 +330,7 @@ func (r *upgradeRun) rollBackNode(ctx context.Context, o UpgradeOptions, h host.
 			want["etcd"] = upgrade.TargetImage(r.plan.Target, "etcd")
 		}
 	}
-	if err := r.gate(ctx, h, d, node.Name, node.Kubelet, want, o.Timeout); err != nil {
+	if err := r.gate(ctx, h, d, node.Name, node.Kubelet, want, max(o.Timeout, RollbackTimeout)); err != nil {
 		return fmt.Errorf("%w\nrolled back to %s, but the node is not healthy again: %v", cause, r.plan.From, err)
 	}
 	if rec, _ := phases.ReadUpgradeRecord(ctx, h); rec != nil {

@@ -173,7 +173,7 @@ func (r *upgradeRun) rollBackOne(ctx context.Context, o UpgradeOptions, n config
 		if _, err := phases.RestoreNode(ctx, d); err != nil {
 			return err
 		}
-		if err := rr.gate(ctx, h, d, name, rec.From, want, o.Timeout); err != nil {
+		if err := rr.gate(ctx, h, d, name, rec.From, want, max(o.Timeout, RollbackTimeout)); err != nil {
 			return err
 		}
 		if worker {

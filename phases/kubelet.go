@@ -30,7 +30,14 @@ func (d *Data) ensureKubelet(ctx context.Context, svc services.Service, changed 
 	if err != nil {
 		return err
 	}
-	if err := d.Services.Ensure(ctx, svc, changed || installed != started); err != nil {
+	if started != "" && installed != started {
+		// A new binary under the same argv: kforge's supervisor would
+		// leave the running one alone, so restart it outright.
+		err = d.Services.Restart(ctx, svc)
+	} else {
+		err = d.Services.Ensure(ctx, svc, changed)
+	}
+	if err != nil {
 		return err
 	}
 	return d.noteStarted(ctx, layout.KubeletStarted, installed, started)

@@ -107,7 +107,7 @@ func BackupNode(ctx context.Context, h host.Host, from, to string, now time.Time
 	paths = append(paths, strings.Fields(string(installed))...)
 	// Only what exists, relative to /; written beside and renamed, so a
 	// kill leaves no half archive under the final name.
-	script := `set -e; out=$1; shift; list=""; for p in "$@"; do [ -e "$p" ] && list="$list ${p#/}"; done; ` +
+	script := `set -e; umask 077; out=$1; shift; list=""; for p in "$@"; do [ -e "$p" ] && list="$list ${p#/}"; done; ` +
 		`tar -C / -cpf "$out.tmp" $list; mv "$out.tmp" "$out"`
 	if _, err := h.Run(ctx, host.Cmd{Sudo: true, Argv: append([]string{"sh", "-c", script, "sh", layout.UpgradeBackup}, paths...)}); err != nil {
 		return fmt.Errorf("back up %s before the upgrade: %w", h.Name(), err)
@@ -132,11 +132,20 @@ func RestoreNode(ctx context.Context, d *Data) (*UpgradeRecord, error) {
 		return out
 	}
 	before := sum()
-	argv := []string{"tar", "-C", "/", "-xpf", layout.UpgradeBackup}
+	// Unpacked beside, then only the files that differ are put back, each
+	// renamed into place: a running binary is replaced, not written into,
+	// and an unchanged static pod manifest is not touched (the kubelet
+	// would restart its pod).
+	exclude := ""
 	if r.EtcdUpgraded {
-		argv = append(argv, "--exclude", strings.TrimPrefix(etcdManifest, "/"))
+		exclude = strings.TrimPrefix(etcdManifest, "/")
 	}
-	if _, err := d.Host.Run(ctx, host.Cmd{Sudo: true, Argv: argv}); err != nil {
+	script := `set -e; umask 077; w=$1 b=$2 x=$3; rm -rf "$w"; mkdir -p "$w"; ` +
+		`if [ -n "$x" ]; then tar -C "$w" -xpf "$b" --exclude "$x"; else tar -C "$w" -xpf "$b"; fi; cd "$w"; ` +
+		`find . \( -type f -o -type l \) | while IFS= read -r f; do t="/${f#./}"; ` +
+		`if ! cmp -s "$f" "$t" 2>/dev/null; then mkdir -p "$(dirname "$t")"; cp -pP "$f" "$t.kforge-restore"; mv -f "$t.kforge-restore" "$t"; fi; done; ` +
+		`cd /; rm -rf "$w"`
+	if _, err := d.Host.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"sh", "-c", script, "sh", layout.UpgradeDir + "/restore", layout.UpgradeBackup, exclude}}); err != nil {
 		return r, fmt.Errorf("restore %s from %s: %w", d.Host.Name(), layout.UpgradeBackup, err)
 	}
 	if sum() != before {
