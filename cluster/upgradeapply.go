@@ -217,12 +217,23 @@ func (r *upgradeRun) upgradeControlPlane(ctx context.Context, o UpgradeOptions, 
 	if err != nil {
 		return err
 	}
+	// The static pods move first, under the kubelet that runs (a kubelet
+	// started while the API server is down waits minutes for its Node
+	// before it runs any pod); the kubelet restarts on its new binary once
+	// they are healthy, as kubeadm's upgrade has it.
+	want := controlPlaneImages(to)
 	err = r.renewForUpgrade(ctx, h)
 	if err == nil {
-		err = phases.Execute(ctx, list, d, phases.Options{Skip: skip})
+		err = phases.Execute(ctx, list, d, phases.Options{Skip: append(skip, "kubelet")})
 	}
 	if err == nil {
-		err = r.gate(ctx, h, d, node.Name, to.Versions.Kubernetes, controlPlaneImages(to), o.Timeout)
+		err = r.gate(ctx, h, d, node.Name, "", want, o.Timeout)
+	}
+	if err == nil {
+		err = phases.Execute(ctx, list, d, phases.Options{Only: "kubelet"})
+	}
+	if err == nil {
+		err = r.gate(ctx, h, d, node.Name, to.Versions.Kubernetes, want, o.Timeout)
 	}
 	if err == nil {
 		if err := r.keepNewEtcd(ctx, h, node.Name); err != nil {
@@ -313,7 +324,8 @@ func (r *upgradeRun) rollBackNode(ctx context.Context, o UpgradeOptions, h host.
 	if err := r.keepNewEtcd(ctx, h, node.Name); err != nil {
 		return fmt.Errorf("%w\nthe rollback failed too: %v", cause, err)
 	}
-	if _, err := phases.RestoreNode(ctx, d); err != nil {
+	_, kubeletChanged, err := phases.RestoreNode(ctx, d)
+	if err != nil {
 		return fmt.Errorf("%w\nthe rollback failed too: %v", cause, err)
 	}
 	var want map[string]string
@@ -330,7 +342,7 @@ func (r *upgradeRun) rollBackNode(ctx context.Context, o UpgradeOptions, h host.
 			want["etcd"] = upgrade.TargetImage(r.plan.Target, "etcd")
 		}
 	}
-	if err := r.gate(ctx, h, d, node.Name, node.Kubelet, want, max(o.Timeout, RollbackTimeout)); err != nil {
+	if err := r.healthyAgain(ctx, h, d, node.Name, node.Kubelet, want, kubeletChanged, max(o.Timeout, RollbackTimeout)); err != nil {
 		return fmt.Errorf("%w\nrolled back to %s, but the node is not healthy again: %v", cause, r.plan.From, err)
 	}
 	if rec, _ := phases.ReadUpgradeRecord(ctx, h); rec != nil {
@@ -371,7 +383,26 @@ func (r *upgradeRun) keepNewEtcd(ctx context.Context, h host.Host, node string) 
 	return phases.WriteUpgradeRecord(ctx, h, *rec)
 }
 
-// gate waits until the node reports kubelet and is Ready and, for a
+// healthyAgain waits for a restored node: a control plane's static pods
+// first, under the kubelet that runs, then, when the restore put back
+// another kubelet binary, that kubelet restarted and the node at its old
+// version.
+func (r *upgradeRun) healthyAgain(ctx context.Context, h host.Host, d *phases.Data, node, kubelet string, want map[string]string, kubeletChanged bool, timeout time.Duration) error {
+	if !kubeletChanged {
+		return r.gate(ctx, h, d, node, kubelet, want, timeout)
+	}
+	if len(want) > 0 {
+		if err := r.gate(ctx, h, d, node, "", want, timeout); err != nil {
+			return err
+		}
+	}
+	if err := phases.RestartKubelet(ctx, d); err != nil {
+		return err
+	}
+	return r.gate(ctx, h, d, node, kubelet, want, timeout)
+}
+
+// gate waits until the node reports kubelet (any, when "") and is Ready and, for a
 // control plane, each component's mirror pod runs its image in want and
 // is Ready; it names the first component that is not, with the tail of
 // its log.
@@ -404,7 +435,7 @@ func (r *upgradeRun) gate(ctx context.Context, h host.Host, d *phases.Data, node
 				return false, nil
 			}
 		}
-		if v := n.Status.NodeInfo.KubeletVersion; v != kubelet {
+		if v := n.Status.NodeInfo.KubeletVersion; kubelet != "" && v != kubelet {
 			last, component = "the node reports kubelet "+v+", not "+kubelet, "kubelet"
 			return false, nil
 		}

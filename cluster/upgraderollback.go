@@ -170,10 +170,11 @@ func (r *upgradeRun) rollBackOne(ctx context.Context, o UpgradeOptions, n config
 				want["etcd"] = target.Etcd
 			}
 		}
-		if _, err := phases.RestoreNode(ctx, d); err != nil {
+		_, kubeletChanged, err := phases.RestoreNode(ctx, d)
+		if err != nil {
 			return err
 		}
-		if err := rr.gate(ctx, h, d, name, rec.From, want, max(o.Timeout, RollbackTimeout)); err != nil {
+		if err := rr.healthyAgain(ctx, h, d, name, rec.From, want, kubeletChanged, max(o.Timeout, RollbackTimeout)); err != nil {
 			return err
 		}
 		if worker {

@@ -116,22 +116,30 @@ func BackupNode(ctx context.Context, h host.Host, from, to string, now time.Time
 }
 
 // RestoreNode puts back what BackupNode kept, except etcd's manifest once
-// etcd ran the newer version, and restarts containerd when its binary
-// changed and the kubelet. It does not wait for the node: the caller's
-// health gate does.
-func RestoreNode(ctx context.Context, d *Data) (*UpgradeRecord, error) {
+// etcd ran the newer version, and restarts containerd when the binary
+// restored is not the one running. It tells whether the kubelet runs
+// another binary than the one restored, which RestartKubelet then starts:
+// on a control plane only once its static pods are healthy again, since a
+// kubelet started while the API server is down waits minutes for its
+// Node before it runs any pod.
+func RestoreNode(ctx context.Context, d *Data) (rec *UpgradeRecord, kubeletChanged bool, err error) {
 	r, err := ReadUpgradeRecord(ctx, d.Host)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if r == nil {
-		return nil, fmt.Errorf("%s has no upgrade backup (%s): it was not changed by kforge upgrade apply, or was reset since", d.Host.Name(), layout.UpgradeBackup)
+		return nil, false, fmt.Errorf("%s has no upgrade backup (%s): it was not changed by kforge upgrade apply, or was reset since", d.Host.Name(), layout.UpgradeBackup)
 	}
-	sum := func() string {
-		out, _ := host.Output(ctx, d.Host, "sh", "-c", `sha256sum "$1" 2>/dev/null || true`, "sh", layout.ContainerdBinary)
-		return out
+	// What runs now, as the stamps say, before the restore puts back the
+	// backup's stamps.
+	_, kubeletRuns, err := d.binaryStarted(ctx, layout.KubeletBinary, layout.KubeletStarted)
+	if err != nil {
+		return r, false, err
 	}
-	before := sum()
+	_, containerdRuns, err := d.containerdBinary(ctx, d.Runtime())
+	if err != nil {
+		return r, false, err
+	}
 	// Unpacked beside, then only the files that differ are put back, each
 	// renamed into place: a running binary is replaced, not written into,
 	// and an unchanged static pod manifest is not touched (the kubelet
@@ -146,19 +154,44 @@ func RestoreNode(ctx context.Context, d *Data) (*UpgradeRecord, error) {
 		`if ! cmp -s "$f" "$t" 2>/dev/null; then mkdir -p "$(dirname "$t")"; cp -pP "$f" "$t.kforge-restore"; mv -f "$t.kforge-restore" "$t"; fi; done; ` +
 		`cd /; rm -rf "$w"`
 	if _, err := d.Host.Run(ctx, host.Cmd{Sudo: true, Argv: []string{"sh", "-c", script, "sh", layout.UpgradeDir + "/restore", layout.UpgradeBackup, exclude}}); err != nil {
-		return r, fmt.Errorf("restore %s from %s: %w", d.Host.Name(), layout.UpgradeBackup, err)
+		return r, false, fmt.Errorf("restore %s from %s: %w", d.Host.Name(), layout.UpgradeBackup, err)
 	}
-	if sum() != before {
+	if installed, _, err := d.containerdBinary(ctx, d.Runtime()); err != nil {
+		return r, false, err
+	} else if installed != containerdRuns {
 		if err := d.Services.Restart(ctx, containerdService(d.Runtime())); err != nil {
-			return r, err
+			return r, false, err
+		}
+		if err := d.noteStarted(ctx, layout.ContainerdStarted, installed, ""); err != nil {
+			return r, false, err
 		}
 	}
+	installed, _, err := d.binaryStarted(ctx, layout.KubeletBinary, layout.KubeletStarted)
+	if err != nil {
+		return r, false, err
+	}
+	if installed != kubeletRuns {
+		// Until RestartKubelet, the stamp says what runs.
+		if err := d.Host.WriteFile(ctx, layout.KubeletStarted, []byte(kubeletRuns+"\n"), layout.PublicMode); err != nil {
+			return r, false, err
+		}
+	}
+	return r, installed != kubeletRuns, nil
+}
+
+// RestartKubelet restarts the kubelet with its files as they are, and
+// records the binary it runs.
+func RestartKubelet(ctx context.Context, d *Data) error {
 	k, _, err := d.renderKubelet()
 	if err != nil {
-		return r, err
+		return err
+	}
+	installed, started, err := d.binaryStarted(ctx, layout.KubeletBinary, layout.KubeletStarted)
+	if err != nil {
+		return err
 	}
 	if err := d.Services.Restart(ctx, kubeletService(k)); err != nil {
-		return r, err
+		return err
 	}
-	return r, nil
+	return d.noteStarted(ctx, layout.KubeletStarted, installed, started)
 }
