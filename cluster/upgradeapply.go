@@ -24,6 +24,10 @@ import (
 // DefaultUpgradeTimeout bounds each node's health gate.
 const DefaultUpgradeTimeout = 5 * time.Minute
 
+// GateSettle is how long a control plane must stay healthy after its
+// kubelet restarted before the next node starts.
+const GateSettle = 20 * time.Second
+
 // RollbackTimeout is the least a rolled-back node is given to be healthy
 // again: its static pods and the kubelet restart once more.
 const RollbackTimeout = 3 * time.Minute
@@ -408,7 +412,32 @@ func (r *upgradeRun) healthyAgain(ctx context.Context, h host.Host, d *phases.Da
 // its log.
 func (r *upgradeRun) gate(ctx context.Context, h host.Host, d *phases.Data, node, kubelet string, want map[string]string, timeout time.Duration) error {
 	var last, component string
-	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+	// A control plane's last gate, after its kubelet restarted, wants
+	// everything healthy for a while: a new kubelet may restart static
+	// pods whose hash it computes anew, a few seconds after it starts.
+	settle := time.Duration(0)
+	if len(want) > 0 && kubelet != "" {
+		settle = GateSettle
+	}
+	var since time.Time
+	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (ok bool, err error) {
+		defer func() {
+			switch {
+			case !ok:
+				since = time.Time{}
+			case since.IsZero():
+				since, ok = time.Now(), settle == 0
+			default:
+				ok = time.Since(since) >= settle
+			}
+			if !ok && !since.IsZero() {
+				last, component = fmt.Sprintf("healthy for %s, waiting for %s", time.Since(since).Round(time.Second), settle), "kube-apiserver"
+			}
+		}()
+		if err := r.admin.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error(); err != nil {
+			last, component = "the API server is not ready: "+err.Error(), "kube-apiserver"
+			return false, nil
+		}
 		n, err := r.admin.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			last, component = "the API server does not answer: "+err.Error(), "kube-apiserver"
