@@ -36,7 +36,7 @@ dry-run: build
 	./$(BIN) init --dry-run --output-dir $(DRY_RUN_DIR)
 
 ## test: formatting, vet, tidy modules, the unit tests first (fast), then the artifacts, every unit and integration test, and the single-node, resume (a sample) and multi-node end to end tests
-test: deps fmt-check vet tidy-check unit-short unit e2e-local e2e-expiry e2e-resume-sample e2e-multinode e2e-ha
+test: deps fmt-check vet tidy-check unit-short unit e2e-local e2e-expiry e2e-resume-sample e2e-multinode e2e-ha e2e-upgrade
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

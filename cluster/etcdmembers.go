@@ -47,16 +47,7 @@ type EtcdMember struct {
 // plane (`member list`, `endpoint status --cluster`, `endpoint health
 // --cluster`). It fails, after printing, when a member is not healthy.
 func EtcdMembers(ctx context.Context, o EtcdMembersOptions) error {
-	h, e, closeAll, err := etcdControlPlane(ctx, &EtcdSnapshotOptions{Connect: o.Connect, ConfigFile: o.ConfigFile})
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	id, err := runningContainer(ctx, h, "etcd")
-	if err != nil {
-		return err
-	}
-	members, err := etcdMembers(ctx, h, id, e.clientURL)
+	members, err := listEtcdMembers(ctx, o.Connect, o.ConfigFile)
 	if err != nil {
 		return err
 	}
@@ -76,6 +67,21 @@ func EtcdMembers(ctx context.Context, o EtcdMembersOptions) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// listEtcdMembers asks the etcd of the cluster file's first control plane
+// that answers (or of this machine) for its members and their health.
+func listEtcdMembers(ctx context.Context, connect ConnectOptions, file string) ([]EtcdMember, error) {
+	h, e, closeAll, err := etcdControlPlane(ctx, &EtcdSnapshotOptions{Connect: connect, ConfigFile: file})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	id, err := runningContainer(ctx, h, "etcd")
+	if err != nil {
+		return nil, err
+	}
+	return etcdMembers(ctx, h, id, e.clientURL)
 }
 
 // etcdctl runs the pod's etcdctl with the health-check client's

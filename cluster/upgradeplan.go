@@ -143,17 +143,9 @@ func planUpgrade(ctx context.Context, o UpgradeOptions) (*upgradeRun, error) {
 // gather reads the nodes, the static pods, the add-ons, etcd's members and
 // the control planes' certificates.
 func (r *upgradeRun) gather(ctx context.Context, o UpgradeOptions) error {
-	h, closeCP, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	nodes, err := r.connectCluster(ctx, o)
 	if err != nil {
 		return err
-	}
-	defer closeCP()
-	if r.admin, err = kube.FromHost(ctx, h, layout.AdminConf, ""); err != nil {
-		return err
-	}
-	nodes, err := r.admin.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list nodes on %s: %w", r.admin.Server(), err)
 	}
 	pods, err := r.admin.Kube.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: "tier=control-plane"})
 	if err != nil {
@@ -197,17 +189,27 @@ func (r *upgradeRun) gather(ctx context.Context, o UpgradeOptions) error {
 	return nil
 }
 
+// connectCluster sets r.admin, a client of the cluster's API server as
+// admin.conf of the first control plane that answers, and lists the
+// Nodes.
+func (r *upgradeRun) connectCluster(ctx context.Context, o UpgradeOptions) (*corev1.NodeList, error) {
+	h, closeCP, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	if err != nil {
+		return nil, err
+	}
+	defer closeCP()
+	if r.admin, err = kube.FromHost(ctx, h, layout.AdminConf, ""); err != nil {
+		return nil, err
+	}
+	nodes, err := r.admin.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes on %s: %w", r.admin.Server(), err)
+	}
+	return nodes, nil
+}
+
 func (r *upgradeRun) gatherEtcd(ctx context.Context, o UpgradeOptions) error {
-	h, e, closeAll, err := etcdControlPlane(ctx, &EtcdSnapshotOptions{Connect: o.Connect, ConfigFile: o.ConfigFile})
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	id, err := runningContainer(ctx, h, "etcd")
-	if err != nil {
-		return err
-	}
-	members, err := etcdMembers(ctx, h, id, e.clientURL)
+	members, err := listEtcdMembers(ctx, o.Connect, o.ConfigFile)
 	if err != nil {
 		return err
 	}

@@ -6,12 +6,8 @@ import (
 	"slices"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/images"
-	"kforge.dev/kforge/kube"
-	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/phases"
 	"kforge.dev/kforge/providers/ssh"
 	"kforge.dev/kforge/upgrade"
@@ -37,17 +33,9 @@ func UpgradeRollback(ctx context.Context, o UpgradeOptions) error {
 	r := &upgradeRun{c: c, pool: ssh.NewPool(), hosts: map[string]config.Host{}}
 	defer r.close()
 	o.Connect.Pool = r.pool
-	h, closeCP, err := controlPlaneHost(ctx, o.ConfigFile, &o.Connect)
+	nodes, err := r.connectCluster(ctx, o)
 	if err != nil {
 		return err
-	}
-	defer closeCP()
-	if r.admin, err = kube.FromHost(ctx, h, layout.AdminConf, ""); err != nil {
-		return err
-	}
-	nodes, err := r.admin.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list nodes on %s: %w", r.admin.Server(), err)
 	}
 	names := map[string]string{} // address of the cluster file entry → node name
 	for _, n := range nodes.Items {

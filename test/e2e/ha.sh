@@ -106,7 +106,7 @@ start=$(now)
 "$KFORGE" certs renew all -f "$HA" --plain >"$STATE/ha-renew.log" 2>&1 || { tail -30 "$STATE/ha-renew.log"; fail "certs renew all -f"; }
 RENEW_SECONDS=$(since "$start")
 for m in 1 2 3; do
-  grep -q "\[ok\] restart kube-apiserver on kforge-m$m" "$STATE/ha-renew.log" || { cat "$STATE/ha-renew.log"; fail "certs renew -f did not restart the API server of kforge-m$m"; }
+  grep -q "\[ok\] restart kube-apiserver on 172.30.0.1$m " "$STATE/ha-renew.log" || { cat "$STATE/ha-renew.log"; fail "certs renew -f did not restart the API server of kforge-m$m"; }
 done
 after=$(serials)
 for m in 1 2 3; do

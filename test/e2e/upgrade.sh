@@ -126,7 +126,7 @@ YAML
 log "an upgrade whose API server does not start is rolled back"
 out=$("$KFORGE" upgrade apply -f "$BROKEN" --bundle "$BUNDLE_NEW" --timeout 75s --snapshot-dir "$STATE" --plain 2>&1) && { echo "$out"; fail "the broken upgrade succeeded"; }
 echo "$out" >"$STATE/upgrade-broken.log"
-grep -E 'not healthy within|rolled back|etcd snapshot before' "$STATE/upgrade-broken.log" | grep -v '^\[' | head -8
+grep -E '^error:|unknown flag|not healthy within|rolled back' "$STATE/upgrade-broken.log" | grep -v '^\[' | cut -c1-300 | head -8 || true
 grep -q "rolled back: $CP runs $OLD again and is healthy" "$STATE/upgrade-broken.log" || { tail -30 "$STATE/upgrade-broken.log"; fail "the broken upgrade was not rolled back"; }
 grep -q "kforge-e2e-no-such-flag" "$STATE/upgrade-broken.log" || fail "the rollback's error does not show the API server's log"
 k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "nodes not Ready after the rollback"
