@@ -31,6 +31,7 @@ import (
 	"strings"
 
 	"kforge.dev/kforge/images"
+	"kforge.dev/kforge/layout"
 )
 
 // FormatVersion is the bundle format this package writes and reads.
@@ -144,6 +145,15 @@ func (m Manifest) Binaries(controlPlane bool) []Entry {
 		}
 	}
 	return out
+}
+
+// InstallPath is where a node installs a binary entry: CNI plugins into
+// /opt/cni/bin, the others into /usr/local/bin.
+func InstallPath(e Entry) string {
+	if strings.HasPrefix(e.Path, CNIDir) {
+		return path.Join(layout.CNIBinDir, path.Base(e.Path))
+	}
+	return path.Join(layout.BinDir, path.Base(e.Path))
 }
 
 // NodeImages are the images a node imports: all of them on a

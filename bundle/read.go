@@ -97,16 +97,26 @@ func readManifestRaw(path string, tr *tar.Reader) ([]byte, Manifest, error) {
 		return nil, Manifest{}, &EntryError{path, ManifestName, fmt.Errorf("%w: sha256 %s does not match %s (%q)",
 			ErrCorrupt, hex.EncodeToString(sum[:]), manifestSumName, strings.TrimSpace(string(sumLine)))}
 	}
+	m, err := ParseManifest(raw)
+	if err != nil {
+		return nil, Manifest{}, &EntryError{path, ManifestName, err}
+	}
+	return raw, m, nil
+}
+
+// ParseManifest reads manifest.json's bytes and checks what readers rely
+// on (validate).
+func ParseManifest(raw []byte) (Manifest, error) {
 	var m Manifest
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return nil, Manifest{}, &EntryError{path, ManifestName, err}
+		return Manifest{}, err
 	}
 	if err := m.validate(); err != nil {
-		return nil, Manifest{}, &EntryError{path, ManifestName, err}
+		return Manifest{}, err
 	}
-	return raw, m, nil
+	return m, nil
 }
 
 func readSmallEntry(path string, tr *tar.Reader, want string) ([]byte, error) {

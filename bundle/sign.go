@@ -127,21 +127,47 @@ func VerifySignature(path string, trusted TrustedKeys) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("bundle %s: signature: %w", path, err)
 	}
+	return VerifyManifest("bundle "+path, raw, armored, trusted)
+}
+
+// RawManifest returns the bundle's manifest.json as stored (checked
+// against its sha256 entry) and its signature, nil when it has none: what
+// a control plane serves its workers (kforge's artifact server), which
+// check them with VerifyManifest.
+func RawManifest(path string) (raw, signature []byte, err error) {
+	raw, _, err = rawManifest(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	signature, err = os.ReadFile(SignaturePath(path))
+	if errors.Is(err, os.ErrNotExist) {
+		return raw, nil, nil
+	}
+	return raw, signature, err
+}
+
+// VerifyManifest checks an armored SSH signature over a manifest's bytes
+// against the trusted keys and returns the fingerprint of the key that
+// made it; what names the manifest's origin in errors.
+func VerifyManifest(what string, raw, armored []byte, trusted TrustedKeys) (string, error) {
+	if len(armored) == 0 {
+		return "", fmt.Errorf("%s is %w: its manifest has no signature; sign the bundle with `kforge bundle sign BUNDLE --key KEY`, or pass --unsafe-allow-unsigned-bundle to install it anyway", what, ErrUnsigned)
+	}
 	sig, err := sshsig.Unarmor(armored)
 	if err != nil {
-		return "", fmt.Errorf("bundle %s: signature %s: %w", path, SignaturePath(path), err)
+		return "", fmt.Errorf("%s: signature: %w", what, err)
 	}
 	signer := ssh.FingerprintSHA256(sig.PublicKey)
 	if len(trusted) == 0 {
-		return "", fmt.Errorf("bundle %s is signed by %s, but no key is trusted: pass --trusted-key with that public key (or a file of them), or list it under artifacts.trustedKeys in the cluster file", path, signer)
+		return "", fmt.Errorf("%s is signed by %s, but no key is trusted: pass --trusted-key with that public key (or a file of them), or list it under artifacts.trustedKeys in the cluster file", what, signer)
 	}
 	for _, k := range trusted {
 		if bytes.Equal(k.Marshal(), sig.PublicKey.Marshal()) {
 			if err := sshsig.Verify(bytes.NewReader(raw), sig, k, sig.HashAlgorithm, SignatureNamespace); err != nil {
-				return "", fmt.Errorf("bundle %s: the signature by %s does not match its manifest (the bundle was changed after it was signed): %w", path, signer, err)
+				return "", fmt.Errorf("%s: the signature by %s does not match its manifest (the bundle was changed after it was signed): %w", what, signer, err)
 			}
 			return signer, nil
 		}
 	}
-	return "", fmt.Errorf("bundle %s is signed by %s, which is not a trusted key (trusted: %s)", path, signer, trusted.Fingerprints())
+	return "", fmt.Errorf("%s is signed by %s, which is not a trusted key (trusted: %s)", what, signer, trusted.Fingerprints())
 }

@@ -17,6 +17,10 @@ import (
 type JoinOptions struct {
 	// Endpoint is the API server, host:port.
 	Endpoint string
+	// ArtifactsFrom is a control plane's artifact server
+	// (https://host:port) to fetch the worker's part of the bundle from,
+	// instead of --bundle (init -f and join --ssh pass it).
+	ArtifactsFrom string
 	// Token is the bootstrap token, id.secret.
 	Token string
 	// CACertHashes pin the cluster CA (sha256:<hex>); they are required
@@ -64,6 +68,9 @@ func Join(ctx context.Context, o JoinOptions) error {
 	}
 	c := config.Default()
 	c.Hosts = []config.Host{{Role: config.RoleWorker, Local: true, Name: o.NodeName, NodeIP: o.NodeIP}}
+	if o.Bundle != "" && o.ArtifactsFrom != "" {
+		return fmt.Errorf("--bundle and --%s: give one of them", ArtifactsFromFlag)
+	}
 	if o.Bundle != "" {
 		b := config.ExpandHome(o.Bundle)
 		if _, err := os.Stat(b); err != nil {
@@ -89,6 +96,7 @@ func Join(ctx context.Context, o JoinOptions) error {
 		KforgeBinary: self, StagingDir: stagingDir(), IgnorePreflight: o.IgnorePreflight,
 		AllowUnsignedBundle: o.Trust.AllowUnsigned,
 		Discovery:           &disc,
+		ArtifactsFrom:       o.ArtifactsFrom,
 	})
 	if err != nil {
 		return err

@@ -39,18 +39,8 @@ type HostResult struct {
 // bundle for another architecture than h's is refused before anything is
 // written to h.
 func remoteKforge(ctx context.Context, h host.Host, self, bundleFile string) (string, error) {
-	if bundleFile != "" {
-		m, err := bundle.Inspect(bundleFile)
-		if err != nil {
-			return "", fmt.Errorf("bundle %s: %w", bundleFile, err)
-		}
-		arch, err := host.Probe(ctx, h, "uname", "-m")
-		if err != nil {
-			return "", fmt.Errorf("read the host's architecture to check the bundle against it: %w", err)
-		}
-		if err := m.CheckArch(arch); err != nil {
-			return "", fmt.Errorf("bundle %s: %w", bundleFile, err)
-		}
+	if err := checkBundleArch(ctx, h, bundleFile); err != nil {
+		return "", err
 	}
 	if err := h.Upload(ctx, self, layout.KforgeBinary, layout.ExecMode); err != nil {
 		return "", fmt.Errorf("upload kforge: %w", err)
@@ -72,6 +62,25 @@ func remoteKforge(ctx context.Context, h host.Host, self, bundleFile string) (st
 		return "", fmt.Errorf("remove an old bundle signature: %w", err)
 	}
 	return dst, nil
+}
+
+// checkBundleArch refuses a bundle for another architecture than h's.
+func checkBundleArch(ctx context.Context, h host.Host, bundleFile string) error {
+	if bundleFile == "" {
+		return nil
+	}
+	m, err := bundle.Inspect(bundleFile)
+	if err != nil {
+		return fmt.Errorf("bundle %s: %w", bundleFile, err)
+	}
+	arch, err := host.Probe(ctx, h, "uname", "-m")
+	if err != nil {
+		return fmt.Errorf("read the host's architecture to check the bundle against it: %w", err)
+	}
+	if err := m.CheckArch(arch); err != nil {
+		return fmt.Errorf("bundle %s: %w", bundleFile, err)
+	}
+	return nil
 }
 
 // StopOnStdinEOFFlag makes a `kforge join` stop when its standard input
@@ -176,6 +185,18 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		return err
 	}
 	self := d.KforgeBinary
+	var srv *artifactServer
+	var fetch fetchKforge
+	if c.Artifacts.Bundle != "" {
+		// The workers fetch kforge and their part of the bundle from the
+		// control plane, which has them: this machine sends neither again.
+		if srv = startArtifactServer(ctx, d, token, o.Out); srv != nil {
+			defer srv.stop()
+			if fetch, err = newFetchKforge(ctx, d, srv, self, token); err != nil {
+				return err
+			}
+		}
+	}
 	if o.Out.Terminal() {
 		// Uploads of kforge and the bundle over 1 MiB show a bar.
 		o.Connect.Progress = o.Out.Writer()
@@ -204,9 +225,21 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 			}
 			return HostResult{Outcome: "already joined (node " + name + " Ready)"}
 		}
-		bundle, err := remoteKforge(ctx, h, self, c.Artifacts.Bundle)
-		if err != nil {
-			return HostResult{Outcome: "failed", Err: err}
+		from, bundle := "", ""
+		if srv != nil {
+			if err := checkBundleArch(ctx, h, c.Artifacts.Bundle); err != nil {
+				return HostResult{Outcome: "failed", Err: err}
+			}
+			if why := fetch.onto(ctx, h); why != "" {
+				o.Out.Infof("  ! %s: %s: sending kforge and the bundle from this machine", n.Address, why)
+			} else {
+				from = srv.url
+			}
+		}
+		if from == "" {
+			if bundle, err = remoteKforge(ctx, h, self, c.Artifacts.Bundle); err != nil {
+				return HostResult{Outcome: "failed", Err: err}
+			}
 		}
 		if err := phases.CopyRegistryAuth(ctx, d.Host, h); err != nil {
 			return HostResult{Outcome: "failed", Err: fmt.Errorf("registry credentials: %w", err)}
@@ -220,6 +253,9 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 		}
 		if bundle != "" {
 			argv = append(argv, "--bundle", bundle)
+		}
+		if from != "" {
+			argv = append(argv, "--"+ArtifactsFromFlag, from)
 		}
 		// Public keys: no secret on the command line.
 		for _, k := range c.Artifacts.TrustedKeys {

@@ -46,3 +46,24 @@ func Split(ctx context.Context, archive, dir string, names []string) (map[string
 func FileName(ref string) string {
 	return strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(ref) + ".tar"
 }
+
+// ArchiveImageID returns the config digest (the image ID, as `ctr images
+// ls` and a bundle's manifest give it) of the image ref in a docker-save
+// archive: the sha256 of the config file the archive holds. The layers are
+// named by the config's diff IDs, which containerd checks as it unpacks
+// them, so a matching ID vouches for the whole image.
+func ArchiveImageID(archive, ref string) (string, error) {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", ref, err)
+	}
+	img, err := tarball.ImageFromPath(archive, &tag)
+	if err != nil {
+		return "", fmt.Errorf("image %s in %s: %w", ref, archive, err)
+	}
+	id, err := img.ConfigName()
+	if err != nil {
+		return "", fmt.Errorf("image %s in %s: config: %w", ref, archive, err)
+	}
+	return id.String(), nil
+}

@@ -152,6 +152,11 @@ const (
 	// ImagesDir holds a bundle's images split per image while they are
 	// imported.
 	ImagesDir = StateDir + "/images"
+	// BundleManifest and BundleSignature are, on a control plane, the
+	// signed manifest of the bundle it installed, which its artifact
+	// server gives the workers that join it.
+	BundleManifest  = StateDir + "/bundle/manifest.json"
+	BundleSignature = BundleManifest + ".sig"
 	// ImagesStamp and BinariesStamp record what the bundle phase installed,
 	// so that a re-run skips it.
 	ImagesStamp   = StateDir + "/images.sha256"

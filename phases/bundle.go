@@ -33,24 +33,28 @@ import (
 // phase imports the images once containerd runs. Without a bundle it
 // checks that the kubelet is installed.
 func loadBundle(ctx context.Context, d *Data) error {
-	if d.Cluster.Artifacts.Bundle == "" {
+	src := d.bundleSource()
+	if src == nil {
 		if _, err := host.Output(ctx, d.Host, "sh", "-c", "command -v kubelet"); err != nil {
 			return errors.New("no kubelet and no bundle: pass --bundle FILE (make artifacts builds one)")
 		}
 		return nil
 	}
-	m, err := d.inspectBundle()
+	m, err := src.manifest(ctx)
 	if err != nil {
 		return err
 	}
 	if err := d.bundleFits(m, true); err != nil {
 		return err
 	}
-	dir, m, err := d.stageBundle(ctx)
+	dir, m, err := src.stage(ctx)
 	if err != nil {
 		return err
 	}
-	return d.installBinaries(ctx, dir, m)
+	if err := d.installBinaries(ctx, dir, m); err != nil {
+		return err
+	}
+	return src.keep(ctx)
 }
 
 // inspectBundle reads the bundle's manifest and checks its signature
@@ -88,7 +92,7 @@ func (d *Data) inspectBundle() (bundle.Manifest, error) {
 // discovery), its Kubernetes version and a runtime when the cluster file
 // has the runtime come from the bundle.
 func (d *Data) bundleFits(m bundle.Manifest, withVersion bool) error {
-	file := d.Cluster.Artifacts.Bundle
+	file := d.bundleName()
 	if err := m.CheckArch(d.Facts.Arch); err != nil {
 		return fmt.Errorf("bundle %s: %w", file, err)
 	}
@@ -147,7 +151,7 @@ func (d *Data) hostFits(ctx context.Context, add func(name, format string, a ...
 		if _, err := rt.check(ctx, d); err != nil {
 			add("ContainerRuntime", "%v", err)
 		}
-	case d.Cluster.Artifacts.Bundle == "":
+	case d.bundleSource() == nil:
 		// Nothing in this run installs it: the host must have it (a
 		// read-only probe, which a dry run lets through).
 		if _, err := host.Probe(ctx, d.Host, "test", "-x", rt.Containerd); err != nil {
@@ -169,23 +173,10 @@ var runtimeBinaries = []string{"containerd", "containerd-shim-runc-v2", "ctr", "
 // binaries were installed and every file still has its size, nothing is
 // read or copied; otherwise each is uploaded, skipped when identical.
 func (d *Data) installBinaries(ctx context.Context, dir string, m bundle.Manifest) error {
-	type install struct {
-		e   bundle.Entry
-		dst string
-	}
-	var all []install
+	all := d.binariesToInstall(m)
 	stamp := &strings.Builder{}
-	fromBundle := d.Runtime().FromBundle
-	for _, e := range m.Binaries(d.controlPlane()) {
-		if !fromBundle && slices.Contains(runtimeBinaries, path.Base(e.Path)) && !strings.HasPrefix(e.Path, bundle.CNIDir) {
-			continue
-		}
-		dst := path.Join(layout.BinDir, path.Base(e.Path))
-		if strings.HasPrefix(e.Path, bundle.CNIDir) {
-			dst = path.Join(layout.CNIBinDir, path.Base(e.Path))
-		}
-		all = append(all, install{e, dst})
-		fmt.Fprintf(stamp, "%s  %s\n", e.SHA256, dst)
+	for _, i := range all {
+		fmt.Fprintf(stamp, "%s  %s\n", i.e.SHA256, i.dst)
 	}
 	old, err := d.Host.ReadFile(ctx, layout.BinariesStamp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -217,6 +208,27 @@ func (d *Data) installBinaries(ctx context.Context, dir string, m bundle.Manifes
 		}
 	}
 	return d.Host.WriteFile(ctx, layout.BinariesStamp, []byte(stamp.String()), layout.PublicMode)
+}
+
+// install is one of the bundle's binaries and where a node installs it.
+type install struct {
+	e   bundle.Entry
+	dst string
+}
+
+// binariesToInstall are the bundle's binaries this node installs: a
+// worker's or a control plane's (bundle.Manifest.Binaries), without the
+// runtime's under `runtime: host`.
+func (d *Data) binariesToInstall(m bundle.Manifest) []install {
+	var all []install
+	fromBundle := d.Runtime().FromBundle
+	for _, e := range m.Binaries(d.controlPlane()) {
+		if !fromBundle && slices.Contains(runtimeBinaries, path.Base(e.Path)) && !strings.HasPrefix(e.Path, bundle.CNIDir) {
+			continue
+		}
+		all = append(all, install{e, bundle.InstallPath(e)})
+	}
+	return all
 }
 
 // noteInstalled adds paths to the host's list of installed files
@@ -383,10 +395,11 @@ const ImportParallel = 3
 // loadImages imports the bundle's images the node runs into containerd
 // (importImages); without a bundle there is nothing to import.
 func loadImages(ctx context.Context, d *Data) error {
-	if d.Cluster.Artifacts.Bundle == "" {
+	src := d.bundleSource()
+	if src == nil {
 		return nil
 	}
-	dir, m, err := d.stageBundle(ctx)
+	dir, m, err := src.stage(ctx)
 	if err != nil {
 		return err
 	}
@@ -403,7 +416,7 @@ func loadImages(ctx context.Context, d *Data) error {
 func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) error {
 	e, ok := m.Entry(bundle.ImagesName)
 	if !ok {
-		return fmt.Errorf("bundle %s has no %s", d.Cluster.Artifacts.Bundle, bundle.ImagesName)
+		return fmt.Errorf("bundle %s has no %s", d.bundleName(), bundle.ImagesName)
 	}
 	ctr := d.Runtime().Ctr
 	have, err := host.Output(ctx, d.Host, ctr, "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "ls", "-q")
@@ -422,6 +435,9 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 		if !same || !slices.Contains(present, img.Name) {
 			todo = append(todo, img.Name)
 		}
+	}
+	if err := d.keepWorkerImages(ctx, dir, m, todo); err != nil {
+		return err
 	}
 	if len(todo) == 0 {
 		return nil
@@ -449,4 +465,27 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 		return err
 	}
 	return d.Host.WriteFile(ctx, layout.ImagesStamp, []byte(want+"\n"), layout.PublicMode)
+}
+
+// keepWorkerImages makes sure a control plane holds the archives of the
+// images its workers import, which its artifact server gives them: those
+// of the images not imported in this run (imported ones are uploaded
+// there) are uploaded when missing, as after a reset.
+func (d *Data) keepWorkerImages(ctx context.Context, dir string, m bundle.Manifest, todo []string) error {
+	if !d.controlPlane() {
+		return nil
+	}
+	for _, img := range m.NodeImages(false) {
+		if slices.Contains(todo, img.Name) {
+			continue
+		}
+		onHost := path.Join(layout.ImagesDir, images.FileName(img.Name))
+		if ok, err := host.Exists(ctx, d.Host, onHost); err != nil || ok {
+			continue
+		}
+		if err := d.Host.Upload(ctx, filepath.Join(dir, splitDir, images.FileName(img.Name)), onHost, layout.SecretMode); err != nil {
+			return fmt.Errorf("image %s: %w", img.Name, err)
+		}
+	}
+	return nil
 }

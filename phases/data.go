@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/config"
 	"kforge.dev/kforge/discovery"
 	"kforge.dev/kforge/facts"
@@ -36,6 +37,11 @@ type Config struct {
 	// StagingDir is where a verified bundle is unpacked on the machine
 	// kforge runs on (a cache keyed by the bundle's manifest).
 	StagingDir string
+	// ArtifactsFrom is a control plane's artifact server
+	// (https://host:port) that a joining worker fetches its part of the
+	// bundle from, instead of reading a bundle file (init -f and join
+	// --ssh set it; see package artifacts).
+	ArtifactsFrom string
 	// AllowUnsignedBundle installs a bundle without a trusted signature
 	// (--unsafe-allow-unsigned-bundle), with a warning.
 	AllowUnsignedBundle bool
@@ -115,6 +121,9 @@ type Results struct {
 	// BundleChecked names the bundle file whose signature inspectBundle
 	// checked in this run, so that it is checked once.
 	BundleChecked string
+	// FetchedManifest is the signed manifest a worker read from its
+	// control plane's artifact server (serverSource), once per run.
+	FetchedManifest *bundle.Manifest
 	// StagedDir is the staging directory stageBundle verified or filled
 	// in this run; bundle and images both use it.
 	StagedDir string
@@ -193,7 +202,7 @@ func New(ctx context.Context, cfg Config) (*Data, error) {
 	if d.DNS, err = probeResolvers(ctx, h); err != nil {
 		return nil, fmt.Errorf("host %s: %w", h.Name(), err)
 	}
-	if d.Cluster.Artifacts.Bundle == "" {
+	if d.Cluster.Artifacts.Bundle == "" && d.ArtifactsFrom == "" {
 		// Without a bundle the CNI plugins are the OS's when it has them.
 		ok, err := host.Exists(ctx, h, layout.DebianCNIBinDir+"/bridge")
 		if err != nil {

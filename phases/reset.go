@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"path"
 	"context"
 	"strings"
 
@@ -35,6 +36,7 @@ var resetPaths = []string{
 	layout.BinariesStamp, layout.Installed, layout.ContainerdStarted, layout.KubeletStarted, layout.BootstrapToken,
 	layout.AuditPolicy, layout.AuditLogDir, layout.KubeletSysctlConf, layout.EtcdBeforeRestore, layout.EtcdWorkDir,
 	layout.LocalPathDir, layout.RegistryAuth, layout.APIServerLBConfig, layout.VIPConfig, layout.UpgradeDir,
+	path.Dir(layout.BundleManifest),
 	// Last: a reset killed before the end leaves the record that tells the
 	// next init or up that what is left is kforge's.
 	layout.RunRecord,

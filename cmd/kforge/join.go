@@ -67,6 +67,8 @@ func newJoin(g *globalOptions) *cobra.Command {
 	addOutputFlag(cmd, g)
 	cmd.Flags().BoolVar(&stopOnStdinEOF, cluster.StopOnStdinEOFFlag, false, "stop when standard input closes (kforge init -f runs joins so, over SSH: a dropped connection stops the join)")
 	_ = cmd.Flags().MarkHidden(cluster.StopOnStdinEOFFlag)
+	cmd.Flags().StringVar(&o.ArtifactsFrom, cluster.ArtifactsFromFlag, "", "fetch the worker's binaries and images from this control plane's artifact server (https://HOST:PORT), checked against the bundle's signed manifest (kforge init -f runs joins so)")
+	_ = cmd.Flags().MarkHidden(cluster.ArtifactsFromFlag)
 	cmd.Flags().BoolVar(&tokenStdin, phases.TokenStdinFlag, false, "read the bootstrap token from the first line of standard input, so that it is on no command line (kforge init -f joins workers so)")
 	cmd.Flags().StringVar(&push.Target, "ssh", "", "run on the control plane: join [user@]host[:port] over SSH with a token minted here (no ENDPOINT or token needed)")
 	cmd.Flags().BoolVar(&push.Connect.AcceptNewHostKeys, "accept-new-host-keys", false, "trust and record SSH host keys seen for the first time (with --ssh)")

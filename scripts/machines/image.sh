@@ -26,6 +26,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SUITE=bookworm
 PACKAGES=(
   openssh-server sudo ca-certificates
+  curl                      # what a worker fetches kforge from its control plane with
   iproute2 iptables conntrack procps
   systemd systemd-sysv dbus # the systemd machines' init
   tini                      # the plain machines' init: reaps orphans
