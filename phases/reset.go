@@ -1,8 +1,8 @@
 package phases
 
 import (
-	"path"
 	"context"
+	"path"
 	"strings"
 
 	"kforge.dev/kforge/host"
