@@ -32,3 +32,12 @@ cis: deps build
 	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
 	  kb=$$(bash scripts/build-kube-bench.sh | tail -1) && \
 	  BUNDLE="$$bundle" KFORGE=$(BIN) KUBE_BENCH="$$kb" CIS_WARNINGS=_output/cis-warnings.txt bash test/cis.sh
+
+.PHONY: bench-join
+
+## bench-join: joins N = 1, 2, 4 and 6 fresh workers (BENCH_JOIN_NS) to a control plane on the test machines, one N after another; prints the wall time, this machine's bytes sent and each worker's bytes received per N, and `join scale T(6)/T(1): X.XX operator bytes B(6)/B(1): Y.YY` last (not part of make test)
+bench-join: deps build
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
+	  $(MAKE) --no-print-directory machines-image >/dev/null && \
+	  BUNDLE="$$bundle" KFORGE=$(BIN) bash bench/join.sh; rc=$$?; \
+	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc

@@ -13,6 +13,7 @@ import (
 
 	"kforge.dev/kforge/host"
 	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/reporter"
 )
 
 // EtcdMembersOptions are the inputs of `kforge etcd members`.
@@ -178,9 +179,7 @@ func printMembers(w io.Writer, members []EtcdMember) {
 			health = "unhealthy"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", m.ID, m.Name, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","),
-			role, health, mebibytes(m.DBSize), m.RaftTerm, m.RaftIndex, m.Version)
+			role, health, reporter.MiB(m.DBSize), m.RaftTerm, m.RaftIndex, m.Version)
 	}
 	tw.Flush()
 }
-
-func mebibytes(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB" }

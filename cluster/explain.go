@@ -13,6 +13,7 @@ import (
 	"kforge.dev/kforge/layout"
 	"kforge.dev/kforge/messages"
 	"kforge.dev/kforge/phases"
+	"kforge.dev/kforge/reporter"
 )
 
 // ExplainOptions are the inputs of `kforge explain [KIND NAME]`.
@@ -76,7 +77,7 @@ func hostFacts(ctx context.Context, h host.Host, d *phases.Data) explain.HostFac
 			if members, err := etcdMembers(ctx, h, id, e.clientURL); err == nil {
 				for _, m := range members {
 					if m.DBSize > 0 && (hf.EtcdSize == "" || m.Leader) {
-						hf.EtcdSize = mebibytes(m.DBSize)
+						hf.EtcdSize = reporter.MiB(m.DBSize)
 					}
 				}
 			}
@@ -85,7 +86,7 @@ func hostFacts(ctx context.Context, h host.Host, d *phases.Data) explain.HostFac
 	if out, err := host.Output(ctx, h, "du", "-sb", layout.EtcdDataDir); err == nil {
 		if f := strings.Fields(out); len(f) > 0 {
 			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-				hf.EtcdDiskUsage = mebibytes(n)
+				hf.EtcdDiskUsage = reporter.MiB(n)
 			}
 		}
 	}

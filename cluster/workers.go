@@ -23,8 +23,11 @@ import (
 	"kforge.dev/kforge/reporter"
 )
 
-// DefaultParallel is how many hosts kforge works on at once.
-const DefaultParallel = 5
+// DefaultParallel is how many hosts kforge works on at once: the workers
+// fetch their artifacts from the control plane, so this machine sends each
+// little more than the commands, and ten SSH sessions at a time cost it
+// little.
+const DefaultParallel = 10
 
 // HostResult is what happened on one host of a multi-host run.
 type HostResult struct {
@@ -197,12 +200,7 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 			}
 		}
 	}
-	if o.Out.Terminal() {
-		// Uploads of kforge and the bundle over 1 MiB show a bar.
-		o.Connect.Progress = o.Out.Writer()
-	}
-	o.Out.Infof("\nJoining %d worker(s), %d at a time", len(workers), max(1, min(parallel, len(workers))))
-	results := forEachHost(ctx, workers, parallel, func(ctx context.Context, n config.Host) HostResult {
+	joinWorker := func(ctx context.Context, n config.Host) HostResult {
 		h, err := Connect(ctx, n, o.Connect)
 		if err != nil {
 			return HostResult{Outcome: "failed", Err: fmt.Errorf("connect: %w", err)}
@@ -271,7 +269,27 @@ func JoinWorkers(ctx context.Context, o InitOptions, c *config.Cluster, d *phase
 			return HostResult{Outcome: "failed", Err: fmt.Errorf("labels and taints of node %s: %w", name, err)}
 		}
 		return HostResult{Outcome: "joined as " + name}
+	}
+	if o.Out.Terminal() && srv == nil {
+		// Uploads of kforge and the bundle over 1 MiB show a bar.
+		o.Connect.Progress = o.Out.Writer()
+	}
+	if parallel < 1 {
+		parallel = DefaultParallel
+	}
+	o.Out.Infof("\nJoining %d worker(s), %d at a time", len(workers), max(1, min(parallel, len(workers))))
+	var names []string
+	for _, n := range workers {
+		names = append(names, n.Address)
+	}
+	// On a terminal, a line per worker redrawn in place.
+	doneBoard := o.Out.Board(names)
+	results := forEachHost(ctx, workers, parallel, func(ctx context.Context, n config.Host) HostResult {
+		r := joinWorker(ctx, n)
+		o.Out.FinishOn(n.Address, r.Err != nil)
+		return r
 	})
+	doneBoard()
 	return summarize(o.Out, "Workers", results)
 }
 

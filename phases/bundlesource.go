@@ -18,6 +18,7 @@ import (
 	"kforge.dev/kforge/bundle"
 	"kforge.dev/kforge/images"
 	"kforge.dev/kforge/layout"
+	"kforge.dev/kforge/reporter"
 )
 
 // bundleSource is where a run's bundle comes from: a bundle file on the
@@ -216,7 +217,8 @@ func (s serverSource) stage(ctx context.Context) (string, bundle.Manifest, error
 	if err := g.Wait(); err != nil {
 		return "", m, fmt.Errorf("nothing was installed: %w", err)
 	}
-	d.Out.Logf("fetched %d bytes from %s into %s", received.Load(), c.Base(), dir)
+	d.Out.Infof("fetched %s from %s (%d bytes)", reporter.MiB(received.Load()), c.Base(), received.Load())
+	d.Out.Logf("fetched into %s", dir)
 	d.Results.StagedDir = dir
 	return dir, m, nil
 }

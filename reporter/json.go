@@ -118,6 +118,10 @@ func (r *Reporter) Relay(host string) io.WriteCloser {
 		return &lineWriter{line: func(l string) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
+			if r.board != nil {
+				r.board.relayed(r.out, r.log, host, l, r.now())
+				return
+			}
 			io.WriteString(r.out, "["+host+"] "+l+"\n")
 		}}
 	}

@@ -29,7 +29,9 @@ type Reporter struct {
 	// json is set in JSON mode (NewJSON).
 	json *jsonOut
 	// host is what a ForHost reporter's lines are about.
-	host    string
+	host string
+	// board, while set, shows the hosts of a parallel run (Board).
+	board   *board
 	started time.Time
 	now     func() time.Time
 }
@@ -119,6 +121,10 @@ func (r *Reporter) Infof(format string, a ...any) {
 	defer r.mu.Unlock()
 	if r.json != nil {
 		r.info(fmt.Sprintf(format, a...))
+		return
+	}
+	if r.board != nil {
+		r.board.above(r.out, strings.TrimRight(fmt.Sprintf(format, a...), "\n"), r.now())
 		return
 	}
 	fmt.Fprintf(r.out, format+"\n", a...)
@@ -212,6 +218,9 @@ func indentTail(s string) string {
 	}
 	return strings.Join(lines, "\n      ")
 }
+
+// MiB formats a byte count for people: 152.3 MiB.
+func MiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // Duration formats d for people: 85ms, 1.24s, 2m03s.
 func Duration(d time.Duration) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,46 @@ func TestJSONRelayAndForHost(t *testing.T) {
 	}
 	if evs[6]["message"] != "removed /etc/kubernetes" {
 		t.Errorf("info of a host: %v", evs[6])
+	}
+}
+
+// On a terminal, a parallel run's hosts are a line each, redrawn in
+// place: the last phase finished, the count, the bytes fetched; warnings
+// print above the board and other lines go to the log only.
+func TestBoard(t *testing.T) {
+	var out, log bytes.Buffer
+	r := New(&out, &log, true)
+	r.fancy = true
+	clock := time.Unix(0, 0)
+	r.now = func() time.Time { return clock }
+	done := r.Board([]string{"10.0.0.2", "10.0.0.13"})
+	a, b := r.Relay("10.0.0.2"), r.Relay("10.0.0.13")
+	a.Write([]byte("[ok] preflight 5ms\n[ok] discovery 1.00s\nfetched 152.3 MiB from https://10.0.0.1:6445 (159697715 bytes)\n"))
+	b.Write([]byte("[ok] preflight 5ms\n  ! a warning\nsome detail\n[FAILED] bundle 2.00s\n"))
+	clock = clock.Add(3 * time.Second)
+	r.FinishOn("10.0.0.2", false)
+	clock = clock.Add(2 * time.Second)
+	r.FinishOn("10.0.0.13", true)
+	r.Infof("after the board")
+	done()
+	screen := regexp.MustCompile(`\x1b\[[0-9]*[AJK]|\r`).ReplaceAllString(out.String(), "")
+	lines := strings.Split(strings.TrimRight(screen, "\n"), "\n")
+	last := lines[len(lines)-2:]
+	if !strings.Contains(last[0], "10.0.0.2   ✓ done") || !strings.Contains(last[0], " 2 phases  fetched 152.3 MiB  3.00s") {
+		t.Errorf("host line: %q", last[0])
+	}
+	if !strings.Contains(last[1], "10.0.0.13  ✗ failed after bundle") || !strings.Contains(last[1], " 1 phases  5.00s") {
+		t.Errorf("host line: %q", last[1])
+	}
+	if strings.Count(screen, "[10.0.0.13]   ! a warning\n") != 1 || strings.Count(screen, "after the board\n") != 1 {
+		t.Errorf("the warning and the info line are not printed once above the board:\n%s", screen)
+	}
+	if strings.Contains(screen, "some detail") || !strings.Contains(log.String(), "[10.0.0.13] some detail") {
+		t.Errorf("a detail line reached the screen or missed the log:\nscreen:\n%s\nlog:\n%s", screen, log.String())
+	}
+	// Once done, lines are relayed as before.
+	a.Write([]byte("late\n"))
+	if !strings.HasSuffix(out.String(), "[10.0.0.2] late\n") {
+		t.Errorf("a line after the board: %q", out.String()[len(out.String())-30:])
 	}
 }

@@ -31,7 +31,7 @@ func newInit(g *globalOptions) *cobra.Command {
 	}
 	addInitFlags(cmd, &o)
 	addOutputFlag(cmd, g)
-	cmd.Flags().IntVar(&o.Parallel, "parallel", 5, "how many workers to join at once")
+	cmd.Flags().IntVar(&o.Parallel, "parallel", cluster.DefaultParallel, "how many workers to join at once")
 	cmd.Flags().StringVar(&o.KubeconfigOut, "kubeconfig-out", "", "also write the admin kubeconfig here (0600), e.g. when init runs from another machine")
 	cmd.Flags().BoolVar(&o.MergeKubeconfig, "merge-kubeconfig", false, "add a \"kforge\" context to your kubeconfig ($KUBECONFIG or ~/.kube/config; under sudo, the invoking user's, owned by them), as up --local does")
 	cmd.Flags().StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases to leave out, e.g. preflight,mark-control-plane (kforge init phase --help lists them)")
