@@ -16,7 +16,10 @@
 // the operator's own binary's sha256.
 package artifacts
 
-import "path"
+import (
+	"path"
+	"strings"
+)
 
 // Port is the TCP port a control plane serves artifacts on while kforge
 // joins workers to it. Workers must reach it; when they cannot, kforge
@@ -38,3 +41,6 @@ func EntryPath(entry string) string { return bundlePrefix + path.Clean(entry) }
 // ImagePath is the URL path of an image's archive, by its file name
 // (images.FileName).
 func ImagePath(file string) string { return imagesPrefix + path.Base(file) }
+
+// IsImagePath tells whether p is an image archive's URL path.
+func IsImagePath(p string) bool { return strings.HasPrefix(p, imagesPrefix) }

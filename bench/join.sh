@@ -27,23 +27,25 @@ max_n=$(tr ' ' '\n' <<<"$NS_LIST" | sort -n | tail -1)
 bash scripts/machines/down.sh >/dev/null 2>&1 || true
 N=1 bash scripts/machines/up.sh >"$OUT/machines.log" 2>&1 || { tail -20 "$OUT/machines.log"; exit 1; }
 cluster=$(tail -1 "$OUT/machines.log")
+bridge="br-$(d network inspect -f '{{.Id}}' "$NETWORK" | cut -c1-12)"
+[ -r "/sys/class/net/$bridge/statistics/tx_bytes" ] || { echo "bench-join: no bridge $bridge on this machine" >&2; exit 1; }
+counter() { cat "/sys/class/net/$bridge/statistics/tx_bytes"; }
 start=$(date +%s.%N)
+b0=$(counter)
 "$KFORGE" init -f "$cluster" --bundle "$BUNDLE" --plain >"$OUT/init-control-plane.log" 2>&1 ||
   { tail -40 "$OUT/init-control-plane.log"; exit 1; }
+CP_BYTES=$(($(counter) - b0))
 cp_s=$(calc "$(date +%s.%N) - $start")
 ADMIN=$OUT/admin.conf
 docker exec "$PREFIX-m1" cat /etc/kubernetes/admin.conf >"$ADMIN"
 chmod 600 "$ADMIN"
-bridge="br-$(d network inspect -f '{{.Id}}' "$NETWORK" | cut -c1-12)"
-[ -r "/sys/class/net/$bridge/statistics/tx_bytes" ] || { echo "bench-join: no bridge $bridge on this machine" >&2; exit 1; }
 
-counter() { cat "/sys/class/net/$bridge/statistics/tx_bytes"; }
 eth() { d exec "$1" cat "/sys/class/net/eth0/statistics/$2"; }
 mib() { awk "BEGIN {printf \"%.1f\", $1 / 1048576}"; }
 # stamp prefixes each line with the time since the epoch.
 stamp() { while IFS= read -r l; do printf '%s %s\n' "$(date +%s.%N)" "$l"; done; }
 
-printf 'control plane built in %.1fs (kforge init -f, not part of the table)\n\n' "$cp_s"
+printf 'control plane built in %.1fs, %s MiB sent (kforge init -f, not part of the table)\n\n' "$cp_s" "$(mib "$CP_BYTES")"
 printf '%-3s %-10s %-10s %-14s %-14s %-16s %s\n' N "T(N) s" "T/T(1)" "command s" "operator MiB" "worker MiB each" "control plane sent MiB"
 declare -A T B
 for n in $NS_LIST; do
@@ -79,5 +81,10 @@ done
 first=${NS_LIST%% *}
 last=${NS_LIST##* }
 echo
+echo "where the time goes for N=$first (seconds after init's Joining line; the worker's phases and their durations):"
+awk '/ Joining [0-9]+ worker/ {t0 = $1} t0 && / \[172\.[0-9.]*\] (\[ok\]|fetched|kforge join finished)/ {printf "  %6.2f %s\n", $1 - t0, substr($0, index($0, " ") + 1)}
+  t0 && /^[0-9.]+ Workers:$/ {printf "  %6.2f Workers: summary\n", $1 - t0}' "$OUT/join-$first.log"
+echo
+echo "operator bytes with the control plane's build (the bundle's one crossing): B($first) $(mib $((CP_BYTES + B[$first]))) MiB, B($last) $(mib $((CP_BYTES + B[$last]))) MiB"
 echo "join scale T($last)/T($first): $(calc "${T[$last]} / ${T[$first]}") operator bytes B($last)/B($first): $(calc "${B[$last]} / ${B[$first]}")"
 bash scripts/machines/down.sh >/dev/null 2>&1 || true

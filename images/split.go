@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,4 +67,14 @@ func ArchiveImageID(archive, ref string) (string, error) {
 		return "", fmt.Errorf("image %s in %s: config: %w", ref, archive, err)
 	}
 	return id.String(), nil
+}
+
+// ArchiveLayers returns the layer files of the first image of a docker-save
+// archive, base layer first; nil when the archive cannot be read.
+func ArchiveLayers(archive string) []string {
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(archive) })
+	if err != nil || len(m) == 0 {
+		return nil
+	}
+	return m[0].Layers
 }

@@ -431,7 +431,7 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	same := strings.TrimSpace(string(stamp)) == want
 	present := strings.Fields(have)
 	var todo []string
-	for _, img := range m.NodeImages(d.controlPlane()) {
+	for _, img := range d.nodeImages(m) {
 		if !same || !slices.Contains(present, img.Name) {
 			todo = append(todo, img.Name)
 		}
@@ -444,25 +444,27 @@ func (d *Data) importImages(ctx context.Context, dir string, m bundle.Manifest) 
 	}
 	d.Out.Logf("importing %d images into containerd on %s: %v", len(todo), d.Host.Name(), todo)
 	tick := d.Out.Progress("images", len(todo))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(ImportParallel)
-	for _, n := range todo {
-		g.Go(func() error {
-			file := images.FileName(n)
-			onHost := path.Join(layout.ImagesDir, file)
-			if err := d.Host.Upload(gctx, filepath.Join(dir, splitDir, file), onHost, layout.SecretMode); err != nil {
-				return fmt.Errorf("image %s: %w", n, err)
-			}
-			_, err := d.Host.Run(gctx, host.Cmd{Argv: []string{ctr, "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "import", onHost}, Sudo: true})
-			if err != nil {
-				return fmt.Errorf("import image %s: %w", n, err)
-			}
-			tick()
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
+	for _, wave := range importWaves(dir, todo) {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(ImportParallel)
+		for _, n := range wave {
+			g.Go(func() error {
+				file := images.FileName(n)
+				onHost := path.Join(layout.ImagesDir, file)
+				if err := d.Host.Upload(gctx, filepath.Join(dir, splitDir, file), onHost, layout.SecretMode); err != nil {
+					return fmt.Errorf("image %s: %w", n, err)
+				}
+				_, err := d.Host.Run(gctx, host.Cmd{Argv: []string{ctr, "--address", layout.ContainerdSocket, "-n", layout.ContainerdNamespace, "images", "import", onHost}, Sudo: true})
+				if err != nil {
+					return fmt.Errorf("import image %s: %w", n, err)
+				}
+				tick()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
 	}
 	return d.Host.WriteFile(ctx, layout.ImagesStamp, []byte(want+"\n"), layout.PublicMode)
 }
@@ -475,7 +477,9 @@ func (d *Data) keepWorkerImages(ctx context.Context, dir string, m bundle.Manife
 	if !d.controlPlane() {
 		return nil
 	}
-	for _, img := range m.NodeImages(false) {
+	worker := *d
+	worker.Node.Role = config.RoleWorker
+	for _, img := range worker.nodeImages(m) {
 		if slices.Contains(todo, img.Name) {
 			continue
 		}
@@ -488,4 +492,45 @@ func (d *Data) keepWorkerImages(ctx context.Context, dir string, m bundle.Manife
 		}
 	}
 	return nil
+}
+
+// importWaves orders the images to import in two waves: first one image of
+// each base layer (kube-proxy, kube-router, HAProxy and local-path share
+// the Debian layer), then the rest, whose base containerd then has
+// unpacked already: parallel imports of one layer would each unpack it.
+func importWaves(dir string, todo []string) [][]string {
+	var first, rest []string
+	seen := map[string]bool{}
+	for _, n := range todo {
+		layers := images.ArchiveLayers(filepath.Join(dir, splitDir, images.FileName(n)))
+		if len(layers) == 0 || !seen[layers[0]] {
+			if len(layers) > 0 {
+				seen[layers[0]] = true
+			}
+			first = append(first, n)
+			continue
+		}
+		rest = append(rest, n)
+	}
+	return [][]string{first, rest}
+}
+
+// nodeImages are the bundle's images this node imports: a control
+// plane's or a worker's (bundle.Manifest.NodeImages), without the
+// node-local load balancer's (HAProxy) in a cluster of one control plane,
+// whose nodes reach its API server directly.
+func (d *Data) nodeImages(m bundle.Manifest) []bundle.Image {
+	var lb string
+	if !d.Cluster.HA() {
+		if set, err := d.Images(); err == nil {
+			lb = set.HAProxy
+		}
+	}
+	var out []bundle.Image
+	for _, img := range m.NodeImages(d.controlPlane()) {
+		if img.Name != lb {
+			out = append(out, img)
+		}
+	}
+	return out
 }

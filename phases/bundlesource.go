@@ -191,7 +191,7 @@ func (s serverSource) stage(ctx context.Context) (string, bundle.Manifest, error
 			return nil
 		})
 	}
-	for _, img := range m.NodeImages(d.controlPlane()) {
+	for _, img := range d.nodeImages(m) {
 		g.Go(func() error {
 			file := images.FileName(img.Name)
 			dst := filepath.Join(dir, splitDir, file)
@@ -265,14 +265,17 @@ func servedFiles(raw []byte) (map[string]artifacts.File, error) {
 // ArtifactFiles are the files a control plane's artifact server offers, from
 // the manifest the bundle phase stored there (servedFiles), without the
 // runtime's binaries when the control plane does not have them (`runtime:
-// host`, whose workers do not fetch them either).
+// host`, whose workers do not fetch them either) and without the image
+// archives it does not keep (HAProxy's in a cluster of one control plane,
+// whose workers do not fetch it either).
 func ArtifactFiles(raw []byte) (map[string]artifacts.File, error) {
 	files, err := servedFiles(raw)
 	if err != nil {
 		return nil, err
 	}
 	for p, f := range files {
-		if _, err := os.Stat(f.Path); err != nil && slices.Contains(runtimeBinaries, filepath.Base(f.Path)) {
+		_, err := os.Stat(f.Path)
+		if err != nil && (slices.Contains(runtimeBinaries, filepath.Base(f.Path)) || artifacts.IsImagePath(p)) {
 			delete(files, p)
 		}
 	}

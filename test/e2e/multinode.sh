@@ -142,6 +142,19 @@ for m in 12 13; do
 done
 JOIN2=$(grep -A6 '^Workers:' "$STATE/init1.log" | awk '/joined/ {print $NF}' | sort | tail -1)
 
+log "the workers fetched kforge and their part of the bundle from the control plane, not from this host"
+for m in 12 13; do
+  grep -E "^\[172\.30\.0\.$m\] fetched [0-9.]+ MiB from https://172\.30\.0\.11:6445 " "$STATE/init1.log" ||
+    fail "172.30.0.$m did not fetch from the control plane's artifact server"
+done
+for m in 2 3; do
+  on "$m" 'test -z "$(ls /var/lib/kforge/bundles 2>/dev/null)"' || fail "machine $m received the bundle: $(on "$m" ls -la /var/lib/kforge/bundles)"
+  on "$m" 'test ! -e /usr/local/bin/kubectl && test -z "$(ls /root/.cache/kforge/staging/*/bin/kubectl 2>/dev/null)"' || fail "machine $m fetched kubectl, a control plane's binary"
+  on "$m" 'ctr -n k8s.io images ls -q | grep -E "kube-apiserver|etcd"' && fail "machine $m has a control plane's image"
+done
+! on 1 'ss -Hltn "sport = :6445"' | grep -q . || fail "the artifact server still listens on machine 1 after init -f"
+echo "machines 2 and 3: no bundle file, no control-plane binary or image; the artifact server on machine 1 stopped with the run"
+
 log "3 nodes Ready, a pod on each"
 k wait --for=condition=Ready node --all --timeout=120s >/dev/null || fail "nodes not Ready"
 [ "$(k get nodes -o name | wc -l)" = 3 ] || fail "want 3 nodes"
@@ -279,10 +292,14 @@ awk -v s="$WRONG_SECONDS" 'BEGIN{exit !(s < 15)}' || fail "wrong-hash join took 
 left=$(on 4 'ls /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /var/lib/kubelet/config.yaml 2>/dev/null; pgrep -x kubelet' || true)
 [ -z "$left" ] || fail "the failed join left: $left"
 
-log "kforge init -f again: machine 4 joins, the others are skipped"
+log "kforge init -f again: machine 4, which cannot reach the artifact server, joins with the bundle from this host; the others are skipped"
+on 4 iptables -I OUTPUT -p tcp --dport 6445 -j REJECT
 start=$(now)
 "$KFORGE" init -f "$CLUSTER" --bundle "$BUNDLE" --kubeconfig-out "$KUBECONFIG" >"$STATE/init2.log" 2>&1 || { tail -30 "$STATE/init2.log"; fail "second init"; }
 REINIT_SECONDS=$(since "$start")
+on 4 iptables -D OUTPUT -p tcp --dport 6445 -j REJECT
+grep "172.30.0.14: cannot reach the control plane's artifact server at 172.30.0.11:6445" "$STATE/init2.log" || fail "init did not say machine 4 cannot reach the artifact server"
+on 4 'ls /var/lib/kforge/bundles/*.tar.zst' >/dev/null || fail "machine 4 did not get the bundle from this host"
 grep -A6 '^Workers:' "$STATE/init2.log"
 grep -A6 '^Workers:' "$STATE/init2.log" | grep '172.30.0.12 .*already joined' >/dev/null || fail "machine 2 was not skipped"
 JOIN1=$(grep -A6 '^Workers:' "$STATE/init2.log" | awk '/172.30.0.14 .*joined/ {print $NF}')
