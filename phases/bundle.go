@@ -277,24 +277,11 @@ func (d *Data) stageBundle(ctx context.Context) (string, bundle.Manifest, error)
 	if err != nil {
 		return "", m, err
 	}
-	sum := sha256.New()
 	// The staging layout's version: one archive per image under images/.
-	fmt.Fprintln(sum, "staging 2")
-	for _, e := range m.Entries {
-		fmt.Fprintf(sum, "%s %s %d\n", e.Path, e.SHA256, e.Mode)
-	}
-	root := d.StagingDir
-	if root == "" {
-		root = filepath.Join(os.TempDir(), "kforge-staging")
-	}
-	// Only the user kforge runs as may change what it stages.
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	root, dir, err := d.stagingDirFor(m, "", "staging 2")
+	if err != nil {
 		return "", m, err
 	}
-	if err := os.Chmod(root, 0o700); err != nil {
-		return "", m, err
-	}
-	dir := filepath.Join(root, hex.EncodeToString(sum.Sum(nil))[:16])
 	if d.Results.StagedDir == dir {
 		return dir, m, nil
 	}
@@ -533,4 +520,27 @@ func (d *Data) nodeImages(m bundle.Manifest) []bundle.Image {
 		}
 	}
 	return out
+}
+
+// stagingDirFor is the staging directory of a bundle's manifest on the
+// machine kforge runs on, named prefix and a hash of the manifest's
+// entries and of version (the layout's), under a root that only the user
+// kforge runs as may change; it makes the root.
+func (d *Data) stagingDirFor(m bundle.Manifest, prefix, version string) (root, dir string, err error) {
+	sum := sha256.New()
+	fmt.Fprintln(sum, version)
+	for _, e := range m.Entries {
+		fmt.Fprintf(sum, "%s %s %d\n", e.Path, e.SHA256, e.Mode)
+	}
+	root = d.StagingDir
+	if root == "" {
+		root = filepath.Join(os.TempDir(), "kforge-staging")
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return "", "", err
+	}
+	if err := os.Chmod(root, 0o700); err != nil {
+		return "", "", err
+	}
+	return root, filepath.Join(root, prefix+hex.EncodeToString(sum.Sum(nil))[:16]), nil
 }

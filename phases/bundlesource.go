@@ -151,22 +151,10 @@ func (s serverSource) stage(ctx context.Context) (string, bundle.Manifest, error
 	if err != nil {
 		return "", m, err
 	}
-	sum := sha256.New()
-	fmt.Fprintln(sum, "fetched 1", d.Node.Role)
-	for _, e := range m.Entries {
-		fmt.Fprintf(sum, "%s %s %d\n", e.Path, e.SHA256, e.Mode)
-	}
-	root := d.StagingDir
-	if root == "" {
-		root = filepath.Join(os.TempDir(), "kforge-staging")
-	}
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	_, dir, err := d.stagingDirFor(m, "fetched-", "fetched 1 "+d.Node.Role)
+	if err != nil {
 		return "", m, err
 	}
-	if err := os.Chmod(root, 0o700); err != nil {
-		return "", m, err
-	}
-	dir := filepath.Join(root, "fetched-"+hex.EncodeToString(sum.Sum(nil))[:16])
 	if d.Results.StagedDir == dir {
 		return dir, m, nil
 	}
