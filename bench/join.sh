@@ -50,7 +50,7 @@ printf '%-3s %-10s %-10s %-14s %-14s %-16s %s\n' N "T(N) s" "T/T(1)" "command s"
 declare -A T B
 for n in $NS_LIST; do
   # Fresh workers: remove the earlier round's machines and their nodes.
-  for i in $(seq 2 $((max_n + 1))); do d rm -f "$PREFIX-m$i" >/dev/null 2>&1 || true; done
+  for i in $(seq 2 $((max_n + 1))); do d rm -f -v "$PREFIX-m$i" >/dev/null 2>&1 || true; done
   kubectl --kubeconfig "$ADMIN" delete nodes -l '!node-role.kubernetes.io/control-plane' --wait=true >/dev/null 2>&1 || true
   N=$((n + 1)) bash scripts/machines/up.sh >"$OUT/machines-$n.log" 2>&1 || { tail -20 "$OUT/machines-$n.log"; exit 1; }
   cluster=$(tail -1 "$OUT/machines-$n.log")
