@@ -7,7 +7,8 @@
 //
 // `echo get URL` is the client: it prints URL's body, trying up to 20 times
 // half a second apart (names resolve through the pod's /etc/resolv.conf),
-// and exits 1 with the last error if every try fails.
+// printing each failed try on stderr with how long it took, and exits 1 with
+// the last error if every try fails.
 //
 // `echo probe URL COUNT INTERVAL` asks URL COUNT times, INTERVAL apart
 // (each request bounded by a 2 s timeout), as the pod's service account
@@ -88,17 +89,22 @@ func handler(host string) http.Handler {
 func get(url string, tries int, wait time.Duration) int {
 	client := &http.Client{Timeout: 3 * time.Second}
 	var last error
+	var took time.Duration
 	for i := 0; i < tries; i++ {
 		if i > 0 {
+			fmt.Fprintf(os.Stderr, "echo get: try %d failed after %.3fs: %v\n", i, took.Seconds(), last)
 			time.Sleep(wait)
 		}
+		start := time.Now()
 		resp, err := client.Get(url)
+		took = time.Since(start)
 		if err != nil {
 			last = err
 			continue
 		}
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		took = time.Since(start)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			last = fmt.Errorf("%s: %s %v", url, resp.Status, err)
 			continue
