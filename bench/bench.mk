@@ -41,3 +41,10 @@ bench-join: deps build
 	  $(MAKE) --no-print-directory machines-image >/dev/null && \
 	  BUNDLE="$$bundle" KFORGE=$(BIN) bash bench/join.sh; rc=$$?; \
 	  $(MAKE) --no-print-directory machines-down >/dev/null 2>&1; exit $$rc
+
+.PHONY: bench-up
+
+## bench-up: only `kforge up --local` from a reset machine to a Service answering by name from a pod, BENCH_N times, with the steps between the workload's creation and the answer; prints `up usable: X.XXs` (the median) last (needs root; changes this machine; not part of make test)
+bench-up: deps build
+	@mkdir -p _output && $(MAKE) --no-print-directory artifacts | tee $(ARTIFACTS_LOG) && bundle=$$(tail -1 $(ARTIFACTS_LOG)) && \
+	  BUNDLE="$$bundle" KFORGE=$(BIN) BENCH_N=$(BENCH_N) BENCH_ONLY=up bash bench/bench.sh

@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KFORGE=$(realpath "${KFORGE:-bin/kforge}")
-KUBEADM=${KUBEADM:?set KUBEADM to the kubeadm binary of the bundle Kubernetes version}
+KUBEADM=${KUBEADM:-} # the kubeadm binary of the bundle's Kubernetes version
 BUNDLE=${BUNDLE:?set BUNDLE to the path make artifacts prints}
 # The machine's own kubectl, an independent client; else the one built
 # with the bundle's Kubernetes (make bench passes it).
@@ -33,6 +33,7 @@ N=${BENCH_N:-5}
 IDLE=${BENCH_IDLE:-30}       # seconds idle before the memory is measured
 TIMEOUT=${BENCH_TIMEOUT:-240} # seconds a run may take to CoreDNS Ready
 OUT=$(realpath -m "${BENCH_OUT:-_output/bench}")
+ONLY=${BENCH_ONLY:-} # "up": only kforge up --local to usable, BENCH_N times
 
 STATE=/var/lib/kforge-bench           # the bench's own files on the host
 SUPERVISOR=/var/lib/kforge/supervisor # kforge's supervisor, as phases/services.go has it
@@ -342,8 +343,90 @@ spec:
 YAML
 }
 
+# timeline_start FILE: until timeline_stop, appends stamped lines to FILE:
+# "pod NAME NODE READY STARTED" from a watch on the workload's pods (each
+# change), "slice NAME READY,..." (each endpoint's ready condition) from
+# one on its EndpointSlices (a filter in the columns would end the watch
+# while a slice has no endpoints), and
+# "proxy T" for every iptables sync kube-proxy reports in its metrics
+# (kubeproxy_sync_proxy_rules_last_timestamp_seconds, polled every 0.1 s,
+# at most 600 times).
+TIMELINE_PIDS=()
+timeline_start() {
+  local f=$1 kc=$2
+  : >"$f"
+  (timeout 120 "$KUBECTL" --kubeconfig "$kc" get pods -n "$NS" -w --no-headers \
+    -o 'custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,READY:.status.conditions[?(@.type=="Ready")].status,STARTED:.status.containerStatuses[0].state.running.startedAt' \
+    2>>"$RUN/watch.err" | sed -u 's/^/pod /' | stamp >>"$f") 8>&- &
+  TIMELINE_PIDS+=("$!")
+  (timeout 120 "$KUBECTL" --kubeconfig "$kc" get endpointslices -n "$NS" -w --no-headers \
+    -o 'custom-columns=NAME:.metadata.name,READY:.endpoints[*].conditions.ready' \
+    2>>"$RUN/watch.err" | sed -u 's/^/slice /' | stamp >>"$f") 8>&- &
+  TIMELINE_PIDS+=("$!")
+  (
+    last="" i=0
+    while ((i++ < 600)); do
+      v=$(curl -s --max-time 1 http://127.0.0.1:10249/metrics 2>/dev/null |
+        awk '$1 ~ /^kubeproxy_sync_proxy_rules_last_timestamp_seconds($|\{ip_family="IPv4"\})/ { printf "%.3f", $2 }') || true
+      if [ -n "$v" ] && [ "$v" != "$last" ]; then
+        echo "$EPOCHREALTIME proxy $v" >>"$f"
+        last=$v
+      fi
+      sleep 0.1
+    done
+  ) 8>&- &
+  TIMELINE_PIDS+=("$!")
+  WATCH_PIDS+=("${TIMELINE_PIDS[@]}")
+}
+
+timeline_stop() {
+  local p
+  for p in "${TIMELINE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${TIMELINE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  TIMELINE_PIDS=()
+}
+
+# crictl_times FILE appends "sandbox EPOCH POD" and "container EPOCH POD"
+# (created) and "started EPOCH POD" for the workload's pods, from
+# containerd's own records (nanoseconds).
+crictl_times() {
+  local f=$1 c=(crictl --runtime-endpoint unix:///run/containerd/containerd.sock) id pod created started
+  "${c[@]}" pods --namespace "$NS" -o json 2>/dev/null |
+    jq -r '.items[] | "sandbox \(.createdAt | tonumber / 1e9) \(.metadata.name)"' >>"$f" || true
+  for id in $("${c[@]}" ps -a -q --label "io.kubernetes.pod.namespace=$NS" 2>/dev/null); do
+    read -r pod created started < <("${c[@]}" inspect "$id" 2>/dev/null |
+      jq -r '.status | "\(.labels["io.kubernetes.pod.name"]) \(.createdAt) \(.startedAt)"') || continue
+    echo "container $(date -d "$created" +%s.%N) $pod"
+    echo "started $(date -d "$started" +%s.%N) $pod"
+  done >>"$f"
+}
+
+# up_breakdown TIMELINE T0 prints "NAME SECONDS" (from T0) for the steps
+# between the workload's creation and the first answer: the first web pod
+# scheduled, its sandbox, its container started, its readiness, the
+# EndpointSlice's first ready address, kube-proxy's first sync after it,
+# and the client's sandbox and container start.
+up_breakdown() {
+  awk -v t0="$2" '
+    # Containers of earlier runs are left out: only times after T0 count.
+    function at(name, t) { if (t + 0 >= t0 && !(name in seen)) { seen[name] = t; order[++n] = name } }
+    $2 == "pod" && $3 ~ /^web-/ && $4 != "<none>" { at("web scheduled", $1) }
+    $2 == "pod" && $3 ~ /^web-/ && $6 != "<none>" && $6 != "" { at("web container running (API)", $1) }
+    $2 == "pod" && $3 ~ /^web-/ && $5 == "True" { at("web pod Ready (API)", $1) }
+    $2 == "pod" && $3 ~ /^client-/ && $4 != "<none>" { at("client scheduled", $1) }
+    $2 == "slice" && $4 ~ /true/ { at("endpoint ready (API)", $1); ready = $1 }
+    $2 == "proxy" && ready != "" && $3 + 0 >= ready { at("kube-proxy synced after it", $3) }
+    $1 == "sandbox" && $3 ~ /^web-/ { at("web sandbox created", $2) }
+    $1 == "sandbox" && $3 ~ /^client-/ { at("client sandbox created", $2) }
+    $1 == "started" && $3 ~ /^web-/ { at("web container started", $2) }
+    $1 == "started" && $3 ~ /^client-/ { at("client container started", $2) }
+    END { for (i = 1; i <= n; i++) printf "%s\t%.2f\n", order[i], seen[order[i]] - t0 }
+  ' <(sort -n -k1,1 "$1" 2>/dev/null; grep -hE '^(sandbox|started) ' "$1" | sort -k2,2n) | sort -t$'\t' -k2,2n
+}
+
 run_up() {
-  local ev=$RUN/up.events out=$RUN/up.log kc=$RUN/up.kubeconfig t0 deadline wpid rc=0 i
+  local run=${1:-1}
+  local ev=$RUN/up-$run.events out=$RUN/up-$run.log kc=$RUN/up.kubeconfig tl=$RUN/up-$run.timeline t0 deadline wpid rc=0 i
   reset_host
   : >"$ev"
   t0=$EPOCHREALTIME
@@ -355,12 +438,15 @@ run_up() {
   echo "exit $EPOCHREALTIME" >>"$ev"
   [ "$rc" = 0 ] || die "kforge up --local failed: see $out"
   kubelet_started "$t0" >>"$ev"
+  timeline_start "$tl" "$kc"
   # The workload goes in as soon as up returns; the namespace's default
   # service account may take a moment, so creation is retried.
   for i in $(seq 1 50); do
     { web_yaml; echo ---; client_yaml client-1; } | "$KUBECTL" --kubeconfig "$kc" apply -f - >>"$RUN/up-workload.log" 2>&1 && break
     sleep 0.2
   done
+  echo "applied $EPOCHREALTIME" >>"$ev"
+
   # The client tries for about 10 s; a client that gave up is replaced.
   local phase="" answered=""
   for i in 1 2 3 4 5; do
@@ -371,23 +457,31 @@ run_up() {
       answered=$("$KUBECTL" --kubeconfig "$kc" -n "$NS" logs --timestamps "client-$i" | grep ' web-' | head -1) || true
       [ -n "$answered" ] && break
     fi
-    log "  client-$i: $phase, trying again"
+    "$KUBECTL" --kubeconfig "$kc" -n "$NS" logs --timestamps "client-$i" >"$RUN/up-$run.client-$i.log" 2>&1 || true
+    log "  client-$i: $phase (log: $RUN/up-$run.client-$i.log), trying again"
   done
   [ -n "$answered" ] || die "no answer from web.$NS.svc.cluster.local: see $RUN/up-workload.log"
   # The container runtime stamps the answer's line when the client wrote it.
   echo "usable $(date -d "${answered%% *}" +%s.%N)" >>"$ev"
+  timeline_stop
+  crictl_times "$tl"
+  "$KUBECTL" --kubeconfig "$kc" -n "$NS" logs --timestamps "client-$i" >"$RUN/up-$run.client.log" 2>&1 || true
+  "$KUBECTL" --kubeconfig "$kc" -n kube-system logs --timestamps ds/kube-proxy >"$RUN/up-$run.kube-proxy.log" 2>&1 || true
   wait "$wpid" || true
   local m v line=""
-  for m in kubelet apiserver node coredns exit usable; do
+  for m in kubelet apiserver node coredns exit applied usable; do
     v=$(event "$ev" "$m" "$t0")
-    record up 1 "$m" "$v"
     line+=" $m ${v}s"
+    [ "$v" = - ] || record up "$run" "$m" "$v"
   done
-  log "kforge up --local:$line (answer: ${answered#* })"
-  kforge_phases "$out" | while read -r p v; do record up 1 "phase $p" "$v"; done
-  log "  idle ${IDLE}s"
-  sleep "$IDLE"
-  control_plane_rss up 1
+  log "kforge up --local (run $run):$line (answer: ${answered#* })"
+  up_breakdown "$tl" "$t0" | while IFS=$'\t' read -r m v; do record up "$run" "step $m" "$v"; done
+  kforge_phases "$out" | while read -r p v; do record up "$run" "phase $p" "$v"; done
+  if [ "$run" = 1 ]; then
+    log "  idle ${IDLE}s"
+    sleep "$IDLE"
+    control_plane_rss up 1
+  fi
 }
 
 # ---------------------------------------------------------------------------
@@ -444,13 +538,30 @@ report() {
   awk -v a="$(get kforge node)" -v b="$(get kubeadm node)" 'BEGIN { printf "init ratio kforge/kubeadm: %.2f\n", a / b }'
 }
 
+# report_up: for BENCH_ONLY=up, the medians (with the range) of up's
+# milestones and of the steps between the workload's creation and the first
+# answer; `up usable: X.XXs` last.
+report_up() {
+  local med=$RUN/medians.tsv
+  median_table >"$med"
+  echo
+  echo "kforge up --local, $(date -u +%Y-%m-%d), $(hostname): $(nproc) CPUs; median (min-max) of $N runs, seconds from the command's start"
+  awk -F'\t' '$1 == "up" && $2 !~ /^phase / && $2 !~ /^rss/' "$med" | sort -t$'\t' -k3,3g |
+    awk -F'\t' '{ sub(/^step /, "- ", $2); printf "  %-36s %6.2f  (%.2f-%.2f)\n", $2, $3, $4, $5 }'
+  echo "up phases (median): $(awk -F'\t' '$1 == "up" && $2 ~ /^phase / { sub(/^phase /, "", $2); printf "%s %.2f, ", $2, $3 }' "$med" | sed 's/, $//')"
+  echo "logs: $RUN"
+  echo
+  awk -F'\t' '$1 == "up" && $2 == "usable" { printf "up usable: %.2fs\n", $3 }' "$med"
+}
+
 # ---------------------------------------------------------------------------
 
 main() {
   [ "$(id -u)" = 0 ] || die "run as root"
   [[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_N must be a positive number"
   local t
-  for t in "$KUBECTL" "$KUBEADM" "$KFORGE"; do [ -x "$t" ] || die "no executable $t"; done
+  [ "$ONLY" = up ] || [ -n "$KUBEADM" ] || die "set KUBEADM to the kubeadm binary of the bundle's Kubernetes version"
+  for t in "$KUBECTL" ${KUBEADM:+"$KUBEADM"} "$KFORGE"; do [ -x "$t" ] || die "no executable $t"; done
   for t in curl ctr flock setsid ss jq; do command -v "$t" >/dev/null || die "$t is not installed (make deps)"; done
   mkdir -p "$RUN"
   : >"$RESULTS"
@@ -470,6 +581,19 @@ main() {
   log "warm-up: kforge up --local"
   timeout "$TIMEOUT" "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$RUN/warmup.kubeconfig" 8>&- >"$RUN/warmup-up.log" 2>&1 ||
     die "kforge up --local failed: see $RUN/warmup-up.log"
+  local manifest=/etc/kubernetes/manifests/kube-apiserver.yaml
+  ADDRESS=$(sed -n 's/^ *- "*--advertise-address=\([^"]*\)"*$/\1/p' "$manifest")
+  [ -n "$ADDRESS" ] || die "could not read the API server's address from $manifest"
+  if [ "$ONLY" = up ]; then
+    local r
+    for r in $(seq 1 "$N"); do run_up "$r"; done
+    log "resetting the machine"
+    reset_host
+    DONE=1
+    report_up | tee "$RUN/report.txt"
+    cp "$RUN/report.txt" "$OUT/latest-up.txt"
+    return 0
+  fi
   rm -rf "$STATE"
   mkdir -p "$STATE/shim"
   cp "$SUPERVISOR/services/containerd.yaml" /etc/cni/net.d/10-kforge-bridge.conflist "$STATE/"
@@ -478,8 +602,6 @@ main() {
   cp -a /opt/cni/bin/. "$STATE/cni/"
   install -m 0755 bench/systemctl "$STATE/shim/systemctl"
   install -m 0755 bench/kubelet-kubeadm.sh "$STATE/kubelet-kubeadm.sh"
-  local manifest=/etc/kubernetes/manifests/kube-apiserver.yaml
-  ADDRESS=$(sed -n 's/^ *- "*--advertise-address=\([^"]*\)"*$/\1/p' "$manifest")
   local version service_subnet pod_subnet domain node
   version=$(sed -n 's#^ *image: "*registry.k8s.io/kube-apiserver:\([^"]*\)"*$#\1#p' "$manifest")
   service_subnet=$(sed -n 's/^ *- "*--service-cluster-ip-range=\([^"]*\)"*$/\1/p' "$manifest")
