@@ -107,7 +107,7 @@ func (c *Controller) Sync(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if csr.Spec.SignerName != certificatesv1.KubeletServingSignerName || decided(csr) {
+	if csr.Spec.SignerName != certificatesv1.KubeletServingSignerName || Decided(csr) {
 		return nil
 	}
 	var node *corev1.Node
@@ -120,6 +120,20 @@ func (c *Controller) Sync(ctx context.Context, name string) error {
 			return err
 		}
 	}
+	verdict, err := Decide(ctx, c.client, csr, node, "kforge-csr-approver")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.log, "request %s from %s: %s\n", csr.Name, csr.Spec.Username, verdict)
+	return nil
+}
+
+// Decide approves csr, a pending kubelet-serving request, when Review
+// passes it against node, and denies it otherwise, writing the decision
+// with fieldManager. It returns "approved" or "denied: why". kforge's
+// approver decides this way, and so does kforge init for its own node's
+// first request, with the admin's credentials.
+func Decide(ctx context.Context, client kubernetes.Interface, csr *certificatesv1.CertificateSigningRequest, node *corev1.Node, fieldManager string) (string, error) {
 	csr = csr.DeepCopy()
 	cond := certificatesv1.CertificateSigningRequestCondition{
 		Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue,
@@ -132,15 +146,14 @@ func (c *Controller) Sync(ctx context.Context, name string) error {
 		verdict = "denied: " + err.Error()
 	}
 	csr.Status.Conditions = append(csr.Status.Conditions, cond)
-	if _, err := c.client.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{FieldManager: "kforge-csr-approver"}); err != nil {
-		return err
+	if _, err := client.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
+		return "", err
 	}
-	fmt.Fprintf(c.log, "request %s from %s: %s\n", csr.Name, csr.Spec.Username, verdict)
-	return nil
+	return verdict, nil
 }
 
-// decided says whether csr is already approved, denied or failed.
-func decided(csr *certificatesv1.CertificateSigningRequest) bool {
+// Decided says whether csr is already approved, denied or failed.
+func Decided(csr *certificatesv1.CertificateSigningRequest) bool {
 	for _, c := range csr.Status.Conditions {
 		switch c.Type {
 		case certificatesv1.CertificateApproved, certificatesv1.CertificateDenied, certificatesv1.CertificateFailed:

@@ -51,7 +51,7 @@ func joinWait(ctx context.Context, d *Data) error {
 		return d.diagnose(ctx, err, "kubelet")
 	}
 	d.Out.Logf("node %s Ready after %s", d.NodeName, time.Since(start).Round(time.Millisecond))
-	if err := d.waitServingCert(ctx, c); err != nil {
+	if err := d.waitServingCert(ctx, c, false); err != nil {
 		return err
 	}
 	return d.Host.Remove(ctx, layout.BootstrapKubeletConf)
@@ -60,9 +60,14 @@ func joinWait(ctx context.Context, d *Data) error {
 // poll calls f every joinPollEvery until it reports done or timeout
 // passes; the *kube.WaitError then carries the last thing f saw.
 func poll(ctx context.Context, what string, timeout time.Duration, f func(context.Context) (bool, string)) error {
+	return pollEvery(ctx, what, joinPollEvery, timeout, f)
+}
+
+// pollEvery is poll asking every interval.
+func pollEvery(ctx context.Context, what string, every, timeout time.Duration, f func(context.Context) (bool, string)) error {
 	start := time.Now()
 	last := ""
-	err := wait.PollUntilContextTimeout(ctx, joinPollEvery, timeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, every, timeout, true, func(ctx context.Context) (bool, error) {
 		done, seen := f(ctx)
 		// A call cut short by the deadline (or refused by the client's
 		// rate limiter because it would pass the deadline) says less than

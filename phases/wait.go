@@ -91,7 +91,7 @@ func (d *Data) waitAPIAndNode(ctx context.Context, server string, apiTimeout, no
 // nodeReady waits until the node is Ready: at once with the bridge
 // network (wait saw it), after the network's DaemonSet has started
 // otherwise. Then it waits for the kubelet's serving certificate from the
-// cluster CA (waitServingCert).
+// cluster CA (waitServingCert), deciding the node's own request itself.
 func nodeReady(ctx context.Context, d *Data) error {
 	c, err := kube.FromHost(ctx, d.Host, layout.AdminConf, d.LocalAPIServer())
 	if err != nil {
@@ -100,7 +100,7 @@ func nodeReady(ctx context.Context, d *Data) error {
 	if err := c.WaitNodeReady(ctx, d.NodeName, NodeReadyWaitTimeout); err != nil {
 		return d.diagnose(ctx, err, "kubelet")
 	}
-	return d.waitServingCert(ctx, c.Kube)
+	return d.waitServingCert(ctx, c.Kube, true)
 }
 
 // kubeletGrace is how long after the API server is ready the wait phase
