@@ -367,3 +367,16 @@ func TestRegistryCAFileIsRead(t *testing.T) {
 		t.Fatalf("missing CA file: got %v", err)
 	}
 }
+
+// One host gets the short kube-proxy sync floor; several keep upstream's.
+func TestProxyMinSyncPeriod(t *testing.T) {
+	for _, tc := range []struct {
+		hosts int
+		want  string
+	}{{0, SingleHostProxyMinSyncPeriod}, {1, SingleHostProxyMinSyncPeriod}, {2, ""}, {4, ""}} {
+		c := &Cluster{Hosts: make([]Host, tc.hosts)}
+		if got := c.ProxyMinSyncPeriod(); got != tc.want {
+			t.Errorf("%d hosts: %q, want %q", tc.hosts, got, tc.want)
+		}
+	}
+}

@@ -274,6 +274,22 @@ func (c *Cluster) Workers() []Host {
 	return ws
 }
 
+// SingleHostProxyMinSyncPeriod is kube-proxy's minSyncPeriod on a cluster
+// of one host: a Service's rules follow its endpoints within 0.1 s instead
+// of up to a second later. A cluster of several hosts keeps upstream's 1s,
+// which batches the endpoint changes of many nodes into fewer rewrites.
+const SingleHostProxyMinSyncPeriod = "100ms"
+
+// ProxyMinSyncPeriod is kube-proxy's iptables.minSyncPeriod for the
+// cluster: SingleHostProxyMinSyncPeriod with one host, "" (upstream's
+// default) with more.
+func (c *Cluster) ProxyMinSyncPeriod() string {
+	if len(c.Hosts) > 1 {
+		return ""
+	}
+	return SingleHostProxyMinSyncPeriod
+}
+
 // CNIPlugin is the cluster's pod network: the cluster file's choice, else
 // bridge for one host and kube-router for more.
 func (c *Cluster) CNIPlugin() string {

@@ -89,6 +89,7 @@ func (d *Data) renderAddons(ctx context.Context) ([]templates.Addon, error) {
 		APIServerURL:        "https://" + d.NodeAPIServer(),
 		CoreDNSAPIServerURL: d.podAPIServerURL(),
 		PodSubnet:           n.PodSubnet,
+		ProxyMinSyncPeriod:  d.Cluster.ProxyMinSyncPeriod(),
 		DNSDomain:           n.DNSDomain,
 		DNSServiceIP:        dns.String(),
 		LibModules:          libModules,

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"time"
 
 	"kforge.dev/kforge/layout"
 )
@@ -61,6 +62,9 @@ type Addons struct {
 	// PodSubnet is kube-proxy's clusterCIDR (a comma-separated dual-stack
 	// pair is allowed).
 	PodSubnet string
+	// ProxyMinSyncPeriod is kube-proxy's iptables.minSyncPeriod (a
+	// duration such as 100ms); upstream's default, 1s, when empty.
+	ProxyMinSyncPeriod string
 	// DNSDomain is the cluster's DNS domain; cluster.local when empty.
 	DNSDomain string
 	// DNSServiceIP is the kube-dns Service's ClusterIP: the tenth address
@@ -178,6 +182,11 @@ func (a Addons) validate() error {
 	}
 	if a.KforgeImage == "" {
 		errs = append(errs, errors.New("KforgeImage is empty"))
+	}
+	if a.ProxyMinSyncPeriod != "" {
+		if d, err := time.ParseDuration(a.ProxyMinSyncPeriod); err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("ProxyMinSyncPeriod %q is not a duration of 0s or more", a.ProxyMinSyncPeriod))
+		}
 	}
 	if u, err := url.Parse(a.APIServerURL); err != nil || u.Scheme != "https" || u.Host == "" || u.Port() == "" || u.Path != "" {
 		errs = append(errs, fmt.Errorf("APIServerURL %q is not https://host:port", a.APIServerURL))

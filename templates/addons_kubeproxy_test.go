@@ -18,12 +18,13 @@ import (
 // TestKubeProxyAcceptsItsConfiguration has the real kube-proxy load,
 // strictly decode and validate the KubeProxyConfiguration kforge renders,
 // and write out what it resolved (--write-config-to exits before touching
-// iptables or sysctls).
+// iptables or sysctls), a single host's minSyncPeriod included.
 func TestKubeProxyAcceptsItsConfiguration(t *testing.T) {
 	bin := controlplanetest.Binary(t, nil, "kube-proxy")
 	addons, err := templates.RenderAddons(templates.Addons{
 		ProxyImage: "registry.k8s.io/kube-proxy:v1.35.4", CoreDNSImage: "registry.k8s.io/coredns/coredns:v1.13.1", KforgeImage: "kforge.dev/kforge:sha256-0123456789abcdef",
 		APIServerURL: "https://192.0.2.10:6443", CoreDNSAPIServerURL: "https://192.0.2.10:6443", PodSubnet: "10.244.0.0/16", DNSServiceIP: "10.96.0.10",
+		ProxyMinSyncPeriod: "100ms",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +62,9 @@ func TestKubeProxyAcceptsItsConfiguration(t *testing.T) {
 		ClientConnection struct {
 			Kubeconfig string `json:"kubeconfig"`
 		} `json:"clientConnection"`
+		IPTables struct {
+			MinSyncPeriod string `json:"minSyncPeriod"`
+		} `json:"iptables"`
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -69,7 +73,8 @@ func TestKubeProxyAcceptsItsConfiguration(t *testing.T) {
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Mode != "iptables" || cfg.ClusterCIDR != "10.244.0.0/16" || cfg.Conntrack.MaxPerCore == nil || *cfg.Conntrack.MaxPerCore != 0 || cfg.ClientConnection.Kubeconfig != "/var/lib/kube-proxy/kubeconfig.conf" {
+	if cfg.Mode != "iptables" || cfg.ClusterCIDR != "10.244.0.0/16" || cfg.Conntrack.MaxPerCore == nil || *cfg.Conntrack.MaxPerCore != 0 || cfg.ClientConnection.Kubeconfig != "/var/lib/kube-proxy/kubeconfig.conf" ||
+		cfg.IPTables.MinSyncPeriod != "100ms" {
 		t.Errorf("kube-proxy resolved:\n%s", b)
 	}
 }

@@ -228,6 +228,9 @@ func TestKubeProxyManifest(t *testing.T) {
 			if cfg.Kind != "KubeProxyConfiguration" || cfg.Mode != "iptables" || cfg.ClusterCIDR != a.PodSubnet {
 				t.Errorf("KubeProxyConfiguration %+v", cfg)
 			}
+			if strings.Contains(cm.Data["config.conf"], "minSyncPeriod") {
+				t.Errorf("without ProxyMinSyncPeriod the configuration sets minSyncPeriod:\n%s", cm.Data["config.conf"])
+			}
 			if cfg.Conntrack.MaxPerCore == nil || *cfg.Conntrack.MaxPerCore != 0 {
 				t.Error("conntrack.maxPerCore is not 0: kube-proxy would set nf_conntrack_max on the host")
 			}

@@ -184,6 +184,12 @@ check_serving() {
   reason=$(k get csr -o json | jq -r '[.items[] | select(.spec.signerName == "kubernetes.io/kubelet-serving")][-1].status.conditions[0].reason')
   [ "$reason" = KforgeNodeServingCertificate ] || fail "the newest kubelet-serving CSR's condition is $reason, not kforge's approval"
   echo "kubelet serving certificate: $(openssl x509 -noout -issuer -in /var/lib/kubelet/pki/kubelet-server-current.pem), verified on $ip:10250; approved by kforge's approver"
+  # A single node's kube-proxy follows endpoint changes within 0.1 s: the
+  # running kube-proxy took the floor from its ConfigMap.
+  k -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\.conf}' | grep -q '^  minSyncPeriod: 100ms$' ||
+    fail "kube-proxy's configuration lacks iptables.minSyncPeriod: 100ms"
+  curl -s --max-time 5 http://127.0.0.1:10249/configz | jq -e '.["kubeproxy.config.k8s.io"].iptables.minSyncPeriod == "100ms"' >/dev/null ||
+    fail "the running kube-proxy's iptables.minSyncPeriod is not 100ms (http://127.0.0.1:10249/configz)"
 }
 
 # check_addons: a claim of the default StorageClass (local-path) binds and
