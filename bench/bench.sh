@@ -40,6 +40,7 @@ SUPERVISOR=/var/lib/kforge/supervisor # kforge's supervisor, as phases/services.
 KFORGE_ON_HOST=/var/lib/kforge/bin/kforge
 LOGDIR=/var/log/kforge
 SUPER_ADMIN=/etc/kubernetes/super-admin.conf
+CONTAINERD_CONFIG=/etc/containerd/config.toml # as layout.ContainerdConfig has it
 NS=kforge-bench
 
 RUN=$OUT/$(date +%Y%m%d-%H%M%S)
@@ -72,6 +73,14 @@ cleanup() {
 # every run starts from the same state.
 reset_host() {
   timeout 300 "$KFORGE" reset --force 8>&- >>"$RUN/reset.log" 2>&1 || die "kforge reset failed: see $RUN/reset.log"
+  # The host's own containerd config (an OS package's), as it was before
+  # the bench: start_containerd writes kforge's, which kforge's reset
+  # removes as its own.
+  case ${HOST_CONTAINERD_CONFIG:-} in
+  "") ;;
+  absent) rm -f "$CONTAINERD_CONFIG" ;;
+  *) cmp -s "$HOST_CONTAINERD_CONFIG" "$CONTAINERD_CONFIG" || install -D -m 0644 "$HOST_CONTAINERD_CONFIG" "$CONTAINERD_CONFIG" ;;
+  esac
   if [ "$LIB_MODULES" = absent ] && [ -d /lib/modules ]; then rmdir /lib/modules 2>/dev/null || true; fi
   local left
   left=$(find /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d -mindepth 1 2>/dev/null | head -3 || true)
@@ -93,12 +102,15 @@ wait_ports() {
   die "the control plane's ports stayed busy for 10 minutes: $held"
 }
 
-# start_containerd puts back the runtime and the kubelet as the warm-up
-# installed them from the bundle (kforge reset removes them; both tools
-# start from a host that has them, as kubeadm expects), starts kforge's
-# supervisor with kforge's containerd service, as saved from the warm-up,
-# and waits until containerd answers.
+# start_containerd puts back the runtime and the kubelet as the
+# warm-up installed them from the bundle (kforge reset removes them; both
+# tools start from a host that has them, as kubeadm expects), starts
+# kforge's supervisor with kforge's containerd service, as saved from the
+# warm-up, with the config.toml kforge wrote (what this host needs, such
+# as restrict_oom_score_adj where root lacks CAP_SYS_RESOURCE; kforge init
+# finds it unchanged), and waits until containerd answers.
 start_containerd() {
+  install -D -m 0644 "$STATE/containerd-config.toml" "$CONTAINERD_CONFIG"
   cp -a "$STATE/bin/." /usr/local/bin/
   mkdir -p /opt/cni/bin && cp -a "$STATE/cni/." /opt/cni/bin/
   cmp -s "$KFORGE" "$KFORGE_ON_HOST" || install -D -m 0755 "$KFORGE" "$KFORGE_ON_HOST"
@@ -578,6 +590,12 @@ main() {
   # kubeadm's runs reuse: kforge's containerd service and bridge CNI config,
   # and the cluster's address, name, version and subnets.
   reset_host
+  # What reset_host puts back from now on: the host's config after a reset.
+  HOST_CONTAINERD_CONFIG=absent
+  if [ -f "$CONTAINERD_CONFIG" ]; then
+    cp -a "$CONTAINERD_CONFIG" "$RUN/host-containerd-config.toml"
+    HOST_CONTAINERD_CONFIG=$RUN/host-containerd-config.toml
+  fi
   log "warm-up: kforge up --local"
   timeout "$TIMEOUT" "$KFORGE" up --local --bundle "$BUNDLE" --kubeconfig "$RUN/warmup.kubeconfig" 8>&- >"$RUN/warmup-up.log" 2>&1 ||
     die "kforge up --local failed: see $RUN/warmup-up.log"
@@ -597,6 +615,7 @@ main() {
   rm -rf "$STATE"
   mkdir -p "$STATE/shim"
   cp "$SUPERVISOR/services/containerd.yaml" /etc/cni/net.d/10-kforge-bridge.conflist "$STATE/"
+  cp "$CONTAINERD_CONFIG" "$STATE/containerd-config.toml"
   mkdir -p "$STATE/bin" "$STATE/cni"
   cp -a /usr/local/bin/kubelet /usr/local/bin/containerd /usr/local/bin/containerd-shim-runc-v2 /usr/local/bin/ctr /usr/local/bin/runc "$STATE/bin/"
   cp -a /opt/cni/bin/. "$STATE/cni/"
